@@ -1,0 +1,208 @@
+"""``hf-curve``: a thin command line over the Python API.
+
+    hf-curve run                      # embedded default corpus + packaged all-MiniLM-L6-v2
+    hf-curve run --data listings.jsonl --sizes 0,10k,20k,50k,all --output-dir runs/bat
+    hf-curve report runs/bat          # print the table, redraw curve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import DEFAULT_MODEL, DEFAULT_SIZES, SCHEDULES, CurveConfig, FinetuneConfig
+from .errors import FinetuneCurveError
+from .probe import TARGET_TRANSFORMS, ProbeConfig
+
+logger = logging.getLogger("hf_finetune_curve")
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", help="JSONL/JSON/CSV/Parquet file, save_to_disk folder or Hub dataset id "
+                                     "(default: the embedded synthetic car-auction sample)")
+    data.add_argument("--text-column", default="text")
+    data.add_argument("--target-column", default="price")
+    data.add_argument("--max-rows", type=int, help="use only the first N clean rows")
+    data.add_argument("--test-fraction", type=float, default=0.2, help="held-out probe test share (default 0.2)")
+    data.add_argument("--include-test-in-finetune", action="store_true",
+                      help="let MLM finetuning see the held-out texts (transductive variant)")
+    data.add_argument("--seed", type=int, default=42)
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--model", default=DEFAULT_MODEL, help=f"SentenceTransformer id or path (default {DEFAULT_MODEL})")
+    run.add_argument("--sizes", default=DEFAULT_SIZES,
+                     help=f"finetune sizes: counts (10k, 1.5k), fractions (0.25) and 'all' (default {DEFAULT_SIZES})")
+    run.add_argument("--output-dir", help="run directory (default runs/<name>)")
+    run.add_argument("--name", help="run name (default from model and corpus)")
+    run.add_argument("--schedule", choices=SCHEDULES, default="independent")
+    run.add_argument("--device", default="auto")
+    run.add_argument("--embed-batch-size", type=int, default=64)
+    run.add_argument("--overwrite", action="store_true", help="discard an existing run with another config")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--config", type=Path, help="start from a saved config.json (flags given here override it)")
+
+    tune = parser.add_argument_group("finetuning")
+    defaults = FinetuneConfig()
+    tune.add_argument("--epochs", type=float, default=defaults.epochs)
+    tune.add_argument("--learning-rate", type=float, default=None, help="default 1e-4 (full) / 1e-3 (LoRA)")
+    tune.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    tune.add_argument("--gradient-accumulation-steps", type=int, default=defaults.gradient_accumulation_steps)
+    tune.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
+    tune.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    tune.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length, help="chunk length in tokens")
+    tune.add_argument("--mlm-probability", type=float, default=defaults.mlm_probability)
+    tune.add_argument("--lora", action="store_true", help="train LoRA adapters + the MLM head; merged on save")
+    tune.add_argument("--lora-r", type=int, default=defaults.lora_r)
+    tune.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha)
+    tune.add_argument("--lora-dropout", type=float, default=defaults.lora_dropout)
+    tune.add_argument("--lora-target-modules", help="comma-separated module names (default: peft's for the architecture)")
+    tune.add_argument("--report-to", default=defaults.report_to)
+    tune.add_argument("--trainer-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                      help="any other TrainingArguments field, e.g. --trainer-arg lr_scheduler_type=cosine")
+
+    probe = parser.add_argument_group("probe")
+    probe_defaults = ProbeConfig()
+    probe.add_argument("--target-transform", choices=TARGET_TRANSFORMS, default=probe_defaults.target_transform)
+    probe.add_argument("--probe-trees", type=int, default=probe_defaults.n_estimators, help="XGBoost n_estimators")
+    probe.add_argument("--probe-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                       help="further XGBRegressor parameters, e.g. --probe-arg max_depth=4")
+
+
+def _explicit(args: argparse.Namespace, parser: argparse.ArgumentParser, dest: str) -> bool:
+    return getattr(args, dest) != parser.get_default(dest)
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CurveConfig:
+    """Build the run's CurveConfig from parsed flags (a --config file supplies the non-given ones)."""
+    base = CurveConfig.load(args.config) if args.config else None
+    finetune = FinetuneConfig(
+        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay, max_seq_length=args.max_seq_length, mlm_probability=args.mlm_probability,
+        lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+        lora_target_modules=[m.strip() for m in args.lora_target_modules.split(",")] if args.lora_target_modules else None,
+        report_to=args.report_to, trainer_kwargs=dict(args.trainer_arg),
+    )
+    known_probe = set(ProbeConfig.__dataclass_fields__)
+    probe_fields = {k: v for k, v in args.probe_arg if k in known_probe}
+    probe_passthrough = {k: v for k, v in args.probe_arg if k not in known_probe}
+    probe = ProbeConfig(target_transform=args.target_transform, n_estimators=args.probe_trees,
+                        xgb_params=probe_passthrough, **{k: v for k, v in probe_fields.items()
+                                                         if k not in {"target_transform", "n_estimators"}})
+    values: dict[str, Any] = dict(
+        data=args.data, text_column=args.text_column, target_column=args.target_column, model=args.model,
+        sizes=args.sizes, output_dir=args.output_dir, name=args.name, seed=args.seed,
+        test_fraction=args.test_fraction, include_test_in_finetune=args.include_test_in_finetune,
+        schedule=args.schedule, embed_batch_size=args.embed_batch_size, max_rows=args.max_rows, device=args.device,
+    )
+    if base is None:
+        return CurveConfig(**values, finetune=finetune, probe=probe)
+    merged = base.to_dict()
+    for key, value in values.items():
+        if _explicit(args, parser, key):
+            merged[key] = value
+    return CurveConfig.from_dict(merged)
+
+
+def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .pipeline import run_curve
+
+    config = config_from_args(args, parser)
+    started = time.perf_counter()
+    result = run_curve(config, overwrite=args.overwrite, show_progress=not args.no_progress)
+    elapsed = time.perf_counter() - started
+    print()
+    print(f"Finetuning curve: {result.config.model} on {result.corpus.report.source}")
+    print(result.table())
+    print(f"\nResults in {result.run_dir} (curve.csv, curve.json, curve.png); {elapsed:.0f} s")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .curve import format_table, load_curve, plot_curve
+    from .io_utils import read_json
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FinetuneCurveError(f"{run_dir} is not a run directory (no config.json).")
+    points = load_curve(run_dir)
+    saved = read_json(run_dir / "config.json")
+    report_path = run_dir / "data_report.json"
+    print(f"Run {run_dir}: {saved['config']['model']} on {saved['corpus']['source']} "
+          f"({saved['corpus']['rows']} rows; {saved['split']['test_rows']} held out for the probe)")
+    if report_path.exists():
+        from .corpus import DataReport
+
+        report = DataReport(**read_json(report_path))
+        for line in report.summary_lines()[1:]:
+            print(line)
+    print(format_table(points))
+    missing = [label for label in saved.get("labels", []) if label not in {p.label for p in points}]
+    if missing:
+        print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
+    if points:
+        plot_curve(points, run_dir / "curve.png", title=f"{saved['config']['model']}: price probe vs finetuning data")
+        print(f"Plot: {run_dir / 'curve.png'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-curve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="measure a finetuning curve (resumes an interrupted run)")
+    _add_run_arguments(run)
+    run.set_defaults(handler=_cmd_run, subparser=run)
+    report = commands.add_parser("report", help="print a run's table and redraw its plot")
+    report.add_argument("run_dir")
+    report.set_defaults(handler=_cmd_report, subparser=report)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.handler(args, args.subparser)
+    except FinetuneCurveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished sizes are saved; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

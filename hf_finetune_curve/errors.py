@@ -1,0 +1,27 @@
+"""Named errors, so callers can catch what went wrong rather than parse messages."""
+
+from __future__ import annotations
+
+
+class FinetuneCurveError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class CorpusError(FinetuneCurveError, ValueError):
+    """The corpus cannot be read or has no usable rows; the message names the file, line or column."""
+
+
+class ConfigError(FinetuneCurveError, ValueError):
+    """A configuration value is invalid; the message names the field, what was given and what is expected."""
+
+
+class RunDirectoryConflictError(FinetuneCurveError):
+    """The output directory holds a run made with a different configuration."""
+
+
+class CheckpointVerificationError(FinetuneCurveError):
+    """A saved checkpoint does not embed like the in-memory model it was saved from."""
+
+
+class ModelResolutionError(FinetuneCurveError):
+    """A model id or path could not be resolved to a loadable SentenceTransformer."""

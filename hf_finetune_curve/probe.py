@@ -1,0 +1,303 @@
+"""Downstream probe: an XGBoost regressor on embeddings, scored on held-out prices.
+
+The curve scores every checkpoint with :func:`fit_and_score`, and the ``price_regression``
+``evaluate`` metric calls the same code, so a curve point and a metric call on the same split
+give the same numbers.
+
+Example:
+    >>> import numpy as np
+    >>> from hf_finetune_curve.probe import PriceProbe, ProbeConfig, regression_scores
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 8)); y = np.exp(X[:, 0] + 5)
+    >>> probe = PriceProbe(ProbeConfig(n_estimators=50)).fit(X[:150], y[:150])
+    >>> scores = regression_scores(y[150:], probe.predict(X[150:]))
+    >>> sorted(scores)
+    ['mae', 'median_ae', 'n', 'r2']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+TARGET_TRANSFORMS = ("log", "none")
+_META_ATTR = "hf_finetune_curve"
+
+
+@dataclass
+class ProbeConfig:
+    """Hyperparameters of the XGBoost probe.
+
+    Args:
+        target_transform: ``"log"`` fits on log(price) and predicts exp() of the fit (prices are
+            heavy-tailed, so this is the default); ``"none"`` fits raw prices.
+        n_estimators, learning_rate, max_depth, subsample, colsample_bytree, min_child_weight,
+        reg_lambda: the usual XGBoost parameters.
+        seed: XGBoost's random state; with the same data and seed a fit is repeatable.
+        n_jobs: threads for XGBoost (None: all cores).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when torch sees a GPU).
+        xgb_params: further ``XGBRegressor`` keyword arguments, passed through unchanged.
+    """
+
+    target_transform: str = "log"
+    n_estimators: int = 400
+    learning_rate: float = 0.05
+    max_depth: int = 6
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    reg_lambda: float = 1.0
+    seed: int = 0
+    n_jobs: int | None = None
+    device: str = "cpu"
+    xgb_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise ValueError(
+                f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}."
+            )
+        if int(self.n_estimators) < 1:
+            raise ValueError(f"n_estimators must be >= 1, got {self.n_estimators}.")
+        if not 0 < float(self.learning_rate):
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ProbeConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown probe option(s) {unknown}; expected some of {sorted(known)}.")
+        return cls(**values)
+
+
+def resolve_xgb_device(device: str) -> str:
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return "cpu"
+
+
+def _import_xgboost():
+    try:
+        import xgboost
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "The probe needs XGBoost. Install it with `pip install 'hf-finetune-curve[cpu]'` "
+            "(xgboost-cpu, small) or `pip install 'hf-finetune-curve[cuda]'` (xgboost with GPU support)."
+        ) from exc
+    return xgboost
+
+
+def validate_embeddings(embeddings: Any, name: str = "embeddings") -> np.ndarray:
+    """Return ``embeddings`` as a finite 2-D float array, or raise ``ValueError`` saying what is wrong."""
+    if isinstance(embeddings, np.ndarray):
+        array = embeddings
+    else:
+        rows = list(embeddings)
+        if rows and not np.isscalar(rows[0]):
+            lengths = {len(row) for row in rows}
+            if len(lengths) > 1:
+                raise ValueError(
+                    f"{name} must all have the same dimension; got rows of lengths {sorted(lengths)[:5]}."
+                )
+        array = np.asarray(rows)
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array (rows x dimensions); got an array of shape {array.shape}."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}); expected at least one row and one dimension.")
+    try:
+        array = array.astype(np.float32, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric; got dtype {array.dtype}.") from exc
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{name} contains NaN or inf (first at row {row}); expected finite values.")
+    return array
+
+
+def validate_targets(targets: Any, name: str = "references", transform: str = "none") -> np.ndarray:
+    """Return ``targets`` as a finite 1-D float64 array (positive when ``transform == "log"``)."""
+    try:
+        array = np.asarray(targets, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers; could not convert to float: {exc}.") from exc
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of numbers; got shape {array.shape}.")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"{name} contains NaN or inf (first at index {int(np.argmax(bad))}); expected finite numbers."
+        )
+    if transform == "log" and (array <= 0).any():
+        index = int(np.argmax(array <= 0))
+        raise ValueError(
+            f"{name} must be > 0 for target_transform='log'; index {index} is {array[index]!r}. "
+            "Use target_transform='none' for targets that can be zero or negative."
+        )
+    return array
+
+
+def _forward(targets: np.ndarray, transform: str) -> np.ndarray:
+    return np.log(targets) if transform == "log" else targets
+
+
+def _inverse(values: np.ndarray, transform: str) -> np.ndarray:
+    # Clip before exp: a wild tree sum must not overflow to inf and poison the metrics.
+    return np.exp(np.clip(values, -700.0, 700.0)) if transform == "log" else values
+
+
+class PriceProbe:
+    """An XGBoost regressor that maps embeddings to prices, with the target transform built in.
+
+    Follows scikit-learn's estimator shape: ``fit(X, y)`` returns the probe, ``predict(X)``
+    returns prices in the target's own units.
+
+    Example:
+        >>> probe = PriceProbe(ProbeConfig(n_estimators=10))  # doctest: +SKIP
+        >>> probe.fit(train_embeddings, train_prices).predict(test_embeddings)  # doctest: +SKIP
+    """
+
+    def __init__(self, config: ProbeConfig | None = None) -> None:
+        self.config = config or ProbeConfig()
+        self.booster_ = None
+        self.n_features_in_: int | None = None
+
+    def _regressor(self):
+        xgboost = _import_xgboost()
+        cfg = self.config
+        params: dict[str, Any] = dict(
+            n_estimators=int(cfg.n_estimators),
+            learning_rate=float(cfg.learning_rate),
+            max_depth=int(cfg.max_depth),
+            subsample=float(cfg.subsample),
+            colsample_bytree=float(cfg.colsample_bytree),
+            min_child_weight=float(cfg.min_child_weight),
+            reg_lambda=float(cfg.reg_lambda),
+            random_state=int(cfg.seed),
+            tree_method="hist",
+            device=resolve_xgb_device(cfg.device),
+        )
+        if cfg.n_jobs is not None:
+            params["n_jobs"] = int(cfg.n_jobs)
+        params.update(cfg.xgb_params)
+        return xgboost.XGBRegressor(**params)
+
+    def fit(self, embeddings: Any, targets: Any) -> "PriceProbe":
+        X = validate_embeddings(embeddings, "embeddings")
+        y = validate_targets(targets, "targets", self.config.target_transform)
+        if len(X) != len(y):
+            raise ValueError(f"Got {len(X)} embeddings but {len(y)} targets; expected one target per embedding.")
+        if len(X) < 2:
+            raise ValueError(f"Need at least 2 rows to fit the probe; got {len(X)}.")
+        if np.ptp(y) == 0:
+            raise ValueError(f"targets are constant ({y[0]!r} for all {len(y)} rows); a regression needs variation.")
+        regressor = self._regressor()
+        regressor.fit(X, _forward(y, self.config.target_transform))
+        self.booster_ = regressor.get_booster()
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, embeddings: Any) -> np.ndarray:
+        if self.booster_ is None:
+            raise RuntimeError("This PriceProbe is not fitted yet: call fit() or PriceProbe.load() first.")
+        X = validate_embeddings(embeddings, "embeddings")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"embeddings have {X.shape[1]} dimensions but the probe was fitted on {self.n_features_in_}."
+            )
+        xgboost = _import_xgboost()
+        raw = self.booster_.predict(xgboost.DMatrix(X))
+        return _inverse(np.asarray(raw, dtype=np.float64), self.config.target_transform)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save as XGBoost's own JSON model (no pickle); the probe's settings ride in its attributes."""
+        if self.booster_ is None:
+            raise RuntimeError("Cannot save an unfitted PriceProbe.")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"config": asdict(self.config), "n_features_in": self.n_features_in_}
+        self.booster_.set_attr(**{_META_ATTR: json.dumps(meta)})
+        tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
+        self.booster_.save_model(str(tmp))
+        os.replace(tmp, target)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PriceProbe":
+        xgboost = _import_xgboost()
+        booster = xgboost.Booster()
+        booster.load_model(str(path))
+        raw_meta = booster.attr(_META_ATTR)
+        if raw_meta is None:
+            raise ValueError(f"{path} is an XGBoost model but not a saved PriceProbe (no '{_META_ATTR}' attribute).")
+        meta = json.loads(raw_meta)
+        probe = cls(ProbeConfig.from_dict(meta["config"]))
+        probe.booster_ = booster
+        probe.n_features_in_ = int(meta["n_features_in"])
+        return probe
+
+
+def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """R², mean and median absolute error, identical to scikit-learn's ``r2_score``,
+    ``mean_absolute_error`` and ``median_absolute_error``."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}; expected equal shapes.")
+    if len(y_true) < 2:
+        raise ValueError(f"Need at least 2 rows to score; got {len(y_true)}.")
+    errors = np.abs(y_true - y_pred)
+    ss_res = float(np.sum((y_true - y_pred) ** 2))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    if ss_tot == 0.0:
+        # scikit-learn's convention for a constant y_true.
+        r2 = 1.0 if ss_res == 0.0 else 0.0
+    else:
+        r2 = 1.0 - ss_res / ss_tot
+    return {
+        "r2": float(r2),
+        "mae": float(np.mean(errors)),
+        "median_ae": float(np.median(errors)),
+        "n": int(len(y_true)),
+    }
+
+
+@dataclass
+class ProbeResult:
+    """A fitted probe, its held-out predictions and scores."""
+
+    probe: PriceProbe
+    predictions: np.ndarray
+    scores: dict[str, float]
+
+
+def fit_and_score(
+    train_embeddings: Any,
+    train_targets: Any,
+    test_embeddings: Any,
+    test_targets: Any,
+    config: ProbeConfig | None = None,
+) -> ProbeResult:
+    """Fit a :class:`PriceProbe` on the train split and score it on the test split."""
+    probe = PriceProbe(config).fit(train_embeddings, train_targets)
+    y_test = validate_targets(test_targets, "test targets")
+    predictions = probe.predict(test_embeddings)
+    if len(predictions) != len(y_test):
+        raise ValueError(f"Got {len(predictions)} test embeddings but {len(y_test)} test targets.")
+    scores = regression_scores(y_test, predictions)
+    if not all(math.isfinite(scores[key]) for key in ("r2", "mae", "median_ae")):
+        raise ValueError(f"Probe scores are not finite: {scores}.")
+    return ProbeResult(probe=probe, predictions=predictions, scores=scores)
