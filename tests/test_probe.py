@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+from sklearn.metrics import mean_absolute_error, median_absolute_error, r2_score
+
+from hf_finetune_curve import PriceProbe, ProbeConfig, fit_and_score, regression_scores
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_regression_scores_equal_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.lognormal(10, 1, size=300)
+    y_pred = y_true * rng.lognormal(0, 0.3, size=300)
+    scores = regression_scores(y_true, y_pred)
+    assert scores["r2"] == pytest.approx(r2_score(y_true, y_pred), abs=1e-12)
+    assert scores["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), abs=1e-9)
+    assert scores["median_ae"] == pytest.approx(median_absolute_error(y_true, y_pred), abs=1e-9)
+
+
+def test_probe_learns_and_roundtrips(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    y = np.exp(8 + X[:, 0] + 0.5 * X[:, 1])
+    result = fit_and_score(X[:300], y[:300], X[300:], y[300:], ProbeConfig(n_estimators=150, n_jobs=2))
+    assert result.scores["r2"] > 0.7
+    result.probe.save(tmp_path / "probe.json")
+    loaded = PriceProbe.load(tmp_path / "probe.json")
+    assert loaded.config.target_transform == "log"
+    np.testing.assert_array_equal(loaded.predict(X[300:]), result.predictions)
+
+
+def test_probe_validation_messages():
+    probe = PriceProbe(ProbeConfig(n_estimators=5))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        probe.fit(np.array([[1.0], [np.nan]]), [1, 2])
+    with pytest.raises(ValueError, match="must be > 0 for target_transform='log'"):
+        probe.fit(np.ones((3, 2)), [1, 0, 2])
+    with pytest.raises(ValueError, match="constant"):
+        probe.fit(np.random.rand(4, 2), [5, 5, 5, 5])
+    with pytest.raises(ValueError, match="3 embeddings but 2 targets"):
+        probe.fit(np.random.rand(3, 2), [1, 2])
+    with pytest.raises(ValueError, match="target_transform must be one of"):
+        ProbeConfig(target_transform="sqrt")
