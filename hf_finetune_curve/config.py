@@ -17,6 +17,8 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Sized so that `hf-curve run` with no arguments finishes in about 5 minutes on a 2-core CPU.
 DEFAULT_SIZES = "0,200,400,800"
 SCHEDULES = ("independent", "branching")
+NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "bootstrap_resamples",
+                     "tfidf_baseline")
 
 
 @dataclass
@@ -99,6 +101,10 @@ class CurveConfig:
         embed_batch_size: batch size when embedding.
         max_rows: use only the first N rows of the corpus after cleaning (quick looks).
         device: ``auto``, ``cpu``, ``cuda``, ...
+        seeds: repeat the finetuning with this many data orders (seed, seed+1, ...) on the same
+            test split, and report the mean and spread across them.
+        bootstrap_resamples: resamples of the held-out set for the 95% intervals.
+        tfidf_baseline: also score a TF-IDF + XGBoost probe on the same split.
     """
 
     data: str | None = None
@@ -115,6 +121,9 @@ class CurveConfig:
     embed_batch_size: int = 64
     max_rows: int | None = None
     device: str = "auto"
+    seeds: int = 1
+    bootstrap_resamples: int = 1000
+    tfidf_baseline: bool = True
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
@@ -130,6 +139,8 @@ class CurveConfig:
             self.sizes = ",".join(str(size) for size in self.sizes)
         _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "in (0, 1)")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
+        _check(int(self.seeds) >= 1, "seeds", self.seeds, ">= 1")
+        _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", self.name):
@@ -173,9 +184,13 @@ class CurveConfig:
         return cls.from_dict(payload["config"] if "config" in payload else payload)
 
     def result_key(self) -> str:
-        """Hash of every field that changes results; ``output_dir``, ``name`` and ``device`` do not."""
+        """Hash of every field that changes a point's result.
+
+        Where results go, the device, and the analysis-level settings (more seeds, resamples, the
+        baseline) do not: those extend a run instead of invalidating it.
+        """
         values = self.to_dict()
-        for key in ("output_dir", "name", "device", "embed_batch_size"):
+        for key in NON_RESULT_FIELDS:
             values.pop(key, None)
         values["finetune"].pop("report_to", None)
         values["probe"].pop("n_jobs", None)

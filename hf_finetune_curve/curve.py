@@ -50,6 +50,26 @@ class CurvePoint:
 
 
 CSV_COLUMNS = [f.name for f in fields(CurvePoint) if f.name != "extras"]
+INTERVAL_COLUMNS = [f"{metric}_{bound}" for metric, _, _ in METRICS for bound in ("low", "high")]
+DELTA_COLUMNS = [f"delta_{metric}_vs_f0{part}" for metric, _, _ in METRICS for part in ("", "_low", "_high")]
+SEED_COLUMNS = [f"{metric}_seed_{stat}" for metric, _, _ in METRICS for stat in ("mean", "std")]
+
+
+def _csv_row(point: "CurvePoint") -> dict[str, Any]:
+    row = point.to_dict()
+    intervals = point.extras.get("intervals", {})
+    deltas = point.extras.get("delta_vs_f0", {})
+    seeds = point.extras.get("seeds", {})
+    for metric, _, _ in METRICS:
+        if metric in intervals:
+            row[f"{metric}_low"], row[f"{metric}_high"] = intervals[metric]["low"], intervals[metric]["high"]
+        if metric in deltas:
+            row[f"delta_{metric}_vs_f0"] = deltas[metric]["delta"]
+            row[f"delta_{metric}_vs_f0_low"] = deltas[metric]["low"]
+            row[f"delta_{metric}_vs_f0_high"] = deltas[metric]["high"]
+        if metric in seeds:
+            row[f"{metric}_seed_mean"], row[f"{metric}_seed_std"] = seeds[metric]["mean"], seeds[metric]["std"]
+    return row
 
 
 def point_path(run_dir: str | Path, label: str) -> Path:
@@ -72,13 +92,28 @@ def read_points(run_dir: str | Path) -> list[CurvePoint]:
 def write_curve(run_dir: str | Path, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None) -> None:
     """Write ``curve.csv``, ``curve.json`` and ``curve.png`` into ``run_dir`` (each atomically)."""
     run_dir = Path(run_dir)
-    rows = [point.to_dict() for point in sorted(points, key=lambda p: p.finetune_size)]
-    write_csv_atomic(run_dir / "curve.csv", rows, CSV_COLUMNS)
-    payload = {"points": rows}
+    ordered = sorted(points, key=lambda p: p.finetune_size)
+    columns = list(CSV_COLUMNS)
+    if any(p.extras.get("intervals") for p in ordered):
+        columns += INTERVAL_COLUMNS + DELTA_COLUMNS
+    if any(p.extras.get("seeds") for p in ordered):
+        columns += SEED_COLUMNS
+    write_csv_atomic(run_dir / "curve.csv", [_csv_row(p) for p in ordered], columns)
+    payload = {"points": [p.to_dict() for p in ordered]}
     if summary:
         payload.update(summary)
     write_json_atomic(run_dir / "curve.json", payload)
-    plot_curve(points, run_dir / "curve.png", title=(summary or {}).get("title"))
+    plot_curve(points, run_dir / "curve.png", title=(summary or {}).get("title"), analysis=summary)
+
+
+def load_analysis(run_dir: str | Path) -> dict[str, Any]:
+    """The summary sections of ``curve.json`` (fit, answer, baselines, ...); empty if absent."""
+    path = Path(run_dir) / "curve.json"
+    if not path.exists():
+        return {}
+    payload = read_json(path)
+    payload.pop("points", None)
+    return payload
 
 
 def load_curve(run_dir: str | Path) -> list[CurvePoint]:
@@ -99,23 +134,44 @@ def format_table(points: Sequence[CurvePoint]) -> str:
     if not points:
         return "(no finished sizes yet)"
     base = points[0] if points[0].finetune_size == 0 else None
-    header = ["size", "label", "R²", "ΔR² vs f0", "MAE", "MedAE", "tokens", "train s", "embed s"]
+    with_intervals = any(p.extras.get("intervals") for p in points)
+    with_seeds = any(p.extras.get("seeds") for p in points)
+    header = ["size", "label", "R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
+        (["ΔR² 95% CI"] if with_intervals else []) + (["R² mean±sd (seeds)"] if with_seeds else []) + \
+        ["MAE", "MedAE", "tokens", "train s", "embed s"]
     body = []
     for point in points:
         delta = f"{point.r2 - base.r2:+.4f}" if base is not None else "-"
-        body.append([
-            f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}", delta, _money(point.mae),
-            _money(point.median_ae), f"{point.finetune_tokens_seen:,}", f"{point.train_seconds:.0f}",
-            f"{point.embed_seconds:.0f}",
-        ])
+        row = [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}"]
+        if with_intervals:
+            interval = point.extras.get("intervals", {}).get("r2")
+            row.append(f"[{interval['low']:.3f}, {interval['high']:.3f}]" if interval else "-")
+        row.append(delta)
+        if with_intervals:
+            paired = point.extras.get("delta_vs_f0", {}).get("r2")
+            row.append(f"[{paired['low']:+.3f}, {paired['high']:+.3f}]" if paired else "-")
+        if with_seeds:
+            seeds = point.extras.get("seeds", {}).get("r2")
+            row.append(f"{seeds['mean']:.4f}±{seeds['std']:.4f} (n={seeds['n']})"
+                       if seeds and seeds.get("std") is not None else "-")
+        row += [_money(point.mae), _money(point.median_ae), f"{point.finetune_tokens_seen:,}",
+                f"{point.train_seconds:.0f}", f"{point.embed_seconds:.0f}"]
+        body.append(row)
     widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
     lines = ["  ".join(str(cell).rjust(width) for cell, width in zip(row, widths)) for row in [header] + body]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 
-def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None = None, bands: dict | None = None) -> None:
-    """Three panels (R², MAE, MedAE) against finetune size; the factory floor as a dashed line."""
+def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None = None,
+               analysis: dict[str, Any] | None = None) -> None:
+    """Three panels (R², MAE, MedAE) against finetune size.
+
+    Drawn: each point with its 95% interval, the factory floor as a dashed line, and, when
+    ``analysis`` (``curve.json``'s summary) has them, the fitted curve with its band, the TF-IDF
+    baseline, and the size reaching 90% of the attainable gain.
+    """
+    analysis = analysis or {}
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -129,10 +185,30 @@ def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None
     use_symlog = len(positive) >= 2 and max(positive) / min(positive) >= 20
     for axis, (key, name, higher_is_better) in zip(axes, METRICS):
         values = [getattr(p, key) for p in points]
-        if bands and key in bands:
-            low, high = bands[key]
-            axis.fill_between(sizes, low, high, alpha=0.2, color="tab:blue", label="95% interval")
+        fit = (analysis.get("fit") or {}).get(key)
+        if fit and fit.get("grid"):
+            grid = fit["grid"]
+            xs = [x for x, y in zip(grid["sizes"], grid["predicted"]) if y is not None]
+            axis.plot(xs, [y for y in grid["predicted"] if y is not None], color="tab:orange", linewidth=1.2,
+                      label=f"fit ({fit['family']})")
+            band = [(x, lo, hi) for x, lo, hi in zip(grid["sizes"], grid["low"], grid["high"])
+                    if lo is not None and hi is not None]
+            if band:
+                axis.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
+                                  color="tab:orange", alpha=0.15, label="fit 95% band")
+        intervals = [p.extras.get("intervals", {}).get(key) for p in points]
+        if all(intervals):
+            lower = [v - i["low"] for v, i in zip(values, intervals)]
+            upper = [i["high"] - v for v, i in zip(values, intervals)]
+            axis.errorbar(sizes, values, yerr=[lower, upper], fmt="none", ecolor="tab:blue", alpha=0.5, capsize=3)
         axis.plot(sizes, values, marker="o", color="tab:blue", label=name)
+        baseline = (analysis.get("baselines") or {})
+        if baseline.get(key) is not None:
+            axis.axhline(baseline[key], linestyle=":", color="tab:red", linewidth=1, label="TF-IDF + probe")
+        answer = analysis.get("answer") or {}
+        n90 = (answer.get("n_for_90") or {}).get("n_needed")
+        if key == "r2" and n90 is not None and math.isfinite(n90):
+            axis.axvline(n90, color="tab:green", linestyle="-.", linewidth=1, label=f"90% of gain: {n90:,.0f}")
         if sizes and sizes[0] == 0:
             axis.axhline(values[0], linestyle="--", color="grey", linewidth=1, label="factory floor (f0)")
         for size, value, point in zip(sizes, values, points):

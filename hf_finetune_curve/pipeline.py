@@ -20,8 +20,9 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
+from .analysis import analyze_curve, answer_lines
 from .checkpoint import save_checkpoint
-from .config import CurveConfig, library_versions
+from .config import NON_RESULT_FIELDS, CurveConfig, library_versions
 from .corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table, read_points, write_curve, write_point
 from .embed import embed_texts, embedding_cache_key
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 # Everything a run writes; --overwrite removes exactly these.
 RUN_OUTPUTS = ("config.json", "data_report.json", "splits.npz", "curve.csv", "curve.json", "curve.png",
-               "points", "checkpoints", "embeddings", "probes", "predictions")
+               "points", "checkpoints", "embeddings", "probes", "predictions", "baselines", "seeds", "samples.parquet")
 _VERIFY_SAMPLE = 16
 
 
@@ -49,9 +50,14 @@ class CurveResult:
     points: list[CurvePoint]
     corpus: Corpus
     splits: Splits
+    analysis: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def table(self) -> str:
         return format_table(self.points)
+
+    def answer(self) -> str:
+        """The "how much data is enough" answer, as sentences."""
+        return "\n".join(answer_lines(self.analysis))
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -73,7 +79,7 @@ def _prepare_run_dir(run_dir: Path, config: CurveConfig, overwrite: bool) -> dic
     if saved.get("result_key") == config.result_key():
         return saved
     if not overwrite:
-        ignored = {"output_dir", "name", "device", "embed_batch_size"}
+        ignored = set(NON_RESULT_FIELDS)
         differences = [d for d in _config_differences(saved.get("config", {}), config.to_dict())
                        if d.split(":")[0] not in ignored]
         raise RunDirectoryConflictError(
@@ -149,37 +155,125 @@ def run_curve(
         ", ".join(size_label(s) for s in sizes),
     )
 
-    targets = corpus.targets
-    sample_texts = [corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]]
-    finished = {point.label: point for point in read_points(run_dir)}
-    points: list[CurvePoint] = []
-    progress = tqdm(sizes, desc="finetune sizes", unit="size", disable=not show_progress)
-    for finetune_size in progress:
-        label = size_label(finetune_size)
-        progress.set_postfix_str(label)
-        if label in finished:
-            logger.info("%s already finished, skipping", label)
-            points.append(finished[label])
-            continue
-        point = _run_point(config, run_dir, corpus, splits, finetune_size, label, base_model, resolved.model_id,
-                           sample_texts, targets, device, show_progress)
-        write_point(run_dir, point)
-        points.append(point)
-        write_curve(run_dir, points, _summary(config, corpus, resolved.to_dict()))
-        if on_point is not None:
-            on_point(point)
+    replicates = [_Replicate(seed=config.seed, run_dir=run_dir, splits=splits)]
+    for offset in range(1, int(config.seeds)):
+        replicate_seed = config.seed + offset
+        replicates.append(_Replicate(
+            seed=replicate_seed,
+            run_dir=run_dir / "seeds" / f"seed-{replicate_seed}",
+            splits=make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune,
+                               order_seed=replicate_seed),
+        ))
+    context = _RunContext(config=config, run_dir=run_dir, corpus=corpus, base_model=base_model,
+                          base_model_id=resolved.model_id, device=device, show_progress=show_progress,
+                          sample_texts=[corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]])
+    progress = tqdm(total=len(sizes) * len(replicates), desc="curve points", unit="point",
+                    disable=not show_progress)
+    all_points: list[list[CurvePoint]] = []
+    for replicate in replicates:
+        finished = {point.label: point for point in read_points(replicate.run_dir)}
+        points: list[CurvePoint] = []
+        for finetune_size in sizes:
+            label = size_label(finetune_size)
+            progress.set_postfix_str(f"{label} (seed {replicate.seed})")
+            if label in finished:
+                logger.info("%s%s already finished, skipping", label, replicate.suffix(config.seed))
+                points.append(finished[label])
+                progress.update()
+                continue
+            point = _run_point(context, replicate, finetune_size, label)
+            write_point(replicate.run_dir, point)
+            points.append(point)
+            progress.update()
+            if replicate.seed == config.seed:
+                write_curve(run_dir, points, _summary(config, corpus, resolved.to_dict()))
+            if on_point is not None:
+                on_point(point)
+        all_points.append(points)
     progress.close()
-    write_curve(run_dir, points, _summary(config, corpus, resolved.to_dict()))
-    return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits)
+    points = all_points[0]
+    analysis = _analyze(context, splits, points, all_points[1:])
+    write_curve(run_dir, points, {**_summary(config, corpus, resolved.to_dict()), **analysis})
+    return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits,
+                       analysis=analysis)
 
 
-def _run_point(config, run_dir, corpus, splits, finetune_size, label, base_model, base_model_id, sample_texts,
-               targets, device, show_progress) -> CurvePoint:
+@dataclass
+class _Replicate:
+    """One pass over the sizes: the main run, or a repeat with another data order (``--seeds``)."""
+
+    seed: int
+    run_dir: Path
+    splits: Splits
+
+    def suffix(self, main_seed: int) -> str:
+        return "" if self.seed == main_seed else f" (seed {self.seed})"
+
+
+@dataclass
+class _RunContext:
+    config: CurveConfig
+    run_dir: Path
+    corpus: Corpus
+    base_model: Any
+    base_model_id: str
+    device: str
+    show_progress: bool
+    sample_texts: list[str]
+
+
+def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
+             replicate_points: list[list[CurvePoint]]) -> dict[str, Any]:
+    config, run_dir, corpus = context.config, context.run_dir, context.corpus
+    y_test = corpus.targets[splits.test_indices]
+    with atomic_path(run_dir / "predictions" / "y_test.npy") as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, y_test)
+    predictions = {p.label: np.load(run_dir / "predictions" / f"{p.label}.npy") for p in points
+                   if (run_dir / "predictions" / f"{p.label}.npy").exists()}
+    baseline = _tfidf_baseline(context, splits, y_test) if config.tfidf_baseline else None
+    return analyze_curve(points, y_test, predictions, n_resamples=int(config.bootstrap_resamples),
+                         seed=config.seed, replicate_points=replicate_points, baseline=baseline)
+
+
+def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) -> dict[str, Any]:
+    """TF-IDF + the same probe on the same split: does finetuning beat a bag of words at all?"""
+    from .baselines import tfidf_baseline
+    from .uncertainty import bootstrap_scores
+
+    config, corpus = context.config, context.corpus
+    cache = context.run_dir / "baselines" / "tfidf.json"
+    if cache.exists():
+        saved = read_json(cache)
+        if saved.get("result_key") == config.result_key():
+            return saved["tfidf"]
+    logger.info("TF-IDF baseline on the same split")
+    result = tfidf_baseline(
+        [corpus.texts[i] for i in splits.train_indices], corpus.targets[splits.train_indices],
+        [corpus.texts[i] for i in splits.test_indices], y_test,
+        dataclasses.replace(config.probe, seed=config.seed), seed=config.seed,
+    )
+    intervals = bootstrap_scores(y_test, result.predictions, n_resamples=int(config.bootstrap_resamples),
+                                 seed=config.seed)
+    summary = {
+        "name": result.name,
+        **{key: result.scores[key] for key in ("r2", "mae", "median_ae")},
+        "intervals": {metric: interval.to_dict() for metric, interval in intervals.items()},
+        "n_components": int(result.n_components),
+        "seconds": result.seconds,
+    }
+    write_json_atomic(cache, {"result_key": config.result_key(), "tfidf": summary})
+    return summary
+
+
+def _run_point(context: _RunContext, replicate: _Replicate, finetune_size: int, label: str) -> CurvePoint:
+    config, corpus, device = context.config, context.corpus, context.device
+    run_dir, splits = replicate.run_dir, replicate.splits
     checkpoint_dir = run_dir / "checkpoints" / label
     stats: dict[str, Any] = {}
     if finetune_size == 0:
-        model = base_model
-        checkpoint = base_model_id
+        model = context.base_model
+        checkpoint = context.base_model_id
     elif (checkpoint_dir / "modules.json").exists():
         # Saved and verified before an interruption (saving renames into place only after the check).
         from sentence_transformers import SentenceTransformer
@@ -190,11 +284,11 @@ def _run_point(config, run_dir, corpus, splits, finetune_size, label, base_model
         checkpoint = f"checkpoints/{label}"
     else:
         texts = [corpus.texts[i] for i in splits.finetune_indices(finetune_size)]
-        logger.info("%s: MLM finetuning on %d texts", label, len(texts))
+        logger.info("%s%s: MLM finetuning on %d texts", label, replicate.suffix(config.seed), len(texts))
         work_dir = run_dir / "checkpoints" / f".{label}.trainer"
         result = finetune_sentence_transformer(
-            base_model, texts, config.finetune, seed=config.seed, device=device, work_dir=work_dir,
-            show_progress=show_progress,
+            context.base_model, texts, config.finetune, seed=replicate.seed, device=device, work_dir=work_dir,
+            show_progress=context.show_progress,
         )
         shutil.rmtree(work_dir, ignore_errors=True)
         model = result.model
@@ -209,19 +303,23 @@ def _run_point(config, run_dir, corpus, splits, finetune_size, label, base_model
         }
         staging_stats = run_dir / "checkpoints" / f".{label}.stats.json"
         write_json_atomic(staging_stats, stats)
-        save_checkpoint(model, checkpoint_dir, sample_texts)
+        save_checkpoint(model, checkpoint_dir, context.sample_texts)
         shutil.move(str(staging_stats), checkpoint_dir / "finetune_stats.json")
         checkpoint = f"checkpoints/{label}"
 
-    cache_key = embedding_cache_key(f"{config.result_key()}:{label}", corpus.fingerprint, model.max_seq_length)
+    # The base model embeds identically in every replicate: one cache entry serves them all.
+    checkpoint_id = f"{context.base_model_id}:base" if finetune_size == 0 else \
+        f"{config.result_key()}:{replicate.seed}:{label}"
+    cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
     embedded = embed_texts(
         model, corpus.texts, batch_size=config.embed_batch_size,
-        cache_path=run_dir / "embeddings" / f"{label}-{cache_key}.npy", show_progress=show_progress,
+        cache_path=context.run_dir / "embeddings" / f"{label}-{cache_key}.npy", show_progress=context.show_progress,
     )
     embeddings = embedded.embeddings
+    targets = corpus.targets
     probe_started = time.perf_counter()
-    # One --seed fixes the split, the data order, the masking and the probe.
-    probe_config = dataclasses.replace(config.probe, seed=config.seed)
+    # One seed fixes the data order, the masking and the probe of a replicate.
+    probe_config = dataclasses.replace(config.probe, seed=replicate.seed)
     result = fit_and_score(
         embeddings[splits.train_indices], targets[splits.train_indices],
         embeddings[splits.test_indices], targets[splits.test_indices], probe_config,
@@ -232,8 +330,8 @@ def _run_point(config, run_dir, corpus, splits, finetune_size, label, base_model
     with atomic_path(run_dir / "predictions" / f"{label}.npy") as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, result.predictions)
-    logger.info("%s: R² %.4f  MAE %.2f  MedAE %.2f", label, result.scores["r2"], result.scores["mae"],
-                result.scores["median_ae"])
+    logger.info("%s%s: R² %.4f  MAE %.2f  MedAE %.2f", label, replicate.suffix(config.seed), result.scores["r2"],
+                result.scores["mae"], result.scores["median_ae"])
     return CurvePoint(
         finetune_size=int(finetune_size),
         label=label,

@@ -113,12 +113,17 @@ class Splits:
 
 
 def make_splits(
-    num_rows: int, test_fraction: float = 0.2, seed: int = 42, include_test_in_finetune: bool = False
+    num_rows: int,
+    test_fraction: float = 0.2,
+    seed: int = 42,
+    include_test_in_finetune: bool = False,
+    order_seed: int | None = None,
 ) -> Splits:
     """Hold out ``test_fraction`` of rows for the probe and fix the finetune pool's order.
 
     The held-out rows never enter finetuning unless ``include_test_in_finetune`` (the
-    transductive variant). The test split depends only on ``seed``, not on the sizes asked for.
+    transductive variant). The test split depends only on ``seed``, not on the sizes asked for;
+    ``order_seed`` (default ``seed``) reorders the pool alone, for repeated runs on one test split.
     """
     if not 0 < test_fraction < 1:
         raise ConfigError(f"test_fraction must be in (0, 1); got {test_fraction!r}.")
@@ -133,5 +138,5 @@ def make_splits(
     test_indices = np.sort(permutation[:num_test])
     train_indices = np.sort(permutation[num_test:])
     pool_source = np.arange(num_rows) if include_test_in_finetune else train_indices
-    pool_order = np.random.default_rng([seed, 1]).permutation(pool_source)
+    pool_order = np.random.default_rng([seed if order_seed is None else order_seed, 1]).permutation(pool_source)
     return Splits(test_indices=test_indices, train_indices=train_indices, pool_order=pool_order)

@@ -1,0 +1,61 @@
+import numpy as np
+
+from hf_finetune_curve.analysis import analyze_curve, answer_lines
+from hf_finetune_curve.curve import CurvePoint, format_table, load_analysis, write_curve
+from hf_finetune_curve.probe import regression_scores
+from hf_finetune_curve.subsets import size_label
+
+
+def _curve(sizes, seed=0, n_test=3000):
+    """Predictions whose error shrinks along a saturating curve in finetune size."""
+    rng = np.random.default_rng(seed)
+    y = rng.lognormal(10, 0.6, size=n_test)
+    shared = rng.normal(size=n_test)
+    points, predictions = [], {}
+    for size in sizes:
+        noise = 0.35 + 0.25 * np.exp(-size / 3000)  # error std falls from 0.60 to 0.35
+        pred = y * np.exp(noise * shared)
+        label = size_label(size)
+        scores = regression_scores(y, pred)
+        points.append(CurvePoint(finetune_size=size, label=label, r2=scores["r2"], mae=scores["mae"],
+                                 median_ae=scores["median_ae"], n_test=n_test, n_probe_train=0))
+        predictions[label] = pred
+    return points, y, predictions
+
+
+def test_saturating_curve_gets_an_answer_with_intervals(tmp_path):
+    points, y, predictions = _curve([0, 500, 1000, 2000, 4000, 8000, 16000])
+    summary = analyze_curve(points, y, predictions, n_resamples=300, seed=0)
+    assert summary["answer"]["available"]
+    n90 = summary["answer"]["n_for_90"]
+    assert n90["n_needed"] is not None and n90["low"] <= n90["n_needed"]
+    assert 2000 < n90["n_needed"] < 16000  # true value for exp(-n/3000) in R² terms lies in here
+    assert summary["answer"]["backtest"]["available"]
+    last = points[-1].extras
+    assert last["intervals"]["r2"]["low"] <= points[-1].r2 <= last["intervals"]["r2"]["high"]
+    assert last["delta_vs_f0"]["r2"]["better"] is True
+    assert last["delta_vs_f0"]["mae"]["better"] is True
+    lines = answer_lines(summary)
+    assert any(line.startswith("N for 90% of the attainable R² gain:") for line in lines)
+    write_curve(tmp_path, points, summary)
+    assert "r2_low" in (tmp_path / "curve.csv").read_text().splitlines()[0]
+    assert load_analysis(tmp_path)["answer"]["n_for_90"]["n_needed"] == n90["n_needed"]
+    assert "R² 95% CI" in format_table(points)
+
+
+def test_three_sizes_warn_and_give_no_point_estimate():
+    points, y, predictions = _curve([0, 1000, 8000])
+    summary = analyze_curve(points, y, predictions, n_resamples=200)
+    assert any("not identifiable" in warning for warning in summary["warnings"])
+    answer = summary["answer"]
+    assert not answer.get("available") or answer["n_for_90"]["n_needed"] is None
+    assert any(line.startswith("warning:") for line in answer_lines(summary))
+
+
+def test_identical_checkpoints_give_a_delta_interval_containing_zero():
+    points, y, predictions = _curve([0, 0])
+    points[1] = CurvePoint(**{**points[1].to_dict(), "finetune_size": 10, "label": "f10"})
+    predictions["f10"] = predictions["f0"].copy()
+    analyze_curve(points, y, predictions, n_resamples=200)
+    delta = points[1].extras["delta_vs_f0"]["r2"]
+    assert delta["low"] <= 0 <= delta["high"] and delta["better"] is None
