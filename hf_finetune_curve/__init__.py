@@ -4,26 +4,49 @@ Example:
     >>> from hf_finetune_curve import CurveConfig, run_curve
     >>> result = run_curve(CurveConfig(data="listings.jsonl", sizes="0,10k,20k,all"))  # doctest: +SKIP
     >>> print(result.table())  # doctest: +SKIP
+
+Names are imported on first use: ``import hf_finetune_curve.probe`` (what the ``evaluate``
+metric needs) must not pay for torch and transformers.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .config import CurveConfig, FinetuneConfig
-from .corpus import Corpus, DataReport, load_corpus
-from .curve import CurvePoint, format_table, load_curve
-from .errors import (
-    CheckpointVerificationError,
-    ConfigError,
-    CorpusError,
-    FinetuneCurveError,
-    ModelResolutionError,
-    RunDirectoryConflictError,
-)
-from .pipeline import CurveResult, run_curve
-from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores
-from .subsets import make_splits, parse_sizes, size_label
+_EXPORTS = {
+    "CurveConfig": "config", "FinetuneConfig": "config",
+    "Corpus": "corpus", "DataReport": "corpus", "load_corpus": "corpus",
+    "CurvePoint": "curve", "format_table": "curve", "load_curve": "curve",
+    "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
+    "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
+    "CurveResult": "pipeline", "run_curve": "pipeline",
+    "PriceProbe": "probe", "ProbeConfig": "probe", "fit_and_score": "probe", "regression_scores": "probe",
+    "make_splits": "subsets", "parse_sizes": "subsets", "size_label": "subsets",
+    "analyze_curve": "analysis",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis import analyze_curve
+    from .config import CurveConfig, FinetuneConfig
+    from .corpus import Corpus, DataReport, load_corpus
+    from .curve import CurvePoint, format_table, load_curve
+    from .errors import (CheckpointVerificationError, ConfigError, CorpusError, FinetuneCurveError,
+                         ModelResolutionError, RunDirectoryConflictError)
+    from .pipeline import CurveResult, run_curve
+    from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores
+    from .subsets import make_splits, parse_sizes, size_label
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hf_finetune_curve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def metric_path(name: str = "price_regression") -> str:
@@ -33,9 +56,4 @@ def metric_path(name: str = "price_regression") -> str:
     return _metric_path(name)
 
 
-__all__ = [
-    "CheckpointVerificationError", "ConfigError", "Corpus", "CorpusError", "CurveConfig", "CurvePoint",
-    "CurveResult", "DataReport", "FinetuneConfig", "FinetuneCurveError", "ModelResolutionError", "PriceProbe",
-    "ProbeConfig", "RunDirectoryConflictError", "fit_and_score", "format_table", "load_corpus", "load_curve",
-    "make_splits", "metric_path", "parse_sizes", "regression_scores", "run_curve", "size_label",
-]
+__all__ = sorted(_EXPORTS) + ["metric_path"]

@@ -145,7 +145,7 @@ def validate_targets(targets: Any, name: str = "references", transform: str = "n
     if transform == "log" and (array <= 0).any():
         index = int(np.argmax(array <= 0))
         raise ValueError(
-            f"{name} must be > 0 for target_transform='log'; index {index} is {array[index]!r}. "
+            f"{name} must be > 0 for target_transform='log'; index {index} is {float(array[index])!r}. "
             "Use target_transform='none' for targets that can be zero or negative."
         )
     return array
@@ -204,7 +204,7 @@ class PriceProbe:
         if len(X) < 2:
             raise ValueError(f"Need at least 2 rows to fit the probe; got {len(X)}.")
         if np.ptp(y) == 0:
-            raise ValueError(f"targets are constant ({y[0]!r} for all {len(y)} rows); a regression needs variation.")
+            raise ValueError(f"targets are constant ({float(y[0])!r} for all {len(y)} rows); a regression needs variation.")
         regressor = self._regressor()
         regressor.fit(X, _forward(y, self.config.target_transform))
         self.booster_ = regressor.get_booster()
