@@ -49,6 +49,12 @@ def test_curve_has_one_finite_row_per_size(finished_run):
     assert config["finetune_sizes"] == [0, 50, 160]
     assert config["config"]["finetune"]["mlm_probability"] == 0.2
     assert "torch" in config["versions"] and "transformers" in config["versions"]
+    # Uncertainty, the TF-IDF baseline and the honest "too few sizes" warning come with every run.
+    assert all(p["extras"]["intervals"]["r2"]["low"] <= p["r2"] <= p["extras"]["intervals"]["r2"]["high"]
+               for p in payload["points"])
+    assert math.isfinite(payload["baselines"]["r2"]) and math.isfinite(payload["baselines"]["mae"])
+    assert any("not identifiable" in w for w in payload["warnings"])
+    assert "r2_low" in curve.columns and "delta_r2_vs_f0" in curve.columns
 
 
 def test_checkpoints_load_as_sentence_transformers(finished_run, tiny_model_dir):
