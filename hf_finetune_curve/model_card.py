@@ -1,0 +1,584 @@
+"""Hub cards for a published finetuning curve: one model card per finetuned size, one dataset card.
+
+The cards are rendered from the Jinja2 templates in ``model_cards/`` (shipped in the wheel as
+``hf_finetune_curve.model_cards``) with ``huggingface_hub``'s ``ModelCard.from_template``.
+
+Example:
+    >>> from hf_finetune_curve.model_card import HubNames, RunInfo, build_model_card
+    >>> run = RunInfo.load("runs/bat")  # doctest: +SKIP
+    >>> names = HubNames.for_run(run, org="me", name="bat")  # doctest: +SKIP
+    >>> print(build_model_card(run, "f10k", names))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import FinetuneCurveError
+
+MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
+DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
+TAGS = ("sentence-transformers", "feature-extraction", "domain-adaptation", "mlm", "finetune-curve")
+EMBEDDED_PREFIX = "embedded:"
+METRICS = (("r2", "R² (held-out)"), ("mae", "MAE (held-out)"), ("median_ae", "Median absolute error (held-out)"))
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
+
+
+class PublishError(FinetuneCurveError):
+    """A run cannot be published (unfinished run, no token, bad name) or a push failed."""
+
+
+def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
+    """Path of a card template: from the installed package, else the source tree's ``model_cards/``."""
+    try:
+        from importlib.resources import files
+
+        candidate = files("hf_finetune_curve.model_cards") / name
+        if candidate.is_file():
+            return Path(str(candidate))
+    except (ImportError, TypeError, ValueError):  # package not installed with its data (old editable install)
+        pass
+    fallback = Path(__file__).resolve().parent.parent / "model_cards" / name
+    if fallback.is_file():
+        return fallback
+    raise FileNotFoundError(f"Card template {name!r} not found in hf_finetune_curve.model_cards or {fallback.parent}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run, as read from its directory
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """What a finished run directory says: ``config.json``, ``curve.json`` and ``data_report.json``."""
+
+    run_dir: Path
+    saved: dict[str, Any]
+    curve: dict[str, Any]
+    data_report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunInfo":
+        """Read a run directory; raise :class:`PublishError` if it is not a finished run."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.json").is_file():
+            raise PublishError(f"{run_dir} is not a run directory (no config.json).")
+        if not (run_dir / "curve.json").is_file():
+            raise PublishError(f"{run_dir} has no curve.json yet; finish the run with `hf-curve run` first.")
+        saved = _read_json(run_dir / "config.json")
+        curve = _read_json(run_dir / "curve.json")
+        report_path = run_dir / "data_report.json"
+        report = _read_json(report_path) if report_path.is_file() else {}
+        run = cls(run_dir=run_dir, saved=saved, curve=curve, data_report=report)
+        done = {point["label"] for point in run.points}
+        missing = [label for label in saved.get("labels", []) if label not in done]
+        if missing:
+            raise PublishError(
+                f"{run_dir} is not finished: no result yet for {', '.join(missing)}. Re-run the same "
+                "`hf-curve run` command to finish it, then push."
+            )
+        if not run.points:
+            raise PublishError(f"{run_dir} has no finished sizes to publish.")
+        return run
+
+    # -- accessors --------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.saved.get("config", {})
+
+    @property
+    def points(self) -> list[dict[str, Any]]:
+        return sorted(self.curve.get("points", []), key=lambda p: p["finetune_size"])
+
+    def point(self, label: str) -> dict[str, Any]:
+        for point in self.points:
+            if point["label"] == label:
+                return point
+        raise KeyError(label)
+
+    @property
+    def base_point(self) -> dict[str, Any] | None:
+        points = self.points
+        return points[0] if points and points[0]["finetune_size"] == 0 else None
+
+    @property
+    def finetuned_labels(self) -> list[str]:
+        return [p["label"] for p in self.points if p["finetune_size"] > 0]
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        return self.saved.get("model") or self.curve.get("model") or {"model_id": self.config.get("model", "")}
+
+    @property
+    def base_model_id(self) -> str:
+        return str(self.model_info.get("model_id") or self.config.get("model", ""))
+
+    @property
+    def base_is_hub(self) -> bool:
+        """True when the base model is a Hub id (loaded from the Hub or its packaged copy), not a local folder."""
+        source = self.model_info.get("source")
+        if source in ("hub", "package"):
+            return True
+        if source == "local":
+            return False
+        return bool(_HUB_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
+
+    @property
+    def corpus_source(self) -> str:
+        return str((self.saved.get("corpus") or {}).get("source") or self.data_report.get("source") or "")
+
+    @property
+    def corpus_rows(self) -> int:
+        return int((self.saved.get("corpus") or {}).get("rows") or self.data_report.get("rows_kept") or 0)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.corpus_source.startswith(EMBEDDED_PREFIX)
+
+    def corpus_looks_like_hub_id(self) -> bool:
+        source = self.corpus_source
+        return (bool(_HUB_ID.match(source)) and not source.lower().endswith(_FILE_SUFFIXES)
+                and not source.startswith((".", "/")) and not Path(source).exists())
+
+    def default_name(self) -> str:
+        """The run's name: ``config.name``, else ``<model>-<corpus>`` as ``CurveConfig.resolved_name``."""
+        try:
+            from .config import CurveConfig
+
+            return CurveConfig.from_dict(self.config).resolved_name()
+        except Exception:  # a config written by another version: fall back to the folder name
+            return self.run_dir.resolve().name
+
+    def checkpoint_dir(self, label: str) -> Path:
+        return self.run_dir / "checkpoints" / label
+
+    def probe_path(self, label: str) -> Path:
+        point = self.point(label)
+        return self.run_dir / (point.get("probe_path") or f"probes/{label}.json")
+
+
+@dataclass(frozen=True)
+class HubNames:
+    """Repo ids and URLs of one published curve: ``ORG/NAME-<label>`` models and ``ORG/NAME-curve``."""
+
+    org: str
+    name: str
+    base_model_id: str
+    base_is_hub: bool
+    base_label: str | None = "f0"
+    endpoint: str = DEFAULT_ENDPOINT
+
+    @classmethod
+    def for_run(cls, run: RunInfo, org: str, name: str, endpoint: str | None = None) -> "HubNames":
+        base = run.base_point
+        return cls(org=org, name=name, base_model_id=run.base_model_id, base_is_hub=run.base_is_hub,
+                   base_label=base["label"] if base else None, endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
+
+    def model_repo_id(self, label: str) -> str:
+        return f"{self.org}/{self.name}-{label}"
+
+    def repo_id(self, label: str) -> str:
+        """The Hub id that holds ``label``: the base model's own id for f0."""
+        return self.base_model_id if label == self.base_label else self.model_repo_id(label)
+
+    def model_url(self, repo_id: str) -> str:
+        return f"{self.endpoint}/{repo_id}"
+
+    def url(self, label: str) -> str | None:
+        if label == self.base_label and not self.base_is_hub:
+            return None
+        return self.model_url(self.repo_id(label))
+
+    @property
+    def curve_repo_id(self) -> str:
+        return f"{self.org}/{self.name}-curve"
+
+    @property
+    def curve_url(self) -> str:
+        return f"{self.endpoint}/datasets/{self.curve_repo_id}"
+
+    @property
+    def curve_png_url(self) -> str:
+        return f"{self.curve_url}/resolve/main/curve.png"
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------------------------
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _fmt_r2(value: Any, signed: bool = False) -> str:
+    number = _finite(value)
+    if number is None:
+        return "–"
+    return f"{number:+.4f}" if signed else f"{number:.4f}"
+
+
+def _fmt_money(value: Any) -> str:
+    number = _finite(value)
+    if number is None:
+        return "–"
+    return f"{number:,.0f}" if abs(number) >= 100 else f"{number:,.2f}"
+
+
+def _fmt_interval(interval: Any, kind: str = "r2", signed: bool = False) -> str | None:
+    if not isinstance(interval, dict):
+        return None
+    low, high = _finite(interval.get("low")), _finite(interval.get("high"))
+    if low is None or high is None:
+        return None
+    if kind == "r2":
+        spec = "+.3f" if signed else ".3f"
+        return f"[{low:{spec}}, {high:{spec}}]"
+    return f"[{_fmt_money(low)}, {_fmt_money(high)}]"
+
+
+def _extras(point: dict[str, Any], key: str, metric: str) -> Any:
+    section = (point.get("extras") or {}).get(key)
+    return section.get(metric) if isinstance(section, dict) else None
+
+
+def _base_markdown(names: HubNames) -> str:
+    if names.base_is_hub:
+        return f"[{names.base_model_id}]({names.model_url(names.base_model_id)})"
+    return f"`{Path(names.base_model_id).name or names.base_model_id}` (a local model, not on the Hub)"
+
+
+def _corpus(run: RunInfo, corpus_is_hub: bool, endpoint: str) -> dict[str, Any]:
+    source = run.corpus_source
+    if run.is_synthetic:
+        name = source[len(EMBEDDED_PREFIX):] or "synthetic"
+        return {"source": source, "name": name, "rows": f"{run.corpus_rows:,}", "dataset_type": name,
+                "markdown": f"the embedded **synthetic** car-auction corpus (`{source}`)", "needs_data_flag": False}
+    if corpus_is_hub:
+        return {"source": source, "name": source, "rows": f"{run.corpus_rows:,}", "dataset_type": source,
+                "markdown": f"[{source}]({endpoint}/datasets/{source})", "needs_data_flag": False}
+    name = Path(source.rstrip("/")).name or source
+    return {"source": source, "name": name, "rows": f"{run.corpus_rows:,}", "dataset_type": name,
+            "markdown": f"`{name}` (a local corpus, not on the Hub)", "needs_data_flag": True}
+
+
+def _rows(run: RunInfo, names: HubNames, this_label: str | None) -> list[dict[str, Any]]:
+    base = run.base_point
+    rows = []
+    for point in run.points:
+        label = point["label"]
+        if label == names.base_label:
+            model = f"base model: {_base_markdown(names)}"
+        else:
+            repo_id = names.model_repo_id(label)
+            model = f"[{repo_id}]({names.model_url(repo_id)})"
+        if base is None or point is base:
+            delta = "–"
+        else:
+            delta = _fmt_r2(float(point["r2"]) - float(base["r2"]), signed=True)
+        rows.append({
+            "size": f"{int(point['finetune_size']):,}",
+            "label": label,
+            "model": model,
+            "r2": _fmt_r2(point.get("r2")),
+            "r2_ci": _fmt_interval(_extras(point, "intervals", "r2")) or "–",
+            "delta": delta,
+            "delta_ci": _fmt_interval(_extras(point, "delta_vs_f0", "r2"), signed=True) or "–",
+            "mae": _fmt_money(point.get("mae")),
+            "median_ae": _fmt_money(point.get("median_ae")),
+            "tokens": f"{int(point.get('finetune_tokens_seen') or 0):,}",
+            "is_this": label == this_label,
+        })
+    return rows
+
+
+def _answer_lines(run: RunInfo) -> list[str]:
+    summary = {key: value for key, value in run.curve.items() if key != "points"}
+    if not summary.get("answer") and not summary.get("warnings"):
+        return []
+    try:
+        from .analysis import answer_lines
+
+        return [str(line) for line in answer_lines(summary)]
+    except Exception:  # an older/newer curve.json layout: leave the section out rather than fail the push
+        return []
+
+
+def _baseline(run: RunInfo) -> dict[str, Any] | None:
+    baseline = run.curve.get("baselines")
+    if not isinstance(baseline, dict) or _finite(baseline.get("r2")) is None:
+        return None
+    intervals = baseline.get("intervals") or {}
+    return {"r2": _fmt_r2(baseline.get("r2")), "r2_ci": _fmt_interval(intervals.get("r2")),
+            "mae": _fmt_money(baseline.get("mae")), "median_ae": _fmt_money(baseline.get("median_ae"))}
+
+
+def _split(run: RunInfo) -> dict[str, Any]:
+    split = run.saved.get("split") or {}
+    config = run.config
+    test_fraction = _finite(config.get("test_fraction")) or 0.2
+    return {
+        "test_rows": f"{int(split.get('test_rows') or 0):,}",
+        "probe_train_rows": f"{int(split.get('probe_train_rows') or 0):,}",
+        "pool_rows": f"{int(split.get('finetune_pool_rows') or 0):,}",
+        "test_pct": f"{test_fraction * 100:g}",
+        "seed": config.get("seed", "?"),
+        "include_test_in_finetune": bool(config.get("include_test_in_finetune")),
+    }
+
+
+def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any]) -> list[tuple[str, str]]:
+    config = run.config
+    tune = config.get("finetune") or {}
+    lora = bool(tune.get("lora"))
+    lr = tune.get("learning_rate")
+    lr_text = f"{lr:g}" if lr is not None else f"{1e-3 if lora else 1e-4:g} (default for {'LoRA' if lora else 'full finetuning'})"
+    chunk = stats.get("chunk_length") or tune.get("max_seq_length") or "model maximum"
+    rows = [
+        ("finetuning texts", f"{int(point.get('finetune_texts_seen') or point.get('finetune_size') or 0):,}"),
+        ("tokens seen", f"{int(point.get('finetune_tokens_seen') or 0):,}"),
+        ("chunks of packed tokens", f"{int(stats['num_chunks']):,}" if stats.get("num_chunks") else "–"),
+        ("epochs", f"{tune.get('epochs', 1.0):g}"),
+        ("optimizer steps", f"{int(point.get('finetune_steps') or 0):,}"),
+        ("learning rate", lr_text),
+        ("batch size (per device)", str(tune.get("batch_size", "?"))),
+        ("gradient accumulation steps", str(tune.get("gradient_accumulation_steps", 1))),
+        ("warmup ratio", f"{tune.get('warmup_ratio', 0):g}"),
+        ("weight decay", f"{tune.get('weight_decay', 0):g}"),
+        ("chunk length (tokens)", str(chunk)),
+        ("MLM masking probability", f"{tune.get('mlm_probability', 0.15):g}"),
+        ("LoRA", (f"yes: r={tune.get('lora_r')}, alpha={tune.get('lora_alpha')}, dropout={tune.get('lora_dropout')}, "
+                  f"target modules {tune.get('lora_target_modules') or 'peft default'}; merged before saving")
+         if lora else "no (all weights trained)"),
+        ("schedule", f"{config.get('schedule', 'independent')} (each size trained from the base model)"
+         if config.get("schedule", "independent") == "independent" else str(config.get("schedule"))),
+        ("seed (data order, masking, probe)", str(config.get("seed", "?"))),
+    ]
+    for key, value in sorted((tune.get("trainer_kwargs") or {}).items()):
+        rows.append((f"TrainingArguments.{key}", json.dumps(value)))
+    loss = _finite(point.get("final_mlm_loss"))
+    rows.append(("final MLM loss", f"{loss:.4f}" if loss is not None else "–"))
+    train_seconds = _finite(point.get("train_seconds"))
+    device = run.saved.get("device") or config.get("device") or "?"
+    rows.append(("training time", f"{train_seconds:.0f} s on {device}" if train_seconds is not None else "–"))
+    return rows
+
+
+def _probe_settings(run: RunInfo) -> str:
+    probe = dict(run.config.get("probe") or {})
+    keys = ("n_estimators", "learning_rate", "max_depth", "subsample", "colsample_bytree", "min_child_weight",
+            "reg_lambda")
+    parts = [f"{key}={probe[key]}" for key in keys if key in probe]
+    parts.append(f"random_state={run.config.get('seed', probe.get('seed', 0))}")
+    for key, value in sorted((probe.get("xgb_params") or {}).items()):
+        parts.append(f"{key}={value}")
+    return "`" + ", ".join(parts) + "`"
+
+
+def _checkpoint_shape(folder: Path) -> tuple[int | None, int | None]:
+    """(embedding dimension, max_seq_length) read from a saved SentenceTransformer folder."""
+    dim = seq = None
+    try:
+        seq = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
+    except (OSError, ValueError):
+        pass
+    try:
+        for module in _read_json(folder / "modules.json"):
+            if "Pooling" in str(module.get("type", "")):
+                pooling = _read_json(folder / module.get("path", "") / "config.json")
+                dim = pooling.get("embedding_dimension") or pooling.get("word_embedding_dimension")
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    return (int(dim) if dim else None), (int(seq) if seq else None)
+
+
+def _versions(run: RunInfo) -> list[tuple[str, str]]:
+    versions = run.saved.get("versions") or {}
+    return [(str(name), str(version)) for name, version in versions.items()]
+
+
+def _common_vars(run: RunInfo, names: HubNames, corpus_is_hub: bool, this_label: str | None) -> dict[str, Any]:
+    uncertainty = run.curve.get("uncertainty") or {}
+    rows = _rows(run, names, this_label)
+    return {
+        "curve_repo_id": names.curve_repo_id,
+        "curve_repo_url": names.curve_url,
+        "curve_png_url": names.curve_png_url,
+        "is_synthetic": run.is_synthetic,
+        "base": {"id": names.base_model_id, "markdown": _base_markdown(names), "is_hub": names.base_is_hub},
+        "corpus": _corpus(run, corpus_is_hub, names.endpoint),
+        "split": _split(run),
+        "rows": rows,
+        "has_intervals": any(row["r2_ci"] != "–" for row in rows),
+        "has_seeds": any((p.get("extras") or {}).get("seeds") for p in run.points),
+        "interval_method": uncertainty.get("method", "percentile bootstrap over held-out rows"),
+        "n_resamples": uncertainty.get("n_resamples", "?"),
+        "answer_lines": _answer_lines(run),
+        "baseline": _baseline(run),
+        "text_column": run.config.get("text_column", "text"),
+        "target_column": run.config.get("target_column", "price"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Cards
+# ---------------------------------------------------------------------------------------------
+
+
+def eval_results(run: RunInfo, label: str, names: HubNames, corpus_is_hub: bool) -> list:
+    """``model-index`` entries for ``label``: r2, mae and median_ae on the held-out split."""
+    from huggingface_hub import EvalResult
+
+    point = run.point(label)
+    corpus = _corpus(run, corpus_is_hub, names.endpoint)
+    split = _split(run)
+    transform = run.config.get("probe", {}).get("target_transform", run.curve.get("target_transform", "log"))
+    results = []
+    for metric, metric_name in METRICS:
+        value = _finite(point.get(metric))
+        if value is None:
+            continue
+        results.append(EvalResult(
+            task_type="regression",
+            task_name=f"Price regression: XGBoost probe on the embeddings ({transform} target)",
+            dataset_type=corpus["dataset_type"],
+            dataset_name=f"held-out {split['test_pct']}% split of {corpus['name']}",
+            dataset_split="test",
+            metric_type=metric,
+            metric_name=metric_name,
+            metric_value=value,
+            source_name="hf-finetune-curve",
+            source_url=names.curve_url,
+        ))
+    return results
+
+
+def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license: str | None = None,
+                     corpus_is_hub: bool = False):
+    """The ``ModelCard`` of the finetuned size ``label``, rendered from ``model_cards/``'s template."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    point = run.point(label)
+    repo_id = names.model_repo_id(label)
+    folder = run.checkpoint_dir(label)
+    stats_path = folder / "finetune_stats.json"
+    stats = _read_json(stats_path) if stats_path.is_file() else {}
+    tags = list(TAGS) + (["synthetic-data"] if run.is_synthetic else [])
+    card_data = ModelCardData(
+        model_name=repo_id,
+        base_model=names.base_model_id if names.base_is_hub else None,
+        base_model_relation="finetune" if names.base_is_hub else None,
+        license=base_license,
+        library_name="sentence-transformers",
+        pipeline_tag="sentence-similarity",
+        tags=tags,
+        datasets=[run.corpus_source] if corpus_is_hub else None,
+        eval_results=eval_results(run, label, names, corpus_is_hub),
+    )
+    variables = _common_vars(run, names, corpus_is_hub, this_label=label)
+    this = next(row for row in variables["rows"] if row["is_this"])
+    this = dict(this, r2_ci=this["r2_ci"] if this["r2_ci"] != "–" else None,
+                delta=this["delta"] if this["delta"] != "–" else None,
+                delta_ci=this["delta_ci"] if this["delta_ci"] != "–" else None)
+    embedding_dim, max_seq_length = _checkpoint_shape(folder)
+    if base_license:
+        license_text = f"`{base_license}`, the base model's license"
+    else:
+        license_text = "not determined: the base model's license terms apply"
+    example = ("1990 Porsche 911 Carrera 4 coupe, 5-speed manual, 62k miles, clean California title"
+               if run.is_synthetic else "A text like the ones in the finetuning corpus")
+    variables.update(
+        repo_id=repo_id,
+        label=label,
+        this=this,
+        texts_seen=f"{int(point.get('finetune_texts_seen') or point['finetune_size']):,}",
+        tokens_seen=f"{int(point.get('finetune_tokens_seen') or 0):,}",
+        hyperparameters=_hyperparameters(run, point, stats),
+        chunk_length=stats.get("chunk_length") or (run.config.get("finetune") or {}).get("max_seq_length") or "model-length",
+        probe_settings=_probe_settings(run),
+        target_transform=(run.config.get("probe") or {}).get("target_transform", "log"),
+        embedding_dim=embedding_dim,
+        max_seq_length=max_seq_length,
+        license_text=license_text,
+        example_text=example,
+        versions=_versions(run),
+        result_key=run.saved.get("result_key", ""),
+        run_name=names.name,
+    )
+    card = ModelCard.from_template(card_data, template_path=str(template_path(MODEL_CARD_TEMPLATE)), **variables)
+    _check_round_trip(card, ModelCard)
+    return card
+
+
+DATASET_FILES = (
+    ("curve.csv", "one row per finetune size: R², MAE, median AE (with interval columns when computed), tokens, timings"),
+    ("curve.json", "the same points with their intervals, plus the curve fit, the answer and baselines when computed"),
+    ("curve.png", "the plot above"),
+    ("config.json", "the run's configuration, resolved model and corpus, split sizes and library versions"),
+    ("data_report.json", "what was read from the corpus, what was dropped and why"),
+    ("samples.parquet", "sample rows of the corpus"),
+)
+
+
+def build_dataset_card(run: RunInfo, names: HubNames, *, files: list[str], corpus_is_hub: bool = False):
+    """The ``DatasetCard`` of the curve repo ``ORG/NAME-curve``."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    tags = ["finetune-curve", "sentence-transformers", "mlm", "domain-adaptation"]
+    if run.is_synthetic:
+        tags.append("synthetic-data")
+    card_data = DatasetCardData(
+        pretty_name=f"Finetuning curve: {names.name}",
+        tags=tags,
+        configs=[{"config_name": "default", "data_files": "curve.csv"}],
+    )
+    variables = _common_vars(run, names, corpus_is_hub, this_label=None)
+    variables["files"] = [(name, text) for name, text in DATASET_FILES if name in files]
+    card = DatasetCard.from_template(card_data, template_path=str(template_path(DATASET_CARD_TEMPLATE)), **variables)
+    _check_round_trip(card, DatasetCard)
+    return card
+
+
+def _check_round_trip(card, card_class) -> None:
+    """The rendered card must parse back to the same metadata (catches template/YAML mistakes early)."""
+    parsed = card_class(str(card))
+    if parsed.data.to_dict() != card.data.to_dict():
+        raise PublishError("The rendered card's metadata does not parse back to what was written (template bug).")
+
+
+def read_license(path_or_id: str, *, token: str | None = None, local_path: str | None = None) -> str | None:
+    """The ``license`` in a model's README metadata: from ``local_path`` when it is a folder, else the Hub."""
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        if local_path and (Path(local_path) / "README.md").is_file():
+            metadata = metadata_load(Path(local_path) / "README.md") or {}
+            return _license_of(metadata)
+        card = ModelCard.load(path_or_id, token=token)
+        return _license_of(card.data.to_dict())
+    except Exception:  # no README, not on the Hub, offline: the card says the license was not determined
+        return None
+
+
+def _license_of(metadata: dict[str, Any]) -> str | None:
+    license_ = metadata.get("license")
+    if isinstance(license_, list):
+        license_ = license_[0] if license_ else None
+    return str(license_) if license_ else None
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
