@@ -3,6 +3,8 @@
     hf-curve run                      # embedded default corpus + packaged all-MiniLM-L6-v2
     hf-curve run --data listings.jsonl --sizes 0,10k,20k,50k,all --output-dir runs/bat
     hf-curve report runs/bat          # print the table, redraw curve.png
+    hf-curve space runs/bat           # explore it in the Gradio app (--push ORG/NAME-space deploys it)
+    hf-curve push runs/bat --hub-org me   # publish a finished run (or: hf-curve run ... --push-to-hub)
 """
 
 from __future__ import annotations
@@ -51,12 +53,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"finetune sizes: counts (10k, 1.5k), fractions (0.25) and 'all' (default {DEFAULT_SIZES})")
     run.add_argument("--output-dir", help="run directory (default runs/<name>)")
     run.add_argument("--name", help="run name (default from model and corpus)")
-    run.add_argument("--schedule", choices=SCHEDULES, default="independent")
+    run.add_argument("--schedule", choices=SCHEDULES, default="branching",
+                     help="branching (default): one warmup-stable-decay run with a cooldown branch per size; independent: train every size from scratch")
     run.add_argument("--device", default="auto")
     run.add_argument("--embed-batch-size", type=int, default=64)
     run.add_argument("--overwrite", action="store_true", help="discard an existing run with another config")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--config", type=Path, help="start from a saved config.json (flags given here override it)")
+    run.add_argument("--seeds", type=int, default=1,
+                     help="repeat the finetuning with N data orders on the same test split (mean and spread)")
+    run.add_argument("--bootstrap-resamples", type=int, default=1000, help="resamples for the 95%% intervals")
+    run.add_argument("--no-tfidf-baseline", action="store_true", help="skip the TF-IDF + probe baseline")
 
     tune = parser.add_argument_group("finetuning")
     defaults = FinetuneConfig()
@@ -111,6 +118,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         sizes=args.sizes, output_dir=args.output_dir, name=args.name, seed=args.seed,
         test_fraction=args.test_fraction, include_test_in_finetune=args.include_test_in_finetune,
         schedule=args.schedule, embed_batch_size=args.embed_batch_size, max_rows=args.max_rows, device=args.device,
+        seeds=args.seeds, bootstrap_resamples=args.bootstrap_resamples, tfidf_baseline=not args.no_tfidf_baseline,
     )
     if base is None:
         return CurveConfig(**values, finetune=finetune, probe=probe)
@@ -125,24 +133,45 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .pipeline import run_curve
 
     config = config_from_args(args, parser)
+    hub_target = _hub_preflight(args) if args.push_to_hub else None  # fail on a bad token before training
     started = time.perf_counter()
     result = run_curve(config, overwrite=args.overwrite, show_progress=not args.no_progress)
     elapsed = time.perf_counter() - started
     print()
     print(f"Finetuning curve: {result.config.model} on {result.corpus.report.source}")
     print(result.table())
+    _print_answer(result.analysis)
     print(f"\nResults in {result.run_dir} (curve.csv, curve.json, curve.png); {elapsed:.0f} s")
+    if hub_target is not None:
+        _push(result.run_dir, args, *hub_target)
     return 0
 
 
+def _print_answer(analysis: dict[str, Any]) -> None:
+    from .analysis import answer_lines
+
+    baseline = (analysis or {}).get("baselines")
+    if baseline:
+        interval = baseline.get("intervals", {}).get("r2", {})
+        print(f"\nTF-IDF + XGBoost baseline on the same split: R² {baseline['r2']:.4f} "
+              f"[{interval.get('low', float('nan')):.3f}, {interval.get('high', float('nan')):.3f}], "
+              f"MAE {baseline['mae']:,.2f}, MedAE {baseline['median_ae']:,.2f}")
+    lines = answer_lines(analysis or {})
+    if lines:
+        print("\nHow much data is enough?")
+        for line in lines:
+            print(f"  {line}")
+
+
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .curve import format_table, load_curve, plot_curve
+    from .curve import format_table, load_analysis, load_curve, plot_curve
     from .io_utils import read_json
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists():
         raise FinetuneCurveError(f"{run_dir} is not a run directory (no config.json).")
     points = load_curve(run_dir)
+    analysis = load_analysis(run_dir)
     saved = read_json(run_dir / "config.json")
     report_path = run_dir / "data_report.json"
     print(f"Run {run_dir}: {saved['config']['model']} on {saved['corpus']['source']} "
@@ -154,12 +183,71 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         for line in report.summary_lines()[1:]:
             print(line)
     print(format_table(points))
+    _print_answer(analysis)
     missing = [label for label in saved.get("labels", []) if label not in {p.label for p in points}]
     if missing:
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
     if points:
-        plot_curve(points, run_dir / "curve.png", title=f"{saved['config']['model']}: price probe vs finetuning data")
+        plot_curve(points, run_dir / "curve.png", title=analysis.get("title"), analysis=analysis)
         print(f"Plot: {run_dir / 'curve.png'}")
+    return 0
+
+
+def _add_push_arguments(parser: argparse.ArgumentParser, with_switch: bool) -> None:
+    hub = parser.add_argument_group("Hugging Face Hub (not part of the run's config)")
+    if with_switch:
+        hub.add_argument("--push-to-hub", action="store_true",
+                         help="after the run, publish a model repo per finetuned size and the curve dataset repo")
+    hub.add_argument("--hub-org", help="user or organization to publish under (default: the token's user)")
+    hub.add_argument("--hub-name", help="repo name prefix: NAME-f50k, NAME-curve (default: the run's name)")
+    hub.add_argument("--private", action="store_true", help="create the repos private")
+    hub.add_argument("--hub-token", help="Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+
+
+def _hub_preflight(args: argparse.Namespace) -> tuple[str, str]:
+    from .publish import resolve_target, validate_hub_name
+
+    if args.hub_name:
+        validate_hub_name(args.hub_name)
+    return resolve_target(args.hub_org, args.hub_token, verify=True)
+
+
+def _push(run_dir: Path, args: argparse.Namespace, org: str, token: str) -> None:
+    from .publish import publish_run
+
+    result = publish_run(run_dir, org=org, name=args.hub_name, private=args.private, token=token,
+                         show_progress=not getattr(args, "no_progress", False))
+    print(f"\nPublished to the Hub ({len(result.uploaded)} model repo(s) uploaded, {len(result.unchanged)} unchanged):")
+    for line in result.summary_lines():
+        print(f"  {line}")
+
+
+def _cmd_push(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .model_card import RunInfo
+
+    RunInfo.load(args.run_dir)  # a clear error for an unfinished run before asking the Hub anything
+    _push(Path(args.run_dir), args, *_hub_preflight(args))
+    return 0
+
+
+def _cmd_push_metric(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .metrics import push_metric
+
+    url = push_metric(args.repo_id, token=args.hub_token, private=args.private)
+    print(f"Published the price_regression metric: {url}")
+    print(f'Load it anywhere with: evaluate.load("{args.repo_id}")')
+    return 0
+
+
+def _cmd_space(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .space import launch_space, push_space
+
+    if args.push:
+        url = push_space(args.run_dir, args.push, token=args.hub_token, private=args.private,
+                         curve_repo=args.curve_repo)
+        print(f"Space: {url}")
+        return 0
+    launch_space(args.run_dir, host=args.host, port=args.port)
     return 0
 
 
@@ -170,9 +258,29 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="measure a finetuning curve (resumes an interrupted run)")
     _add_run_arguments(run)
     run.set_defaults(handler=_cmd_run, subparser=run)
+    _add_push_arguments(run, with_switch=True)
     report = commands.add_parser("report", help="print a run's table and redraw its plot")
     report.add_argument("run_dir")
     report.set_defaults(handler=_cmd_report, subparser=report)
+    push_metric = commands.add_parser("push-metric", help="publish the price_regression evaluate metric as a Space")
+    push_metric.add_argument("repo_id", help="ORG/price_regression; then evaluate.load('ORG/price_regression')")
+    push_metric.add_argument("--hub-token", help="else HF_TOKEN or the cached login")
+    push_metric.add_argument("--private", action="store_true")
+    push_metric.set_defaults(handler=_cmd_push_metric, subparser=push_metric)
+    push = commands.add_parser("push", help="publish a finished run to the Hugging Face Hub (no retraining)")
+    push.add_argument("run_dir")
+    push.add_argument("--no-progress", action="store_true", help="no upload progress bars")
+    _add_push_arguments(push, with_switch=False)
+    push.set_defaults(handler=_cmd_push, subparser=push)
+    space = commands.add_parser("space", help="explore a run in the Gradio app locally, or deploy it as a Space")
+    space.add_argument("run_dir")
+    space.add_argument("--port", type=int, help="local port (default: Gradio's, 7860 or the next free one)")
+    space.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    space.add_argument("--push", metavar="ORG/NAME-space", help="create/update this Space instead of serving locally")
+    space.add_argument("--curve-repo", help="with --push: the published curve dataset (default ORG/<run name>-curve)")
+    space.add_argument("--hub-token", help="with --push: else HF_TOKEN or the cached login")
+    space.add_argument("--private", action="store_true", help="with --push: create the Space private")
+    space.set_defaults(handler=_cmd_space, subparser=space)
     return parser
 
 

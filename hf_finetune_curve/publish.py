@@ -264,6 +264,9 @@ def _curve_files(run: RunInfo) -> list[tuple[str, Path | bytes]]:
             files.append((name, _json_bytes(saved)))
         else:
             files.append((name, path))
+    # Every size's probe, f0's included (f0 has no model repo): the Space prices descriptions with them.
+    for probe in sorted((run.run_dir / "probes").glob("*.json")):
+        files.append((f"probes/{probe.name}", probe))
     return files
 
 
