@@ -15,7 +15,7 @@ from .probe import ProbeConfig
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Sized so that `hf-curve run` with no arguments finishes in about 5 minutes on a 2-core CPU.
-DEFAULT_SIZES = "0,200,400,800"
+DEFAULT_SIZES = "0,200,400"
 SCHEDULES = ("independent", "branching")
 NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "bootstrap_resamples",
                      "tfidf_baseline")
@@ -97,7 +97,8 @@ class CurveConfig:
         seed: fixes the test split, the pool order, masking and the probe.
         test_fraction: share of rows held out to score the probe.
         include_test_in_finetune: let MLM finetuning see the held-out texts (transductive).
-        schedule: ``independent`` trains every size from the base model.
+        schedule: ``branching`` (one warmup-stable-decay run, a cooldown branch per size) or
+            ``independent`` (every size trained from the base model).
         embed_batch_size: batch size when embedding.
         max_rows: use only the first N rows of the corpus after cleaning (quick looks).
         device: ``auto``, ``cpu``, ``cuda``, ...
@@ -117,7 +118,7 @@ class CurveConfig:
     seed: int = 42
     test_fraction: float = 0.2
     include_test_in_finetune: bool = False
-    schedule: str = "independent"
+    schedule: str = "branching"
     embed_batch_size: int = 64
     max_rows: int | None = None
     device: str = "auto"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from .corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table, read_points, write_curve, write_point
 from .embed import embed_texts, embedding_cache_key
 from .errors import RunDirectoryConflictError
-from .finetune import finetune_sentence_transformer, resolve_device
+from .finetune import FinetuneResult, finetune_sentence_transformer, resolve_device
 from .io_utils import atomic_path, read_json, write_json_atomic
 from .models import load_sentence_transformer
 from .probe import fit_and_score
@@ -58,6 +59,15 @@ class CurveResult:
     def answer(self) -> str:
         """The "how much data is enough" answer, as sentences."""
         return "\n".join(answer_lines(self.analysis))
+
+
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a ``torchrun`` / ``accelerate launch`` job.
+
+    Every rank trains (the Trainer shards batches across processes); only rank 0 writes files,
+    embeds, fits probes and analyses, so a multi-process run leaves exactly one copy of each result.
+    """
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -120,22 +130,25 @@ def run_curve(
     """
     config = config or CurveConfig()
     run_dir = config.resolved_output_dir()
-    saved_config = _prepare_run_dir(run_dir, config, overwrite)
+    main_process = is_main_process()
+    saved_config = _prepare_run_dir(run_dir, config, overwrite and main_process)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
-    for line in corpus.report.summary_lines():
-        logger.info(line)
-    write_json_atomic(run_dir / "data_report.json", corpus.report.to_dict())
+    if main_process:
+        for line in corpus.report.summary_lines():
+            logger.info(line)
+        write_json_atomic(run_dir / "data_report.json", corpus.report.to_dict())
 
     splits = make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune)
-    splits.save(run_dir / "splits.npz")
+    if main_process:
+        splits.save(run_dir / "splits.npz")
     sizes = parse_sizes(config.sizes, len(splits.pool_order))
     device = resolve_device(config.device)
     base_model, resolved = load_sentence_transformer(config.model, device=device)
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    write_json_atomic(run_dir / "config.json", {
+    run_record = {
         "config": config.to_dict(),
         "result_key": config.result_key(),
         "finetune_sizes": sizes,
@@ -148,7 +161,9 @@ def run_curve(
         "versions": library_versions(),
         "created": (saved_config or {}).get("created", now),
         "updated": now,
-    })
+    }
+    if main_process:
+        write_json_atomic(run_dir / "config.json", run_record)
     logger.info(
         "Run %s: %d rows (%d probe-train / %d test), finetune pool %d, sizes %s",
         run_dir, len(corpus), len(splits.train_indices), len(splits.test_indices), len(splits.pool_order),
@@ -171,29 +186,26 @@ def run_curve(
                     disable=not show_progress)
     all_points: list[list[CurvePoint]] = []
     for replicate in replicates:
-        finished = {point.label: point for point in read_points(replicate.run_dir)}
-        points: list[CurvePoint] = []
-        for finetune_size in sizes:
-            label = size_label(finetune_size)
-            progress.set_postfix_str(f"{label} (seed {replicate.seed})")
-            if label in finished:
-                logger.info("%s%s already finished, skipping", label, replicate.suffix(config.seed))
-                points.append(finished[label])
-                progress.update()
-                continue
-            point = _run_point(context, replicate, finetune_size, label)
+        def record(point: CurvePoint, points: list[CurvePoint]) -> None:
             write_point(replicate.run_dir, point)
             points.append(point)
-            progress.update()
+            points.sort(key=lambda p: p.finetune_size)
             if replicate.seed == config.seed:
                 write_curve(run_dir, points, _summary(config, corpus, resolved.to_dict()))
             if on_point is not None:
                 on_point(point)
-        all_points.append(points)
+
+        all_points.append(_run_replicate(context, replicate, sizes, progress, record))
     progress.close()
     points = all_points[0]
+    if not main_process:
+        return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits)
     analysis = _analyze(context, splits, points, all_points[1:])
     write_curve(run_dir, points, {**_summary(config, corpus, resolved.to_dict()), **analysis})
+    from .space import build_samples
+
+    # A few hundred held-out listings with each checkpoint's predictions and 2-D map, for the Space.
+    build_samples(run_dir, corpus, splits)
     return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits,
                        analysis=analysis)
 
@@ -266,47 +278,110 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
     return summary
 
 
-def _run_point(context: _RunContext, replicate: _Replicate, finetune_size: int, label: str) -> CurvePoint:
-    config, corpus, device = context.config, context.corpus, context.device
-    run_dir, splits = replicate.run_dir, replicate.splits
-    checkpoint_dir = run_dir / "checkpoints" / label
-    stats: dict[str, Any] = {}
-    if finetune_size == 0:
-        model = context.base_model
-        checkpoint = context.base_model_id
-    elif (checkpoint_dir / "modules.json").exists():
-        # Saved and verified before an interruption (saving renames into place only after the check).
-        from sentence_transformers import SentenceTransformer
+def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int], progress,
+                   record: Callable[[CurvePoint, list[CurvePoint]], None]) -> list[CurvePoint]:
+    """Every size of one replicate: skip finished ones, score saved checkpoints, train the rest."""
+    config = context.config
+    finished = {point.label: point for point in read_points(replicate.run_dir)}
+    points: list[CurvePoint] = []
+    to_train: list[int] = []
+    for finetune_size in sizes:
+        label = size_label(finetune_size)
+        checkpoint_dir = replicate.run_dir / "checkpoints" / label
+        if label in finished:
+            logger.info("%s%s already finished, skipping", label, replicate.suffix(config.seed))
+            points.append(finished[label])
+            progress.update()
+        elif finetune_size == 0:
+            _score_and_record(context, replicate, 0, context.base_model, {}, context.base_model_id, points, record)
+            progress.update()
+        elif (checkpoint_dir / "modules.json").exists():
+            # Saved and verified before an interruption (saving renames into place only after the check).
+            from sentence_transformers import SentenceTransformer
 
-        logger.info("%s: reusing the verified checkpoint %s", label, checkpoint_dir)
-        model = SentenceTransformer(str(checkpoint_dir), device=device)
-        stats = read_json(checkpoint_dir / "finetune_stats.json")
-        checkpoint = f"checkpoints/{label}"
-    else:
-        texts = [corpus.texts[i] for i in splits.finetune_indices(finetune_size)]
-        logger.info("%s%s: MLM finetuning on %d texts", label, replicate.suffix(config.seed), len(texts))
-        work_dir = run_dir / "checkpoints" / f".{label}.trainer"
-        result = finetune_sentence_transformer(
-            context.base_model, texts, config.finetune, seed=replicate.seed, device=device, work_dir=work_dir,
-            show_progress=context.show_progress,
+            logger.info("%s: reusing the verified checkpoint %s", label, checkpoint_dir)
+            model = SentenceTransformer(str(checkpoint_dir), device=context.device)
+            stats = read_json(checkpoint_dir / "finetune_stats.json")
+            _score_and_record(context, replicate, finetune_size, model, stats, f"checkpoints/{label}", points, record)
+            progress.update()
+        else:
+            to_train.append(finetune_size)
+    if not to_train:
+        return sorted(points, key=lambda p: p.finetune_size)
+
+    def trained(finetune_size: int, result: FinetuneResult) -> None:
+        progress.update()
+        if not is_main_process():  # a non-zero rank helped train; rank 0 saves, scores and writes
+            return
+        label = size_label(finetune_size)
+        stats = _save_trained(context, replicate, label, result)
+        _score_and_record(context, replicate, finetune_size, result.model, stats, f"checkpoints/{label}", points,
+                          record)
+
+    pool_texts = [context.corpus.texts[i] for i in replicate.splits.pool_order]
+    if config.schedule == "branching":
+        from .branching import finetune_branching
+
+        done = {size for size in sizes if size > 0 and size not in to_train}
+        logger.info("Branching schedule%s: one warmup-stable-decay run over %s, a cooldown branch per size",
+                    replicate.suffix(config.seed), ", ".join(size_label(s) for s in sorted(done | set(to_train))))
+        branching = finetune_branching(
+            context.base_model, pool_texts, sorted(done | set(to_train)), config.finetune, seed=replicate.seed,
+            device=context.device, state_dir=replicate.run_dir / "checkpoints" / ".branching-state",
+            completed=done, on_branch=trained, show_progress=context.show_progress,
         )
-        shutil.rmtree(work_dir, ignore_errors=True)
-        model = result.model
-        stats = {
-            "finetune_texts_seen": result.texts_seen,
-            "finetune_tokens_seen": result.tokens_seen,
-            "finetune_steps": result.optimizer_steps,
-            "final_mlm_loss": result.final_loss,
-            "train_seconds": result.train_seconds,
-            "chunk_length": result.chunk_length,
-            "num_chunks": result.num_chunks,
-        }
-        staging_stats = run_dir / "checkpoints" / f".{label}.stats.json"
-        write_json_atomic(staging_stats, stats)
-        save_checkpoint(model, checkpoint_dir, context.sample_texts)
-        shutil.move(str(staging_stats), checkpoint_dir / "finetune_stats.json")
-        checkpoint = f"checkpoints/{label}"
+        if is_main_process():
+            write_json_atomic(replicate.run_dir / "branching.json", branching.to_dict())
+    else:
+        for finetune_size in to_train:
+            label = size_label(finetune_size)
+            logger.info("%s%s: MLM finetuning on %d texts", label, replicate.suffix(config.seed), finetune_size)
+            work_dir = replicate.run_dir / "checkpoints" / f".{label}.trainer"
+            result = finetune_sentence_transformer(
+                context.base_model, pool_texts[:finetune_size], config.finetune, seed=replicate.seed,
+                device=context.device, work_dir=work_dir, show_progress=context.show_progress,
+            )
+            shutil.rmtree(work_dir, ignore_errors=True)
+            trained(finetune_size, result)
+    return sorted(points, key=lambda p: p.finetune_size)
 
+
+def _save_trained(context: _RunContext, replicate: _Replicate, label: str, result: FinetuneResult) -> dict[str, Any]:
+    """Save and verify a trained checkpoint with its statistics; return the statistics."""
+    checkpoint_dir = replicate.run_dir / "checkpoints" / label
+    stats = {
+        "schedule": context.config.schedule,
+        "finetune_texts_seen": result.texts_seen,
+        "finetune_tokens_seen": result.tokens_seen,
+        "finetune_steps": result.optimizer_steps,
+        "cooldown_steps": result.cooldown_steps,
+        "cooldown_tokens": result.cooldown_tokens,
+        "final_mlm_loss": result.final_loss,
+        "train_seconds": result.train_seconds,
+        "chunk_length": result.chunk_length,
+        "num_chunks": result.num_chunks,
+    }
+    staging_stats = replicate.run_dir / "checkpoints" / f".{label}.stats.json"
+    write_json_atomic(staging_stats, stats)
+    save_checkpoint(result.model, checkpoint_dir, context.sample_texts)
+    shutil.move(str(staging_stats), checkpoint_dir / "finetune_stats.json")
+    return stats
+
+
+def _score_and_record(context: _RunContext, replicate: _Replicate, finetune_size: int, model, stats: dict[str, Any],
+                      checkpoint: str, points: list[CurvePoint],
+                      record: Callable[[CurvePoint, list[CurvePoint]], None]) -> None:
+    if not is_main_process():
+        return
+    record(_score_point(context, replicate, finetune_size, model, stats, checkpoint), points)
+
+
+def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, model, stats: dict[str, Any],
+                 checkpoint: str) -> CurvePoint:
+    """Embed the corpus with ``model``, fit the probe on the train split, score the test split."""
+    config, corpus = context.config, context.corpus
+    run_dir, splits = replicate.run_dir, replicate.splits
+    label = size_label(finetune_size)
     # The base model embeds identically in every replicate: one cache entry serves them all.
     checkpoint_id = f"{context.base_model_id}:base" if finetune_size == 0 else \
         f"{config.result_key()}:{replicate.seed}:{label}"
@@ -325,8 +400,7 @@ def _run_point(context: _RunContext, replicate: _Replicate, finetune_size: int, 
         embeddings[splits.test_indices], targets[splits.test_indices], probe_config,
     )
     probe_seconds = time.perf_counter() - probe_started
-    probe_path = run_dir / "probes" / f"{label}.json"
-    result.probe.save(probe_path)
+    result.probe.save(run_dir / "probes" / f"{label}.json")
     with atomic_path(run_dir / "predictions" / f"{label}.npy") as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, result.predictions)
@@ -349,6 +423,7 @@ def _run_point(context: _RunContext, replicate: _Replicate, finetune_size: int, 
         probe_seconds=float(probe_seconds),
         checkpoint=checkpoint,
         probe_path=f"probes/{label}.json",
+        extras={"cooldown_steps": stats["cooldown_steps"]} if stats.get("cooldown_steps") else {},
     )
 
 

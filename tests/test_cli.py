@@ -96,7 +96,7 @@ def test_different_config_is_refused_unless_overwrite(finished_run, corpus_file,
 
 def test_interrupted_run_resumes_without_redoing_finished_sizes(corpus_file, tiny_model_dir, tmp_path, capsys):
     config = CurveConfig(data=str(corpus_file), model=str(tiny_model_dir), sizes="0,40,80",
-                         output_dir=str(tmp_path / "run"),
+                         output_dir=str(tmp_path / "run"), schedule="independent",
                          finetune=FinetuneConfig(max_seq_length=32, batch_size=16),
                          probe=ProbeConfig(n_estimators=30))
 
