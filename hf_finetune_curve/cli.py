@@ -137,6 +137,10 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     started = time.perf_counter()
     result = run_curve(config, overwrite=args.overwrite, show_progress=not args.no_progress)
     elapsed = time.perf_counter() - started
+    from .pipeline import is_main_process
+
+    if not is_main_process():  # the other ranks of a torchrun job helped train; rank 0 reports
+        return 0
     print()
     print(f"Finetuning curve: {result.config.model} on {result.corpus.report.source}")
     print(result.table())

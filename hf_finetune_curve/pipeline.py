@@ -70,6 +70,25 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _init_distributed(device: str) -> bool:
+    """Join the process group of a multi-process launch early, with a long timeout.
+
+    Rank 0 embeds and scores every point while the other ranks wait in the next collective; the
+    default timeout (minutes, for NCCL) would end the job there.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        use_cuda = resolve_device(device).startswith("cuda")
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=_dt.timedelta(hours=6))
+    return True
+
+
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     differences = []
     for key in sorted(set(saved) | set(current)):
@@ -131,7 +150,13 @@ def run_curve(
     config = config or CurveConfig()
     run_dir = config.resolved_output_dir()
     main_process = is_main_process()
-    saved_config = _prepare_run_dir(run_dir, config, overwrite and main_process)
+    distributed = _init_distributed(config.device)
+    # Rank 0 alone checks (and with --overwrite clears) the run directory; the others wait for it.
+    saved_config = _prepare_run_dir(run_dir, config, overwrite) if main_process else None
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
     run_dir.mkdir(parents=True, exist_ok=True)
 
     corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
@@ -145,6 +170,8 @@ def run_curve(
         splits.save(run_dir / "splits.npz")
     sizes = parse_sizes(config.sizes, len(splits.pool_order))
     device = resolve_device(config.device)
+    if distributed and device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process, not all on GPU 0
     base_model, resolved = load_sentence_transformer(config.model, device=device)
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -173,3 +173,37 @@ def test_embedded_default_with_the_packaged_minilm(tmp_path, monkeypatch, capsys
     assert config["corpus"]["source"] == "embedded:synthetic-car-auctions"
     model = SentenceTransformer(str(out / "checkpoints" / "f24"), device="cpu")
     assert model.encode(["This 1996 Porsche 911 Turbo"]).shape == (1, 384)
+
+
+@pytest.mark.parametrize("schedule", ["independent", "branching"])
+def test_whole_run_under_torchrun_matches_single_process_shape(corpus_file, tiny_model_dir, finished_run, tmp_path,
+                                                              schedule):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    if not Path(torchrun).exists() or not torch.distributed.is_gloo_available():
+        pytest.skip("torchrun with the gloo backend is not available")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    process = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "hf_finetune_curve.cli", "run",
+         "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
+         "--output-dir", str(out), "--schedule", schedule, *FAST],
+        env=env, capture_output=True, text=True, timeout=420,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert process.stdout.count("Finetuning curve:") == 1  # rank 0 reports, once
+    multi, single = pd.read_csv(out / "curve.csv"), pd.read_csv(finished_run / "curve.csv")
+    assert multi["label"].tolist() == single["label"].tolist() == ["f0", "f50", "f160"]
+    assert list(multi.columns) == list(single.columns)
+    assert multi[["r2", "mae", "median_ae"]].map(math.isfinite).all().all()
+    assert multi["finetune_tokens_seen"].iloc[1] > 0
+    for label in ("f50", "f160"):
+        model = SentenceTransformer(str(out / "checkpoints" / label), device="cpu")
+        assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Normalize"]
+    assert not list(out.glob(".config.rank*"))
