@@ -41,21 +41,21 @@ class ProbeConfig:
         reg_lambda: the usual XGBoost parameters.
         seed: XGBoost's random state; with the same data and seed a fit is repeatable.
         n_jobs: threads for XGBoost (None: all cores).
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when torch sees a GPU).
+        device: ``"auto"`` (default: cuda when torch sees a GPU, else cpu), ``"cpu"`` or ``"cuda"``.
         xgb_params: further ``XGBRegressor`` keyword arguments, passed through unchanged.
     """
 
     target_transform: str = "log"
-    n_estimators: int = 400
-    learning_rate: float = 0.05
+    n_estimators: int = 300
+    learning_rate: float = 0.07
     max_depth: int = 6
     subsample: float = 0.8
-    colsample_bytree: float = 0.8
+    colsample_bytree: float = 0.5
     min_child_weight: float = 1.0
     reg_lambda: float = 1.0
     seed: int = 0
     n_jobs: int | None = None
-    device: str = "cpu"
+    device: str = "auto"
     xgb_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
