@@ -226,7 +226,3 @@ def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=110, format="png")
     plt.close(figure)
-
-
-def write_summary_json(run_dir: str | Path, name: str, payload: dict[str, Any]) -> None:
-    write_json_atomic(Path(run_dir) / name, payload)
