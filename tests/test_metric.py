@@ -23,7 +23,8 @@ from hf_finetune_curve.probe import ProbeConfig, fit_and_score
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Small, single-threaded probes keep the file fast (and deterministic) on a 2-core machine.
-FAST = {"n_estimators": 40, "max_depth": 3, "learning_rate": 0.3, "n_jobs": 1}
+# A small, fast probe for low-dimensional synthetic data (signal in 3 of 12 columns: every tree sees all).
+FAST = {"n_estimators": 40, "max_depth": 3, "learning_rate": 0.3, "colsample_bytree": 1.0, "n_jobs": 1}
 DEAD_PROXY = "http://127.0.0.1:9"  # discard port: any attempt to use the network fails at once
 SUBPROCESS_TIMEOUT_S = 120  # a hang never ends; a normal run takes ~13 s alone (import evaluate pulls in torch)
 
