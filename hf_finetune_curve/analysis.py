@@ -15,25 +15,18 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .curve import METRICS, CurvePoint
-from .curve_fit import fit_curve
+from .curve_fit import fit_curve, json_safe
 from .uncertainty import aggregate_seeds, bootstrap_replicates, bootstrap_scores, paired_bootstrap_delta
 
 logger = logging.getLogger(__name__)
 
 MIN_SIZES_FOR_ANSWER = 5
 _FIT_BOOT = 200
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def analyze_curve(
@@ -104,8 +97,8 @@ def analyze_curve(
             grid = _grid(sizes)
             low, high = fit.predict_interval(grid)
             summary = fit.to_dict()
-            summary["grid"] = {"sizes": grid.tolist(), "predicted": _clean_list(fit.predict(grid)),
-                               "low": _clean_list(low), "high": _clean_list(high)}
+            summary["grid"] = {"sizes": grid.tolist(), "predicted": json_safe(fit.predict(grid)),
+                               "low": json_safe(low), "high": json_safe(high)}
             fits[metric] = summary
         if "r2" in fits:
             r2_fit = fits["r2"]
@@ -146,10 +139,6 @@ def _grid(sizes: Sequence[int]) -> np.ndarray:
     start = min(positive) / 4 if positive else 1
     grid = np.unique(np.concatenate([[0.0], np.geomspace(start, 2 * largest, 60), np.asarray(sizes, float)]))
     return grid
-
-
-def _clean_list(values: Any) -> list[float | None]:
-    return [_finite(float(v)) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
 
 def answer_lines(summary: Mapping[str, Any]) -> list[str]:

@@ -78,14 +78,14 @@ _FINE = 41
 # --------------------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Recursively turn numpy scalars/arrays into plain Python, NaN/inf into None."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
+        return [json_safe(v) for v in value.tolist()]
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -476,7 +476,7 @@ class CurveFit:
         """Asymptote minus the value at n = 0, as an improvement (>= 0), with its interval."""
         point = float(_gain(self.family, self._fit)[0])
         low, high = _percentile_interval(self._boot.gain(), self.confidence)
-        return _clean({"gain": point, "low": low, "high": high, "asymptote": self.params.get("asymptote")})
+        return json_safe({"gain": point, "low": low, "high": high, "asymptote": self.params.get("asymptote")})
 
     def answer(self, fractions: Iterable[float] = (0.9, 0.95)) -> list[dict[str, Any]]:
         """For each fraction f: the finetune size N reaching f of the attainable gain, with interval.
@@ -518,7 +518,7 @@ class CurveFit:
                 if not math.isfinite(float(high)):
                     notes.append("the upper bound is unbounded (some refits find no gain or no saturation)")
                 entry.update(n_needed=point, low=low, high=high, note="; ".join(notes) or None)
-            out.append(_clean(entry))
+            out.append(json_safe(entry))
         return out
 
     def marginal_gain_per(self, step: float = 10_000) -> dict[str, Any]:
@@ -532,7 +532,7 @@ class CurveFit:
         reps = self._boot_z(np.array([n, n + step]))
         low, high = _percentile_interval(reps[:, 1] - reps[:, 0], self.confidence)
         improvement = float(z[1] - z[0])
-        return _clean(
+        return json_safe(
             {
                 "at_size": n,
                 "step": float(step),
@@ -551,7 +551,7 @@ class CurveFit:
         reps = self._boot_z(np.array([n, target]))
         low, high = _percentile_interval(self._sign * reps[:, 1], self.confidence)
         imp_low, imp_high = _percentile_interval(reps[:, 1] - reps[:, 0], self.confidence)
-        return _clean(
+        return json_safe(
             {
                 "size": target,
                 "factor": float(factor),
@@ -593,7 +593,7 @@ class CurveFit:
             predicted = float(sub.predict(largest))
             low, high = sub.predict_interval(largest, kind="observation")
             observed = float(values[sizes == largest].mean())
-            result = _clean(
+            result = json_safe(
                 {
                     "available": True,
                     "held_out_size": largest,
@@ -632,7 +632,7 @@ class CurveFit:
             "backtest": self.backtest() if include_backtest else None,
             "warnings": list(self.warnings),
         }
-        return _clean(out)
+        return json_safe(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -808,7 +808,7 @@ def fit_curve(
     for fam in fams:
         n90 = _n_needed(fam, fits[fam], 0.9, n0)
         aic_table.append(
-            _clean(
+            json_safe(
                 {
                     "family": fam,
                     "n_params": N_PARAMS[fam],
@@ -871,7 +871,7 @@ def fit_curve(
 
     return CurveFit(
         family=chosen,
-        params=_clean(_params_dict(chosen, fits[chosen], sign, n0)),
+        params=json_safe(_params_dict(chosen, fits[chosen], sign, n0)),
         higher_is_better=bool(higher_is_better),
         sizes=[float(s) for s in sizes_a],
         values=[float(v) for v in values_a],
