@@ -134,8 +134,10 @@ def run_curve(
 ) -> CurveResult:
     """Measure the finetuning curve that ``config`` describes; resume it if it was interrupted.
 
-    Finished sizes (``points/<label>.json``) are skipped; an interrupted size restarts from
-    its beginning; checkpoints already saved and verified are reused.
+    Finished sizes (``points/<label>.json``) are skipped and checkpoints already saved and
+    verified are reused. An interrupted size restarts from its beginning with
+    ``schedule="independent"``; with ``"branching"`` the main run restarts from its latest saved
+    size boundary.
 
     Args:
         config: the run; None runs the embedded default (synthetic car auctions, all-MiniLM-L6-v2).
