@@ -161,7 +161,8 @@ def validate_hub_name(name: str, labels: list[str] | None = None) -> str:
     return name
 
 
-def _default_name(run: RunInfo) -> str:
+def default_hub_name(run: RunInfo) -> str:
+    """The name prefix ``hf-curve push`` uses when none is given: the run's name, made a valid repo name."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", run.default_name())
     name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-._")
     longest = max([len("curve")] + [len(label) for label in run.finetuned_labels])
@@ -334,7 +335,7 @@ def publish_run(
 
     run = RunInfo.load(run_dir)
     labels = run.finetuned_labels
-    name = validate_hub_name(name, labels) if name else validate_hub_name(_default_name(run), labels)
+    name = validate_hub_name(name, labels) if name else validate_hub_name(default_hub_name(run), labels)
     org, token = resolve_target(org, token)
     api = HfApi(token=token)
     names = HubNames.for_run(run, org=org, name=name, endpoint=api.endpoint)

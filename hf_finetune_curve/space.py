@@ -1071,15 +1071,10 @@ def space_files(curve_repo: str | None = None, model_repos: Sequence[str] = (), 
 
 def _run_name(run_dir: Path) -> str:
     """The name ``hf-curve push`` gives a run by default (its repos are ``ORG/<name>-<label>``, ``-curve``)."""
-    try:
-        from .model_card import RunInfo
-        from .publish import _default_name
+    from .model_card import RunInfo
+    from .publish import default_hub_name
 
-        return _default_name(RunInfo.load(run_dir))
-    except Exception:  # publishing module of another version: the run's own name
-        from .config import CurveConfig
-
-        return CurveConfig.load(run_dir).resolved_name()
+    return default_hub_name(RunInfo.load(run_dir))
 
 
 def _curve_repo_for(run_dir_or_curve_repo: str | os.PathLike, namespace: str) -> str:

@@ -248,7 +248,7 @@ def test_curve_repo_files(pushed, tmp_path):
     for name in ("config.json", "curve.json", "curve.csv", "curve.png", "data_report.json"):
         shutil.copy(pushed["run_dir"] / name, tmp_path / name)
     run = RunInfo.load(tmp_path)
-    assert publish._default_name(run) == "tiny-base-listings"  # --hub-name's default: <model>-<corpus>
+    assert publish.default_hub_name(run) == "tiny-base-listings"  # --hub-name's default: <model>-<corpus>
     assert [name for name, _ in publish._curve_files(run)] == [
         "curve.csv", "curve.json", "curve.png", "config.json", "data_report.json"]
     (tmp_path / "samples.parquet").write_bytes(b"PAR1")
