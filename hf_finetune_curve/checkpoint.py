@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -54,11 +55,14 @@ def verify_saved_model(model, path: str | Path, sample_texts: Sequence[str], tol
     return difference
 
 
-def save_checkpoint(model, path: str | Path, sample_texts: Sequence[str], tolerance: float = MAX_ABS_DIFF) -> float:
+def save_checkpoint(model, path: str | Path, sample_texts: Sequence[str], tolerance: float = MAX_ABS_DIFF,
+                    extra_json: dict[str, dict] | None = None) -> float:
     """Save ``model`` to ``path`` so that ``SentenceTransformer(path)`` loads it, then verify it.
 
-    The model is written to a temporary sibling folder, verified, and renamed into place, so
-    ``path`` either does not exist or holds a verified checkpoint. Returns the max abs difference.
+    The model (and ``extra_json``: file name -> content, e.g. the training statistics) is written
+    to a temporary sibling folder, verified, and renamed into place in one step, so ``path``
+    either does not exist or holds a verified checkpoint with all its files. Returns the max abs
+    difference.
     """
     target = Path(path)
     staging = target.with_name(f".{target.name}.partial")
@@ -66,6 +70,8 @@ def save_checkpoint(model, path: str | Path, sample_texts: Sequence[str], tolera
         shutil.rmtree(staging)
     staging.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(staging))
+    for name, content in (extra_json or {}).items():
+        (staging / name).write_text(json.dumps(content, indent=2, default=str), encoding="utf-8")
     try:
         difference = verify_saved_model(model, staging, sample_texts, tolerance)
     except Exception:

@@ -54,7 +54,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--output-dir", help="run directory (default runs/<name>)")
     run.add_argument("--name", help="run name (default from model and corpus)")
     run.add_argument("--schedule", choices=SCHEDULES, default="branching",
-                     help="branching (default): one warmup-stable-decay run with a cooldown branch per size; independent: train every size from scratch")
+                     help="branching: one warmup-stable main run with a cooldown branch per size; independent: train every size from the base model (both give every point the same recipe)")
     run.add_argument("--device", default="auto")
     run.add_argument("--embed-batch-size", type=int, default=64)
     run.add_argument("--overwrite", action="store_true", help="discard an existing run with another config")
@@ -71,7 +71,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--learning-rate", type=float, default=None, help="default 1e-4 (full) / 1e-3 (LoRA)")
     tune.add_argument("--batch-size", type=int, default=defaults.batch_size)
     tune.add_argument("--gradient-accumulation-steps", type=int, default=defaults.gradient_accumulation_steps)
-    tune.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
+    tune.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
+                      help="linear warmup in optimizer steps, the same for every point")
+    tune.add_argument("--cooldown-fraction", type=float, default=defaults.cooldown_fraction,
+                      help="share of a point's steps over which the rate decays to 0")
+    tune.add_argument("--min-cooldown-steps", type=int, default=defaults.min_cooldown_steps,
+                      help="the decay lasts at least this many steps")
+    tune.add_argument("--min-steps", type=int, default=defaults.min_steps,
+                      help="every point trains at least this many steps, cycling its subset")
+    tune.add_argument("--head-warmup-steps", type=int, default=defaults.head_warmup_steps,
+                      help="train a new MLM head alone (encoder frozen) this many steps first; 0: off")
+    tune.add_argument("--head-warmup-learning-rate", type=float, default=defaults.head_warmup_learning_rate)
     tune.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     tune.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length, help="chunk length in tokens")
     tune.add_argument("--mlm-probability", type=float, default=defaults.mlm_probability)
@@ -101,7 +111,10 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     base = CurveConfig.load(args.config) if args.config else None
     finetune = FinetuneConfig(
         epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, warmup_ratio=args.warmup_ratio,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, warmup_steps=args.warmup_steps,
+        cooldown_fraction=args.cooldown_fraction, min_cooldown_steps=args.min_cooldown_steps,
+        min_steps=args.min_steps, head_warmup_steps=args.head_warmup_steps,
+        head_warmup_learning_rate=args.head_warmup_learning_rate,
         weight_decay=args.weight_decay, max_seq_length=args.max_seq_length, mlm_probability=args.mlm_probability,
         lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         lora_target_modules=[m.strip() for m in args.lora_target_modules.split(",")] if args.lora_target_modules else None,

@@ -17,6 +17,14 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Sized so that `hf-curve run` with no arguments finishes in about 5 minutes on a 2-core CPU.
 DEFAULT_SIZES = "0,200,400"
 SCHEDULES = ("independent", "branching")
+# Bumped whenever training or scoring changes what a point's numbers mean: old points are not reused.
+RECIPE_VERSION = 2
+# The per-point recipe's defaults, chosen with benchmarks/recipe_check.py (see the README).
+DEFAULT_WARMUP_STEPS = 10
+DEFAULT_COOLDOWN_FRACTION = 0.2
+DEFAULT_MIN_COOLDOWN_STEPS = 10
+DEFAULT_MIN_STEPS = 40
+DEFAULT_HEAD_WARMUP_STEPS = 30
 NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "bootstrap_resamples",
                      "tfidf_baseline")
 
@@ -31,7 +39,14 @@ class FinetuneConfig:
             (LoRA with a freshly built MLM head does not move at full-finetune rates).
         batch_size: chunks per device per step.
         gradient_accumulation_steps: steps accumulated before each optimizer update.
-        warmup_ratio: fraction of steps with linear warmup.
+        warmup_steps: linear warmup, in optimizer steps (the same absolute count for every point).
+        cooldown_fraction: share of a point's steps over which the rate decays (1-sqrt) to 0.
+        min_cooldown_steps: the decay lasts at least this many steps (capped by the point's steps).
+        min_steps: every point trains at least this many optimizer steps, cycling its subset, so
+            small subsets are not starved.
+        head_warmup_steps: a model without a shipped MLM head gets a new one, first trained alone
+            (encoder frozen) for this many steps on the smallest subset; 0 skips it.
+        head_warmup_learning_rate: learning rate of that head-only phase.
         weight_decay: AdamW weight decay.
         max_seq_length: chunk length in tokens; None uses the model's own max_seq_length.
         mlm_probability: fraction of tokens masked.
@@ -45,7 +60,12 @@ class FinetuneConfig:
     learning_rate: float | None = None
     batch_size: int = 16
     gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.06
+    warmup_steps: int = DEFAULT_WARMUP_STEPS
+    cooldown_fraction: float = DEFAULT_COOLDOWN_FRACTION
+    min_cooldown_steps: int = DEFAULT_MIN_COOLDOWN_STEPS
+    min_steps: int = DEFAULT_MIN_STEPS
+    head_warmup_steps: int = DEFAULT_HEAD_WARMUP_STEPS
+    head_warmup_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     max_seq_length: int | None = 128
     mlm_probability: float = 0.2
@@ -64,7 +84,13 @@ class FinetuneConfig:
         _check(int(self.batch_size) >= 1, "finetune.batch_size", self.batch_size, ">= 1")
         _check(int(self.gradient_accumulation_steps) >= 1, "finetune.gradient_accumulation_steps",
                self.gradient_accumulation_steps, ">= 1")
-        _check(0 <= self.warmup_ratio < 1, "finetune.warmup_ratio", self.warmup_ratio, "in [0, 1)")
+        _check(int(self.warmup_steps) >= 0, "finetune.warmup_steps", self.warmup_steps, ">= 0")
+        _check(0 <= self.cooldown_fraction <= 1, "finetune.cooldown_fraction", self.cooldown_fraction, "in [0, 1]")
+        _check(int(self.min_cooldown_steps) >= 1, "finetune.min_cooldown_steps", self.min_cooldown_steps, ">= 1")
+        _check(int(self.min_steps) >= 0, "finetune.min_steps", self.min_steps, ">= 0")
+        _check(int(self.head_warmup_steps) >= 0, "finetune.head_warmup_steps", self.head_warmup_steps, ">= 0")
+        _check(self.head_warmup_learning_rate > 0, "finetune.head_warmup_learning_rate",
+               self.head_warmup_learning_rate, "> 0")
         _check(0 < self.mlm_probability < 1, "finetune.mlm_probability", self.mlm_probability, "in (0, 1)")
         _check(self.max_seq_length is None or int(self.max_seq_length) >= 8,
                "finetune.max_seq_length", self.max_seq_length, ">= 8 or None")
@@ -196,6 +222,7 @@ class CurveConfig:
         values["finetune"].pop("report_to", None)
         values["probe"].pop("n_jobs", None)
         values["probe"].pop("device", None)
+        values["recipe_version"] = RECIPE_VERSION
         blob = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -32,6 +32,11 @@ class CurvePoint:
     finetune_texts_seen: int = 0
     finetune_tokens_seen: int = 0
     finetune_steps: int = 0
+    schedule: str = ""           # how the point was trained: independent or branching
+    subset_epochs: float = 0.0   # chunk draws / chunks of its subset: passes over its texts
+    warmup_steps: int = 0
+    cooldown_steps: int = 0
+    lr_integral: float = 0.0     # sum of (learning rate / peak) over its steps, measured
     final_mlm_loss: float | None = None
     train_seconds: float = 0.0
     embed_seconds: float = 0.0

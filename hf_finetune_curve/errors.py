@@ -25,3 +25,7 @@ class CheckpointVerificationError(FinetuneCurveError):
 
 class ModelResolutionError(FinetuneCurveError):
     """A model id or path could not be resolved to a loadable SentenceTransformer."""
+
+
+class SubsetLeakError(FinetuneCurveError):
+    """A point trained on a text beyond its subset: the nested-subset guarantee is broken."""

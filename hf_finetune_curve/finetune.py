@@ -1,53 +1,55 @@
 """Finetune stage: masked-LM training of a SentenceTransformer's own transformer.
 
 Texts are tokenised and packed into chunks of ``max_seq_length`` tokens (the tail of a long text
-goes into the next chunk instead of being truncated), masked with
-``DataCollatorForLanguageModeling`` and trained with the transformers ``Trainer``. Most
-sentence-transformers models ship no MLM head: one is built on the model's config, its decoder
-tied to the input embeddings, and trained with the encoder. Vocabulary logits are computed only
-at masked positions (20% of tokens), not at every token.
+goes into the next chunk instead of being truncated), masked 20% and trained with the transformers
+``Trainer`` (:class:`~hf_finetune_curve.trainer.CurveTrainer`) on the recipe of
+:mod:`hf_finetune_curve.recipe`. Vocabulary logits are computed only at masked positions.
 
-The pieces both schedules share live here: :func:`prepare_mlm` (MLM model, LoRA, loss wrapper),
-:func:`pack_token_lists`, :func:`make_collator`, :func:`build_optimizer` (the Trainer's default
-AdamW) and :func:`sentence_transformer_with_encoder`. The independent schedule trains with the
-transformers ``Trainer`` (CPU, ``cuda`` with bf16, or data-parallel under ``torchrun``); the
-branching schedule (:mod:`hf_finetune_curve.branching`) runs a plain loop on the same pieces.
+The MLM head: a model that ships one (``bert-base-uncased``) trains with it. Most
+sentence-transformers models ship none: a new head is built on the model's config (decoder tied
+to the input embeddings) and, before any encoder update, trained alone for ``head_warmup_steps``
+with the encoder frozen, on the smallest subset of the curve only; a random head's gradients
+would otherwise spend a small subset's few steps disturbing the encoder.
+
+This module holds the pieces both schedules share and the independent schedule itself
+(:func:`finetune_independent`: every size from the base model); the branching schedule is in
+:mod:`hf_finetune_curve.branching`.
 
 Example:
     >>> from hf_finetune_curve.finetune import finetune_sentence_transformer
-    >>> result = finetune_sentence_transformer(model, texts, FinetuneConfig(epochs=1))  # doctest: +SKIP
+    >>> result = finetune_sentence_transformer(model, texts, FinetuneConfig())  # doctest: +SKIP
     >>> result.model.encode(["a 1996 Porsche 911 Turbo"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import inspect
 import logging
-import math
 import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from .config import FinetuneConfig
+from .recipe import CurvePlan, PointRecipe, plan_curve
 
 logger = logging.getLogger(__name__)
 
 # Attribute names under which transformers' *ForMaskedLM classes keep their prediction head.
 _HEAD_ATTRIBUTES = ("cls", "lm_head")
-_announced_new_head = False
 
 
 @dataclass
 class FinetuneResult:
-    """The finetuned SentenceTransformer and what training cost."""
+    """A finetuned point: its SentenceTransformer, the recipe it trained on and what it cost."""
 
     model: Any
     texts_seen: int
@@ -58,24 +60,12 @@ class FinetuneResult:
     chunk_length: int
     num_chunks: int
     schedule: str = "independent"
-    cooldown_steps: int = 0     # branching: steps of the point's LR cooldown (included in optimizer_steps)
-    cooldown_tokens: int = 0    # branching: tokens drawn by its cooldown branch (included in tokens_seen)
-
-    def stats(self) -> dict[str, Any]:
-        """The statistics a run saves beside the checkpoint (``finetune_stats.json``)."""
-        values = {
-            "finetune_texts_seen": self.texts_seen,
-            "finetune_tokens_seen": self.tokens_seen,
-            "finetune_steps": self.optimizer_steps,
-            "final_mlm_loss": self.final_loss,
-            "train_seconds": self.train_seconds,
-            "chunk_length": self.chunk_length,
-            "num_chunks": self.num_chunks,
-        }
-        if self.schedule != "independent":
-            values.update(schedule=self.schedule, cooldown_steps=self.cooldown_steps,
-                          cooldown_tokens=self.cooldown_tokens)
-        return values
+    recipe: PointRecipe | None = None
+    lr_integral: float = 0.0          # measured on the scheduler actually stepped (peak-LR steps)
+    final_lr: float | None = None     # rate after the last step, relative to the peak (0 when decayed)
+    subset_epochs: float = 0.0        # draws / chunks of the subset: passes over its texts
+    max_text_index: int = -1          # highest pool index of any text it trained on (< size)
+    head: str = "new"                 # "shipped", "warmed up" or "new"
 
 
 def transformer_module(model):
@@ -105,37 +95,13 @@ def tokenize_texts(texts: Sequence[str], tokenizer) -> list[list[int]]:
     return tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
 
 
-def pack_token_lists(
-    encoded: Sequence[Sequence[int]], chunk_length: int, *, first_index: int = 0, with_sources: bool = False
-):
-    """Pack tokenised texts into chunks of ``chunk_length`` tokens, keeping every token.
 
-    With ``with_sources`` it also returns, per chunk, the ``(text_index, n_tokens)`` pieces it holds
-    (text indices start at ``first_index``): what lets a caller audit which texts a chunk came from.
-    """
-    if chunk_length < 2:
-        raise ValueError(f"chunk_length must be >= 2, got {chunk_length}")
-    chunks: list[list[int]] = []
-    sources: list[list[tuple[int, int]]] = []
-    current: list[int] = []
-    pieces: list[tuple[int, int]] = []
-    for offset, ids in enumerate(encoded):
-        index = first_index + offset
-        position = 0
-        while position < len(ids):
-            take = min(chunk_length - len(current), len(ids) - position)
-            current.extend(ids[position:position + take])
-            if with_sources:
-                pieces.append((index, take))
-            position += take
-            if len(current) == chunk_length:
-                chunks.append(current)
-                sources.append(pieces)
-                current, pieces = [], []
-    if current:
-        chunks.append(current)
-        sources.append(pieces)
-    return (chunks, sources) if with_sources else chunks
+def pack_token_lists(encoded: Sequence[Sequence[int]], chunk_length: int) -> list[list[int]]:
+    """Pack tokenised texts into chunks of ``chunk_length`` tokens, keeping every token."""
+    from .recipe import pack_segments
+
+    chunks, _, _ = pack_segments(encoded, [len(encoded)], chunk_length) if len(encoded) else ([], None, None)
+    return chunks
 
 
 def pack_into_chunks(texts: Sequence[str], tokenizer, chunk_length: int) -> list[list[int]]:
@@ -149,41 +115,57 @@ def pack_into_chunks(texts: Sequence[str], tokenizer, chunk_length: int) -> list
     return pack_token_lists(tokenize_texts(texts, tokenizer), chunk_length)
 
 
-class _ChunkDataset(torch.utils.data.Dataset):
-    def __init__(self, chunks: list[list[int]]) -> None:
-        self.chunks = chunks
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
 
-    def __len__(self) -> int:
-        return len(self.chunks)
+    @contextlib.contextmanager
+    def quiet():
+        before = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(before)
+            if bars:
+                hf_logging.enable_progress_bar()
 
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
-        return {"input_ids": self.chunks[index]}
+    return quiet()
 
 
-def build_mlm_model(model) -> nn.Module:
+def build_mlm_model(model) -> tuple[nn.Module, bool]:
     """A ``*ForMaskedLM`` model whose encoder holds ``model``'s transformer weights.
 
-    The head is new (the config's initialisation, decoder tied to the word embeddings): the
-    SentenceTransformer checkpoints this tool targets ship no MLM head.
+    Returns ``(mlm, shipped)``: when the transformer's source checkpoint ships a trained MLM head
+    (``bert-base-uncased`` does; sentence-transformers checkpoints do not) that head is used and
+    ``shipped`` is True; otherwise the head is new (the config's initialisation, decoder tied to
+    the word embeddings).
     """
     from transformers import AutoModelForMaskedLM
 
-    global _announced_new_head
     encoder = transformer_module(model).auto_model
-    mlm = AutoModelForMaskedLM.from_config(copy.deepcopy(encoder.config))
+    mlm, shipped = None, False
+    source = getattr(encoder, "name_or_path", None) or getattr(encoder.config, "_name_or_path", None)
+    if source:
+        try:
+            with _quiet_transformers(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loaded, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
+            head = _head_name(loaded)
+            missing_head = [k for k in info.get("missing_keys", []) if head and k.startswith(f"{head}.")]
+            if head and not missing_head:
+                mlm, shipped = loaded, True
+        except Exception as exc:  # no MLM class for this architecture, files not reachable, ...
+            logger.debug("No shipped MLM head at %s: %s", source, exc)
+    if mlm is None:
+        mlm = AutoModelForMaskedLM.from_config(copy.deepcopy(encoder.config))
     result = mlm.base_model.load_state_dict(encoder.state_dict(), strict=False)
     missing = [key for key in result.missing_keys if "pooler" not in key]
     if missing:
         raise RuntimeError(f"Encoder weights do not fit the MLM model: missing {missing[:5]}")
     mlm.tie_weights()
-    if not _announced_new_head:
-        logger.info(
-            "%s ships no MLM head: built a new %s head (decoder tied to the input embeddings); it is "
-            "trained with the encoder and dropped when the checkpoint is saved.",
-            type(encoder).__name__, type(mlm).__name__,
-        )
-        _announced_new_head = True
-    return mlm
+    return mlm, shipped
 
 
 def _head_name(mlm: nn.Module) -> str | None:
@@ -213,6 +195,19 @@ class SparseMaskedLM(nn.Module):
         super().__init__()
         self.mlm = mlm
         self.head_name = _head_name(mlm)
+        from .trainer import shared_tensor_names
+
+        # Tied weights are stored once in a Trainer checkpoint; the Trainer expects these missing.
+        self._keys_to_ignore_on_save = shared_tensor_names(self) or None
+
+    def tie_weights(self) -> None:
+        """Re-tie the decoder to the input embeddings (the Trainer calls it after loading weights).
+
+        Under LoRA the head is peft's trainable copy (``modules_to_save``), no longer tied: nothing to do.
+        """
+        if any(".modules_to_save." in f".{name}." for name, _ in self.mlm.named_modules()):
+            return
+        self.mlm.tie_weights()
 
     def forward(self, input_ids, attention_mask=None, labels=None, token_type_ids=None,
                 num_items_in_batch=None, **_: Any):
@@ -243,28 +238,11 @@ def _as_count(value, like: torch.Tensor) -> torch.Tensor:
     return count.to(device=like.device, dtype=torch.float32).clamp_min(1.0)
 
 
-def make_collator(tokenizer, mlm_probability: float, seed: int):
-    """The masking collator shared by both schedules (dynamic padding, ``mlm_probability`` masking)."""
-    from transformers import DataCollatorForLanguageModeling
-
-    kwargs: dict[str, Any] = {"tokenizer": tokenizer, "mlm": True, "mlm_probability": mlm_probability}
-    if "seed" in inspect.signature(DataCollatorForLanguageModeling.__init__).parameters:
-        kwargs["seed"] = seed
-    return DataCollatorForLanguageModeling(**kwargs)
-
-
-_collator = make_collator  # the old private name
-
 
 def resolve_device(device: str | None) -> str:
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def use_bf16(device: str) -> bool:
-    """bf16 mixed precision: on CUDA devices that support it."""
-    return str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def _apply_lora(mlm: nn.Module, config: FinetuneConfig) -> nn.Module:
@@ -276,7 +254,7 @@ def _apply_lora(mlm: nn.Module, config: FinetuneConfig) -> nn.Module:
         lora_alpha=int(config.lora_alpha),
         lora_dropout=float(config.lora_dropout),
         target_modules=list(config.lora_target_modules) if config.lora_target_modules else None,
-        # A new, randomly initialised head must learn too, or the loss stays near log(vocab).
+        # A new head must learn too, or the loss stays near log(vocab).
         modules_to_save=[head] if head else None,
     )
     return get_peft_model(mlm, lora_config)
@@ -284,17 +262,18 @@ def _apply_lora(mlm: nn.Module, config: FinetuneConfig) -> nn.Module:
 
 @dataclass
 class MLMSetup:
-    """What both schedules train: the MLM model (LoRA-injected with ``config.lora``) and its loss wrapper."""
+    """What the Trainer trains: the MLM model (LoRA-injected with ``config.lora``) and its loss wrapper."""
 
     mlm: nn.Module
     peft_model: nn.Module | None
     trainable: SparseMaskedLM
     tokenizer: Any
     chunk_length: int
+    head_shipped: bool = False
 
 
 def prepare_mlm(model, config: FinetuneConfig, seed: int) -> MLMSetup:
-    """Build the MLM model on ``model``'s transformer weights (+ LoRA), seeded for the new head.
+    """Build the MLM model on ``model``'s transformer weights (+ LoRA), seeded for a new head.
 
     Raises:
         TypeError: the first module is not a transformers Transformer.
@@ -308,42 +287,37 @@ def prepare_mlm(model, config: FinetuneConfig, seed: int) -> MLMSetup:
         raise ValueError(f"The tokenizer of {type(module.auto_model).__name__} has no mask token; MLM needs one.")
     chunk_length = chunk_length_for(model, config.max_seq_length)
     set_seed(seed)
-    mlm = build_mlm_model(model)
+    mlm, shipped = build_mlm_model(model)
+    mlm.to(model.device)
     peft_model = _apply_lora(mlm, config) if config.lora else None
     return MLMSetup(mlm=mlm, peft_model=peft_model, trainable=SparseMaskedLM(mlm), tokenizer=tokenizer,
-                    chunk_length=chunk_length)
+                    chunk_length=chunk_length, head_shipped=shipped)
 
 
-# Parameter names that get no weight decay: the Trainer's own rule (biases and norm weights).
-_NO_DECAY_PATTERNS = (r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)")
+def head_parameters(setup: MLMSetup) -> dict[str, nn.Parameter]:
+    """The MLM head's own parameters (names in ``setup.trainable``), without the tied word embeddings."""
+    head_name = setup.trainable.head_name
+    if head_name is None:
+        return {}
+    encoder_ids = {id(p) for p in setup.mlm.base_model.parameters()}
+    prefix = f"mlm.{head_name}."
+    return {name: param for name, param in setup.trainable.named_parameters(remove_duplicate=False)
+            if name.startswith(prefix) and id(param) not in encoder_ids}
 
 
-def build_optimizer(trainable: nn.Module, config: FinetuneConfig, device: str | None = None) -> torch.optim.AdamW:
-    """AdamW as the Trainer builds it by default: weight decay on all but biases and norm weights,
-    betas (0.9, 0.999), eps 1e-8, fused kernel where torch has one for ``device``."""
-    from transformers.trainer_pt_utils import get_parameter_names
-
-    decay_names = set(get_parameter_names(trainable, [nn.LayerNorm], list(_NO_DECAY_PATTERNS)))
-    named = [(name, param) for name, param in trainable.named_parameters() if param.requires_grad]
-    groups = [
-        {"params": [p for n, p in named if n in decay_names], "weight_decay": float(config.weight_decay)},
-        {"params": [p for n, p in named if n not in decay_names], "weight_decay": 0.0},
-    ]
-    groups = [group for group in groups if group["params"]]
-    kwargs: dict[str, Any] = dict(lr=float(config.effective_learning_rate()), betas=(0.9, 0.999), eps=1e-8)
-    device_type = torch.device(resolve_device(device)).type if device else next(trainable.parameters()).device.type
-    if device_type in ("cuda", "cpu"):
-        kwargs["fused"] = True
+@contextlib.contextmanager
+def only_head_trainable(setup: MLMSetup):
+    """Freeze everything but the head (the encoder, LoRA adapters and tied embeddings) inside the block."""
+    params = dict(setup.trainable.named_parameters())
+    before = {name: p.requires_grad for name, p in params.items()}
+    head = head_parameters(setup)
     try:
-        return torch.optim.AdamW(groups, **kwargs)
-    except (RuntimeError, ValueError):
-        kwargs.pop("fused", None)
-        return torch.optim.AdamW(groups, **kwargs)
-
-
-def max_grad_norm(config: FinetuneConfig) -> float:
-    """Gradient clipping norm (the Trainer's default 1.0 unless ``trainer_kwargs`` sets another)."""
-    return float(config.trainer_kwargs.get("max_grad_norm", 1.0))
+        for name, param in params.items():
+            param.requires_grad_(name in head and ".original_module." not in name)
+        yield
+    finally:
+        for name, param in params.items():
+            param.requires_grad_(before[name])
 
 
 def finetuned_encoder_state(setup: MLMSetup, *, inplace: bool = False) -> dict[str, torch.Tensor]:
@@ -379,8 +353,238 @@ def sentence_transformer_with_encoder(model, encoder_state: dict[str, torch.Tens
     return finetuned
 
 
-# trainer_kwargs that choose the optimizer: with any of them the Trainer builds its own.
-_OPTIMIZER_KWARGS = ("optim", "optim_args", "optim_target_modules", "adam_beta1", "adam_beta2", "adam_epsilon")
+# --------------------------------------------------------------------------------------------
+# Running the Trainer on a planned stream
+# --------------------------------------------------------------------------------------------
+@dataclass
+class StreamRun:
+    """What one Trainer run over a chunk stream did."""
+
+    progress: Any            # the (restored) PointProgress callback
+    seconds: float
+    global_step: int
+
+
+def run_stream(
+    setup: MLMSetup,
+    plan: CurvePlan,
+    stream: np.ndarray,
+    lr_factor: Callable[[int], float],
+    *,
+    max_steps: int,
+    config: FinetuneConfig,
+    seed: int,
+    device: str,
+    output_dir: str | Path,
+    learning_rate: float | None = None,
+    resume_from: str | Path | None = None,
+    save_at: int | None = None,
+    callbacks: Sequence[Any] = (),
+    show_progress: bool = True,
+    audit: list[tuple[int, int]] | None = None,
+) -> StreamRun:
+    """Train ``setup`` with a :class:`CurveTrainer` on ``stream`` (chunk ids of ``plan``), in order.
+
+    ``resume_from`` is a Trainer checkpoint (model, head, optimizer, scheduler, RNG, counters);
+    ``save_at`` saves one at that global step and stops there.
+    """
+    from .trainer import ChunkStream, CurveTrainer, PointProgress, PositionalMaskingCollator, StopAndSave, \
+        training_arguments
+
+    rate = float(learning_rate if learning_rate is not None else config.effective_learning_rate())
+    args = training_arguments(config, output_dir=output_dir, seed=seed, max_steps=max_steps, device=device,
+                              learning_rate=rate, show_progress=show_progress, save=save_at is not None,
+                              # one value for every run of a plan: a resumed checkpoint expects the same
+                              logging_steps=max(1, max(r.steps for r in plan.recipes.values()) // 20))
+    own_callbacks: list[Any] = [PointProgress(peak_lr=rate)]
+    if save_at is not None:
+        own_callbacks.append(StopAndSave(save_at))
+    collator = PositionalMaskingCollator(setup.tokenizer, config.mlm_probability, seed)
+    if audit is not None:
+        inner = collator
+
+        def collator(examples, _inner=inner):  # type: ignore[no-redef]
+            audit.extend((int(e["draw"]), int(e["chunk"])) for e in examples)
+            return _inner(examples)
+
+    trainer = CurveTrainer(
+        model=setup.trainable, args=args, data_collator=collator, train_dataset=ChunkStream(plan.chunks, stream),
+        callbacks=[*own_callbacks, *callbacks], lr_factor=lr_factor,
+    )
+    if not show_progress:  # the Trainer prints its logs when it shows no progress bar
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    seconds = time.perf_counter() - started
+    progress = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, PointProgress))
+    return StreamRun(progress=progress, seconds=seconds, global_step=int(trainer.state.global_step))
+
+
+def warm_up_head(
+    setup: MLMSetup,
+    plan: CurvePlan,
+    config: FinetuneConfig,
+    *,
+    seed: int,
+    device: str,
+    work_dir: str | Path,
+    callbacks: Sequence[Any] = (),
+    show_progress: bool = True,
+) -> dict[str, torch.Tensor] | None:
+    """Train a new head alone (encoder frozen) on the smallest subset; return its weights.
+
+    None when the model shipped its head or ``head_warmup_steps`` is 0. Only ``pool[:sizes[0]]``
+    is drawn, so every point still trains on nothing beyond its own first ``n`` texts.
+    """
+    steps = int(config.head_warmup_steps)
+    if setup.head_shipped or steps <= 0 or setup.trainable.head_name is None:
+        return None
+    stream = plan.head_warmup_stream(steps)
+    with only_head_trainable(setup):
+        run_stream(setup, plan, stream, lambda step: 1.0, max_steps=steps, config=config, seed=seed, device=device,
+                   output_dir=work_dir, learning_rate=float(config.head_warmup_learning_rate),
+                   callbacks=callbacks, show_progress=show_progress)
+    return {name: param.detach().to("cpu", copy=True) for name, param in head_parameters(setup).items()}
+
+
+def load_head(setup: MLMSetup, head_state: dict[str, torch.Tensor] | None) -> None:
+    if not head_state:
+        return
+    params = head_parameters(setup)
+    with torch.no_grad():
+        for name, value in head_state.items():
+            params[name].copy_(value.to(params[name].device))
+
+
+def head_label(setup: MLMSetup, head_state) -> str:
+    return "shipped" if setup.head_shipped else ("warmed up" if head_state else "new")
+
+
+def point_result(model, setup: MLMSetup, plan: CurvePlan, size: int, stream: np.ndarray, run: StreamRun,
+                 *, schedule: str, seconds: float, head: str, device=None) -> FinetuneResult:
+    """The finetuned SentenceTransformer of a point (LoRA merged into a copy) and its statistics."""
+    k = plan.sizes.index(size)
+    finetuned = sentence_transformer_with_encoder(model, finetuned_encoder_state(setup, inplace=False), device)
+    return FinetuneResult(
+        model=finetuned,
+        texts_seen=int(round(plan.epochs * size)),
+        tokens_seen=plan.tokens(stream),
+        optimizer_steps=run.global_step,
+        train_seconds=seconds,
+        final_loss=run.progress.mean_loss,
+        chunk_length=plan.chunk_length,
+        num_chunks=int(plan.segment_ends[k]),
+        schedule=schedule,
+        recipe=plan.recipes[size],
+        lr_integral=float(run.progress.lr_sum),
+        final_lr=run.progress.final_lr,
+        subset_epochs=len(stream) / max(1, plan.segment_ends[k]),
+        max_text_index=plan.max_text_index(stream),
+        head=head,
+    )
+
+
+def check_no_leak(result: FinetuneResult, size: int) -> None:
+    """The guarantee the curve rests on: f<n> trained on nothing beyond pool text n-1."""
+    from .errors import SubsetLeakError
+
+    if result.max_text_index >= size:
+        raise SubsetLeakError(f"f{size} trained on pool text {result.max_text_index} (only 0..{size - 1} allowed).")
+
+
+def plan_for(model, setup: MLMSetup, pool_texts: Sequence[str], sizes: Sequence[int], config: FinetuneConfig,
+             seed: int) -> CurvePlan:
+    from .trainer import world_size
+
+    encoded = tokenize_texts(pool_texts[: max(sizes)], setup.tokenizer)
+    return plan_curve(encoded, sizes, config, seed=seed, chunk_length=setup.chunk_length, world_size=world_size())
+
+
+# --------------------------------------------------------------------------------------------
+# The independent schedule
+# --------------------------------------------------------------------------------------------
+def finetune_independent(
+    model,
+    pool_texts: Sequence[str],
+    sizes: Sequence[int],
+    config: FinetuneConfig,
+    *,
+    seed: int,
+    device: str | None = "auto",
+    work_dir: str | Path,
+    completed: set[int] | frozenset[int] = frozenset(),
+    on_point: Callable[[int, FinetuneResult], None],
+    callbacks: Sequence[Any] = (),
+    show_progress: bool = True,
+    audit: dict[str, list] | None = None,
+    log_dir: str | Path | None = None,
+) -> CurvePlan:
+    """Train every size in ``sizes`` from the base model on its own recipe; returns the plan.
+
+    Each point ``n`` gets a fresh MLM model (the same warmed-up head for all), draws only from
+    ``pool_texts[:n]`` and is handed to ``on_point(n, result)`` in ascending order. Sizes in
+    ``completed`` are skipped. TensorBoard logs (``report_to``) are moved to ``log_dir``.
+    """
+    device = resolve_device(device)
+    sizes = sorted(int(s) for s in sizes)
+    work_dir = Path(work_dir)
+    base_setup = prepare_mlm(model, config, seed)
+    plan = plan_for(model, base_setup, pool_texts, sizes, config, seed)
+    pending = [s for s in sizes if s not in completed]
+    if not pending:
+        return plan
+    head_state = warm_up_head(base_setup, plan, config, seed=seed, device=device, work_dir=work_dir / "head",
+                              callbacks=callbacks, show_progress=show_progress)
+    for size in pending:
+        recipe = plan.recipes[size]
+        logger.info("f%d: independent MLM run, %d steps (warmup %d, cooldown %d)", size, recipe.steps,
+                    recipe.warmup_steps, recipe.cooldown_steps)
+        setup = prepare_mlm(model, config, seed)
+        load_head(setup, head_state)
+        stream = plan.independent_stream(size)
+        draws: list | None = [] if audit is not None else None
+        run = run_stream(setup, plan, stream, recipe.lr_factor, max_steps=recipe.steps, config=config, seed=seed,
+                         device=device, output_dir=work_dir / f"f{size}", callbacks=callbacks,
+                         show_progress=show_progress, audit=draws)
+        if audit is not None:
+            audit[f"independent:{size}"] = draws
+        result = point_result(model, setup, plan, size, stream, run, schedule="independent", seconds=run.seconds,
+                              head=head_label(setup, head_state), device=_result_device(device))
+        check_no_leak(result, size)
+        keep_logs(work_dir, log_dir)
+        shutil.rmtree(work_dir / f"f{size}", ignore_errors=True)
+        on_point(size, result)
+    keep_logs(work_dir, log_dir)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return plan
+
+
+def keep_logs(work_dir: str | Path, log_dir: str | Path | None) -> None:
+    """Move the Trainer runs' TensorBoard folders (``<output_dir>/runs``) out of a work folder."""
+    if log_dir is None:
+        return
+    for runs in sorted(Path(work_dir).glob("**/runs")):
+        if not runs.is_dir():
+            continue
+        target = Path(log_dir) / runs.parent.relative_to(work_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in runs.iterdir():
+            destination = target / entry.name
+            if not destination.exists():
+                shutil.move(str(entry), destination)
+
+
+def _result_device(device: str):
+    from .trainer import world_size
+
+    # Under several processes each keeps its copy on its own device (cuda:<local rank>).
+    if world_size() > 1 and str(device).startswith("cuda"):
+        import os
+
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return None
 
 
 def finetune_sentence_transformer(
@@ -391,98 +595,26 @@ def finetune_sentence_transformer(
     seed: int = 42,
     device: str | None = "auto",
     work_dir: str | Path | None = None,
+    callbacks: Sequence[Any] = (),
     show_progress: bool = True,
-):
-    """MLM-finetune a copy of ``model`` on ``texts`` and return it with training statistics.
+) -> FinetuneResult:
+    """MLM-finetune a copy of ``model`` on ``texts`` (one point of the curve) and return it.
 
-    ``model`` itself is left unchanged. The returned SentenceTransformer has the same module
-    stack (its Pooling, Normalize, ...) with the finetuned transformer weights.
-
-    Runs on ``device`` ("cpu", "cuda", "auto"); under ``torchrun`` / ``accelerate launch`` the
-    Trainer trains data-parallel over the processes (``batch_size`` is per process) and every
-    process returns the same finetuned model. ``tokens_seen`` is the total over all processes.
+    ``model`` itself is left unchanged; the returned SentenceTransformer has the same module stack
+    (Pooling, Normalize, ...) with the finetuned transformer weights. Under ``torchrun`` /
+    ``accelerate launch`` the Trainer trains data-parallel over the processes (``batch_size`` is
+    per process) and every process returns the same model.
     """
-    from transformers import Trainer, TrainingArguments
-
     if not texts:
         raise ValueError("finetune_sentence_transformer needs at least one text.")
-    device = resolve_device(device)
-    setup = prepare_mlm(model, config, seed)
-    chunk_length = setup.chunk_length
-    chunks = pack_into_chunks(texts, setup.tokenizer, chunk_length)
-    tokens_per_epoch = sum(len(chunk) for chunk in chunks)
-
-    world_size = _world_size()
-    per_step = config.batch_size * config.gradient_accumulation_steps * world_size
-    steps_per_epoch = math.ceil(len(chunks) / per_step)
-    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
-    learning_rate = config.effective_learning_rate()
-    owns_work_dir = work_dir is None
-    work_path = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="hf-curve-train-"))
-    args_kwargs: dict[str, Any] = dict(
-        output_dir=str(work_path),
-        per_device_train_batch_size=int(config.batch_size),
-        gradient_accumulation_steps=int(config.gradient_accumulation_steps),
-        learning_rate=float(learning_rate),
-        num_train_epochs=float(config.epochs),
-        warmup_steps=int(math.ceil(total_steps * config.warmup_ratio)),
-        weight_decay=float(config.weight_decay),
-        lr_scheduler_type="linear",
-        logging_steps=max(1, total_steps // 10),
-        save_strategy="no",
-        report_to=config.report_to,
-        seed=int(seed),
-        data_seed=int(seed),
-        use_cpu=device == "cpu",
-        bf16=use_bf16(device),
-        disable_tqdm=not show_progress,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-    )
-    args_kwargs.update(config.trainer_kwargs)
-    training_args = TrainingArguments(**args_kwargs)
-    optimizers: tuple[Any, Any] = (None, None)
-    if not any(key in config.trainer_kwargs for key in _OPTIMIZER_KWARGS):
-        # The same optimizer the branching schedule uses (it equals the Trainer's default AdamW),
-        # built on the parameters where they will train (cuda:<local rank> under torchrun).
-        setup.trainable.to(training_args.device)
-        optimizers = (build_optimizer(setup.trainable, config, str(training_args.device)), None)
-    trainer = Trainer(
-        model=setup.trainable,
-        args=training_args,
-        data_collator=make_collator(setup.tokenizer, config.mlm_probability, seed),
-        train_dataset=_ChunkDataset(chunks),
-        optimizers=optimizers,
-    )
-    started = time.perf_counter()
+    results: dict[int, FinetuneResult] = {}
+    owns = work_dir is None
+    path = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="hf-curve-train-"))
     try:
-        output = trainer.train()
+        finetune_independent(model, list(texts), [len(texts)], config, seed=seed, device=device, work_dir=path,
+                             on_point=lambda n, r: results.setdefault(n, r), callbacks=callbacks,
+                             show_progress=show_progress)
     finally:
-        if owns_work_dir:  # each process made its own temporary folder
-            shutil.rmtree(work_path, ignore_errors=True)
-    train_seconds = time.perf_counter() - started
-
-    # Under several processes each keeps its copy on its own device (cuda:<local rank>), not model's.
-    target_device = training_args.device if world_size > 1 else None
-    encoder_state = finetuned_encoder_state(setup, inplace=True)
-    finetuned = sentence_transformer_with_encoder(model, encoder_state, target_device)
-    epochs_done = float(config.epochs)
-    return FinetuneResult(
-        model=finetuned,
-        texts_seen=int(round(len(texts) * epochs_done)),
-        tokens_seen=int(round(tokens_per_epoch * epochs_done)),
-        optimizer_steps=int(trainer.state.global_step),
-        train_seconds=train_seconds,
-        final_loss=float(output.training_loss) if output.training_loss is not None else None,
-        chunk_length=chunk_length,
-        num_chunks=len(chunks),
-    )
-
-
-def _world_size() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    import os
-
-    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-
+        if owns:
+            shutil.rmtree(path, ignore_errors=True)
+    return results[len(texts)]

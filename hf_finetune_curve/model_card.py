@@ -355,15 +355,22 @@ def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any])
         ("learning rate", lr_text),
         ("batch size (per device)", str(tune.get("batch_size", "?"))),
         ("gradient accumulation steps", str(tune.get("gradient_accumulation_steps", 1))),
-        ("warmup ratio", f"{tune.get('warmup_ratio', 0):g}"),
+        ("warmup steps", str(point.get("warmup_steps") or tune.get("warmup_steps", 0))),
+        ("cooldown (1-sqrt decay to 0)", f"{int(point.get('cooldown_steps') or 0):,} steps"),
+        ("learning-rate integral", f"{float(point.get('lr_integral') or 0):.1f} peak-LR steps"),
+        ("passes over its subset", f"{float(point.get('subset_epochs') or 0):.2f}"),
+        ("MLM head", str(stats.get("head", "new"))
+         + (f" (trained alone for {tune.get('head_warmup_steps')} steps first)" if stats.get("head") == "warmed up"
+            else "")),
         ("weight decay", f"{tune.get('weight_decay', 0):g}"),
         ("chunk length (tokens)", str(chunk)),
-        ("MLM masking probability", f"{tune.get('mlm_probability', 0.15):g}"),
+        ("MLM masking probability", f"{tune.get('mlm_probability', 0.2):g}"),
         ("LoRA", (f"yes: r={tune.get('lora_r')}, alpha={tune.get('lora_alpha')}, dropout={tune.get('lora_dropout')}, "
                   f"target modules {tune.get('lora_target_modules') or 'peft default'}; merged before saving")
          if lora else "no (all weights trained)"),
-        ("schedule", f"{config.get('schedule', 'independent')} (each size trained from the base model)"
-         if config.get("schedule", "independent") == "independent" else str(config.get("schedule"))),
+        ("schedule", f"{point.get('schedule') or config.get('schedule', 'independent')} "
+         + ("(trained from the base model)" if (point.get("schedule") or config.get("schedule")) == "independent"
+            else "(cooldown branch of a shared main run; same recipe as an independent run)")),
         ("seed (data order, masking, probe)", str(config.get("seed", "?"))),
     ]
     for key, value in sorted((tune.get("trainer_kwargs") or {}).items()):

@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,7 +28,7 @@ from .corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table, read_points, write_curve, write_point
 from .embed import embed_texts, embedding_cache_key
 from .errors import RunDirectoryConflictError
-from .finetune import FinetuneResult, finetune_sentence_transformer, resolve_device
+from .finetune import FinetuneResult, resolve_device
 from .io_utils import atomic_path, read_json, write_json_atomic
 from .models import load_sentence_transformer
 from .probe import fit_and_score
@@ -70,23 +70,20 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _init_distributed(device: str) -> bool:
-    """Join the process group of a multi-process launch early, with a long timeout.
+def _init_distributed(device: str):
+    """Join a multi-process launch through accelerate (the Trainer's own process state), with a long
+    timeout: rank 0 embeds and scores every point while the other ranks wait in the next collective.
 
-    Rank 0 embeds and scores every point while the other ranks wait in the next collective; the
-    default timeout (minutes, for NCCL) would end the job there.
+    Returns the ``PartialState``, or None for a single process.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    import torch
-    import torch.distributed as dist
+        return None
+    from accelerate import PartialState
 
-    if not dist.is_initialized():
-        use_cuda = resolve_device(device).startswith("cuda")
-        if use_cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=_dt.timedelta(hours=6))
-    return True
+    from .trainer import DDP_TIMEOUT_SECONDS
+
+    return PartialState(cpu=not resolve_device(device).startswith("cuda"),
+                        timeout=_dt.timedelta(seconds=DDP_TIMEOUT_SECONDS))
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -131,6 +128,7 @@ def run_curve(
     overwrite: bool = False,
     show_progress: bool = True,
     on_point: Callable[[CurvePoint], None] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> CurveResult:
     """Measure the finetuning curve that ``config`` describes; resume it if it was interrupted.
 
@@ -144,6 +142,8 @@ def run_curve(
         overwrite: discard an existing run with a different configuration in the output dir.
         show_progress: tqdm bars for sizes, training and embedding.
         on_point: called with each newly finished point (e.g. to plot live in a notebook).
+        callbacks: ``transformers.TrainerCallback`` objects given to every Trainer run of the
+            finetuning (both schedules), as to ``Trainer(callbacks=...)``.
 
     Raises:
         CorpusError, ConfigError, RunDirectoryConflictError, CheckpointVerificationError,
@@ -155,10 +155,8 @@ def run_curve(
     distributed = _init_distributed(config.device)
     # Rank 0 alone checks (and with --overwrite clears) the run directory; the others wait for it.
     saved_config = _prepare_run_dir(run_dir, config, overwrite) if main_process else None
-    if distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
+    if distributed is not None:
+        distributed.wait_for_everyone()
     run_dir.mkdir(parents=True, exist_ok=True)
 
     corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
@@ -172,7 +170,7 @@ def run_curve(
         splits.save(run_dir / "splits.npz")
     sizes = parse_sizes(config.sizes, len(splits.pool_order))
     device = resolve_device(config.device)
-    if distributed and device.startswith("cuda"):
+    if distributed is not None and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process, not all on GPU 0
     base_model, resolved = load_sentence_transformer(config.model, device=device)
 
@@ -210,7 +208,8 @@ def run_curve(
         ))
     context = _RunContext(config=config, run_dir=run_dir, corpus=corpus, base_model=base_model,
                           base_model_id=resolved.model_id, device=device, show_progress=show_progress,
-                          sample_texts=[corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]])
+                          sample_texts=[corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]],
+                          callbacks=list(callbacks))
     progress = tqdm(total=len(sizes) * len(replicates), desc="curve points", unit="point",
                     disable=not show_progress)
     all_points: list[list[CurvePoint]] = []
@@ -261,6 +260,7 @@ class _RunContext:
     device: str
     show_progress: bool
     sample_texts: list[str]
+    callbacks: list[Any] = dataclasses.field(default_factory=list)
 
 
 def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
@@ -348,52 +348,56 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
                           record)
 
     pool_texts = [context.corpus.texts[i] for i in replicate.splits.pool_order]
+    positive = [size for size in sizes if size > 0]
+    done = {size for size in positive if size not in to_train}
+    common = dict(seed=replicate.seed, device=context.device, completed=done, callbacks=context.callbacks,
+                  show_progress=context.show_progress, log_dir=replicate.run_dir / "logs")
     if config.schedule == "branching":
         from .branching import finetune_branching
 
-        done = {size for size in sizes if size > 0 and size not in to_train}
-        logger.info("Branching schedule%s: one warmup-stable-decay run over %s, a cooldown branch per size",
-                    replicate.suffix(config.seed), ", ".join(size_label(s) for s in sorted(done | set(to_train))))
+        logger.info("Branching schedule%s: one warmup-stable main run over %s, a cooldown branch per size",
+                    replicate.suffix(config.seed), ", ".join(size_label(s) for s in positive))
         branching = finetune_branching(
-            context.base_model, pool_texts, sorted(done | set(to_train)), config.finetune, seed=replicate.seed,
-            device=context.device, state_dir=replicate.run_dir / "checkpoints" / ".branching-state",
-            completed=done, on_branch=trained, show_progress=context.show_progress,
+            context.base_model, pool_texts, positive, config.finetune, on_branch=trained,
+            state_dir=replicate.run_dir / "checkpoints" / ".branching-state", **common,
         )
+        plan = branching.plan
         if is_main_process():
             write_json_atomic(replicate.run_dir / "branching.json", branching.to_dict())
     else:
-        for finetune_size in to_train:
-            label = size_label(finetune_size)
-            logger.info("%s%s: MLM finetuning on %d texts", label, replicate.suffix(config.seed), finetune_size)
-            work_dir = replicate.run_dir / "checkpoints" / f".{label}.trainer"
-            result = finetune_sentence_transformer(
-                context.base_model, pool_texts[:finetune_size], config.finetune, seed=replicate.seed,
-                device=context.device, work_dir=work_dir, show_progress=context.show_progress,
-            )
-            shutil.rmtree(work_dir, ignore_errors=True)
-            trained(finetune_size, result)
+        from .finetune import finetune_independent
+
+        plan = finetune_independent(
+            context.base_model, pool_texts, positive, config.finetune, on_point=trained,
+            work_dir=replicate.run_dir / "checkpoints" / ".independent", **common,
+        ).summary()
+    if is_main_process():
+        write_json_atomic(replicate.run_dir / "training_plan.json", plan)
     return sorted(points, key=lambda p: p.finetune_size)
 
 
 def _save_trained(context: _RunContext, replicate: _Replicate, label: str, result: FinetuneResult) -> dict[str, Any]:
-    """Save and verify a trained checkpoint with its statistics; return the statistics."""
+    """Save and verify a trained checkpoint with its statistics (one rename); return the statistics."""
     checkpoint_dir = replicate.run_dir / "checkpoints" / label
+    recipe = result.recipe
     stats = {
-        "schedule": context.config.schedule,
+        "schedule": result.schedule,
         "finetune_texts_seen": result.texts_seen,
         "finetune_tokens_seen": result.tokens_seen,
         "finetune_steps": result.optimizer_steps,
-        "cooldown_steps": result.cooldown_steps,
-        "cooldown_tokens": result.cooldown_tokens,
+        "subset_epochs": result.subset_epochs,
+        "warmup_steps": recipe.warmup_steps if recipe else 0,
+        "cooldown_steps": recipe.cooldown_steps if recipe else 0,
+        "lr_integral": result.lr_integral,
+        "planned_lr_integral": recipe.lr_integral() if recipe else None,
+        "final_lr": result.final_lr,
+        "head": result.head,
         "final_mlm_loss": result.final_loss,
         "train_seconds": result.train_seconds,
         "chunk_length": result.chunk_length,
         "num_chunks": result.num_chunks,
     }
-    staging_stats = replicate.run_dir / "checkpoints" / f".{label}.stats.json"
-    write_json_atomic(staging_stats, stats)
-    save_checkpoint(result.model, checkpoint_dir, context.sample_texts)
-    shutil.move(str(staging_stats), checkpoint_dir / "finetune_stats.json")
+    save_checkpoint(result.model, checkpoint_dir, context.sample_texts, extra_json={"finetune_stats.json": stats})
     return stats
 
 
@@ -446,13 +450,17 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         finetune_texts_seen=int(stats.get("finetune_texts_seen", 0)),
         finetune_tokens_seen=int(stats.get("finetune_tokens_seen", 0)),
         finetune_steps=int(stats.get("finetune_steps", 0)),
+        schedule=str(stats.get("schedule", "")),
+        subset_epochs=float(stats.get("subset_epochs", 0.0)),
+        warmup_steps=int(stats.get("warmup_steps", 0)),
+        cooldown_steps=int(stats.get("cooldown_steps", 0)),
+        lr_integral=float(stats.get("lr_integral", 0.0)),
         final_mlm_loss=stats.get("final_mlm_loss"),
         train_seconds=float(stats.get("train_seconds", 0.0)),
         embed_seconds=float(embedded.seconds),
         probe_seconds=float(probe_seconds),
         checkpoint=checkpoint,
         probe_path=f"probes/{label}.json",
-        extras={"cooldown_steps": stats["cooldown_steps"]} if stats.get("cooldown_steps") else {},
     )
 
 

@@ -1,8 +1,7 @@
-"""Branching schedule: one warmup-stable-decay run with a cooldown branch per size."""
+"""Both schedules on one Trainer engine: the same recipe per point, resume, callbacks, heads, processes."""
 
 import json
-import math
-import os
+import logging
 import shutil
 import subprocess
 import sys
@@ -13,16 +12,26 @@ import numpy as np
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
+from transformers import TrainerCallback
 
 from hf_finetune_curve import FinetuneConfig
-from hf_finetune_curve.branching import finetune_branching, plan_branching
+from hf_finetune_curve.branching import finetune_branching
 from hf_finetune_curve.checkpoint import save_checkpoint
-from hf_finetune_curve.finetune import chunk_length_for, finetune_sentence_transformer, tokenize_texts
+from hf_finetune_curve.finetune import (
+    finetune_independent,
+    head_parameters,
+    plan_for,
+    prepare_mlm,
+    tokenize_texts,
+    warm_up_head,
+)
+from hf_finetune_curve.recipe import lr_factor, plan_curve
 from hf_finetune_curve.sample_data import generate_listings
 
 TEXTS = [row["text"] for row in generate_listings(200, seed=5)]
-SIZES = [8, 16, 32]
-CONFIG = FinetuneConfig(batch_size=8, max_seq_length=64, learning_rate=5e-3)
+SIZES = [16, 32, 64]
+CONFIG = FinetuneConfig(batch_size=8, max_seq_length=64, learning_rate=5e-3, warmup_steps=2, min_cooldown_steps=2,
+                        cooldown_fraction=0.25, min_steps=0, head_warmup_steps=3)
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +48,7 @@ def tiny_model(tiny_model_dir):
     return SentenceTransformer(str(tiny_model_dir), device="cpu")
 
 
-def _run(model, sizes, state_dir, config=CONFIG, **kwargs):
+def _branching(model, state_dir, sizes=SIZES, config=CONFIG, **kwargs):
     results = {}
     kwargs.setdefault("on_branch", lambda n, result: results.setdefault(n, result))
     stats = finetune_branching(model, TEXTS, sizes, config, seed=0, device="cpu", state_dir=state_dir,
@@ -47,203 +56,273 @@ def _run(model, sizes, state_dir, config=CONFIG, **kwargs):
     return stats, results
 
 
-def test_curve_costs_at_most_125x_its_largest_point(tiny_model):
-    tokenizer = tiny_model.tokenizer
-    for sizes in ([50, 100, 200], [25, 50, 100, 200], [50, 200]):
-        plan = plan_branching(tokenizer, TEXTS, sizes, FinetuneConfig(), seed=0,
-                              chunk_length=chunk_length_for(tiny_model, 64))
-        summary = plan.summary()
-        assert summary["compute_ratio"] <= 1.25, (sizes, summary)
-        assert summary["independent_ratio"] > 1.2
-        # The main run covers the largest subset once: exactly its tokens.
-        lengths = [len(ids) for ids in tokenize_texts(TEXTS[: sizes[-1]], tokenizer)]
-        assert summary["main_tokens"] == summary["largest_independent_tokens"] == sum(lengths)
+def _independent(model, work_dir, sizes=SIZES, config=CONFIG, **kwargs):
+    results = {}
+    plan = finetune_independent(model, TEXTS, sizes, config, seed=0, device="cpu", work_dir=work_dir,
+                                on_point=lambda n, result: results.setdefault(n, result), show_progress=False,
+                                **kwargs)
+    return plan, results
 
 
-def test_one_checkpoint_per_size_and_no_text_beyond_n(tiny_model, tmp_path):
-    saved = {}
-
-    def on_branch(n, result):
-        saved[n] = result
-        save_checkpoint(result.model, tmp_path / "checkpoints" / f"f{n}", TEXTS[:4])
-
-    stats, _ = _run(tiny_model, SIZES, tmp_path / "state", on_branch=on_branch, audit=True)
-    assert sorted(saved) == SIZES
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["f16", "f32", "f8"]
+def test_every_point_gets_the_same_recipe_in_both_schedules(tiny_model, tmp_path):
+    stats, branched = _branching(tiny_model, tmp_path / "state")
+    plan, independent = _independent(tiny_model, tmp_path / "independent")
+    assert [stats.plan["points"][str(n)]["branch_start"] for n in SIZES] == [plan.recipes[n].decay_start
+                                                                             for n in SIZES]
     for n in SIZES:
-        reloaded = SentenceTransformer(str(tmp_path / "checkpoints" / f"f{n}"), device="cpu")
-        assert [type(m).__name__ for m in reloaded] == ["Transformer", "Pooling", "Normalize"]
-    assert not (tmp_path / "state").exists()  # boundary states go once every size is done
-
-    sources = stats.chunk_sources
-    lengths = [len(ids) for ids in tokenize_texts(TEXTS[: SIZES[-1]], tiny_model.tokenizer)]
-    main_tokens = np.zeros(SIZES[-1], dtype=int)
-    for n in SIZES:
-        # The main run before boundary n: every text of pool[:n] exactly once (epochs=1), nothing after.
-        for chunk in stats.draws[f"main:{n}"]:
-            for text, tokens in sources[chunk]:
-                assert text < n
-                main_tokens[text] += tokens
-        np.testing.assert_array_equal(main_tokens[:n], lengths[:n])
-        assert main_tokens[n:].sum() == 0
-        cooldown = stats.draws.get(f"cooldown:{n}", [])
-        assert all(text < n for chunk in cooldown for text, _ in sources[chunk])
-        point, result = stats.points[n], saved[n]
-        assert point.max_text_index == n - 1
-        assert result.tokens_seen == sum(lengths[:n]) + point.cooldown_tokens
-        assert result.cooldown_tokens == sum(len_ for c in cooldown for len_ in [sum(t for _, t in sources[c])])
-        assert result.texts_seen == n and result.schedule == "branching"
-        assert math.isfinite(result.final_loss)
-    # Cooldowns branch for the smaller sizes; the largest decays inside the main run.
-    assert stats.points[8].cooldown_tokens > 0 and stats.points[16].cooldown_tokens > 0
-    assert stats.points[32].inline_decay and stats.points[32].cooldown_tokens == 0
-    assert stats.main_steps_run == stats.plan["main_steps"]
-    # Every branch is its own model, and none of them is the base model.
+        recipe = plan.recipes[n]
+        assert recipe.decay_start > 0 and recipe.cooldown_steps >= CONFIG.min_cooldown_steps
+        for result in (branched[n], independent[n]):
+            assert result.recipe == recipe
+            assert result.optimizer_steps == recipe.steps
+            # Measured on the scheduler actually stepped: the plan's integral, and a rate of 0 at the end.
+            assert result.lr_integral == pytest.approx(recipe.lr_integral(), rel=1e-9)
+            assert result.final_lr == 0.0
+            assert result.subset_epochs >= 1.0
+        assert branched[n].schedule == "branching" and independent[n].schedule == "independent"
+        assert branched[n].head == independent[n].head == "warmed up"
+    # The recipe itself: warmup in absolute steps, no step at rate 0, the rate reaches 0 after the last step.
+    recipe = plan.recipes[SIZES[-1]]
+    rates = [recipe.lr_factor(t) for t in range(recipe.steps + 1)]
+    assert rates[0] == pytest.approx(1 / (CONFIG.warmup_steps + 1)) and min(rates[:-1]) > 0 and rates[-1] == 0
+    assert rates[CONFIG.warmup_steps] == 1.0
+    # Branching costs less than training every size from the base model.
+    assert stats.plan["branching_steps"] < stats.plan["independent_steps"]
+    # Different draws, different models, all finetuned.
     base = tiny_model.encode(TEXTS[:4])
-    embeddings = {n: saved[n].model.encode(TEXTS[:4]) for n in SIZES}
     for n in SIZES:
-        assert np.abs(embeddings[n] - base).max() > 1e-3
-    assert np.abs(embeddings[8] - embeddings[16]).max() > 1e-4
-    total = stats.plan["main_tokens"] + stats.plan["cooldown_tokens"]
-    assert total == sum(lengths) + stats.points[8].cooldown_tokens + stats.points[16].cooldown_tokens
+        assert np.abs(branched[n].model.encode(TEXTS[:4]) - base).max() > 1e-3
+        assert np.abs(independent[n].model.encode(TEXTS[:4]) - base).max() > 1e-3
 
 
-def test_resume_skips_done_sizes_and_reproduces_the_uninterrupted_run(tiny_model, tmp_path):
-    reference, ref_results = _run(tiny_model, SIZES, tmp_path / "ref")
+def test_no_point_draws_beyond_its_subset(tiny_model, tmp_path):
+    stats, results = _branching(tiny_model, tmp_path / "state", audit=True)
+    setup = prepare_mlm(tiny_model, CONFIG, 0)
+    plan = plan_for(tiny_model, setup, TEXTS, SIZES, CONFIG, 0)
+    seen_branches = 0
+    for tag, draws in stats.draws.items():
+        kind, size = tag.split(":")
+        size = int(size)
+        assert draws, tag
+        assert max(int(plan.chunk_last_text[chunk]) for _, chunk in draws) < size, tag
+        if kind == "branch":
+            seen_branches += 1
+            # The branch continues the main run's own draws, from its decay start to its last step.
+            start = plan.recipes[size].decay_start * plan.chunks_per_step
+            assert [chunk for _, chunk in draws] == plan.main_stream[start:plan.recipes[size].steps
+                                                                     * plan.chunks_per_step].tolist()
+    assert seen_branches == len(SIZES)
+    for n in SIZES:
+        assert results[n].max_text_index == n - 1
+    # The main run up to a point's last step: its subset's chunks (epochs=1; the step budget is the
+    # independent run's, so rounding may leave less than one step of them to the next point), and
+    # nothing beyond.
+    per_step = plan.chunks_per_step
+    for k, n in enumerate(SIZES):
+        stop = plan.recipes[n].steps * per_step
+        drawn = set(plan.main_stream[:stop].tolist())
+        assert len(set(range(plan.segment_ends[k])) - drawn) < per_step
+        assert max(plan.chunk_last_text[list(drawn)]) == n - 1
+
+
+def test_head_warmup_trains_only_the_head(tiny_model, tmp_path):
+    setup = prepare_mlm(tiny_model, CONFIG, 0)
+    plan = plan_for(tiny_model, setup, TEXTS, SIZES, CONFIG, 0)
+    encoder_before = {k: v.clone() for k, v in setup.mlm.base_model.state_dict().items()}
+    head_before = {k: v.detach().clone() for k, v in head_parameters(setup).items()}
+    state = warm_up_head(setup, plan, CONFIG, seed=0, device="cpu", work_dir=tmp_path / "head", show_progress=False)
+    for key, value in setup.mlm.base_model.state_dict().items():
+        torch.testing.assert_close(value, encoder_before[key], rtol=0, atol=0)
+    assert set(state) == set(head_before)
+    assert any((state[k] - head_before[k]).abs().max() > 1e-4 for k in state)
+    # Only the smallest subset is drawn.
+    assert int(plan.chunk_last_text[plan.head_warmup_stream(CONFIG.head_warmup_steps)].max()) < SIZES[0]
+    # Every parameter is trainable again afterwards.
+    assert all(p.requires_grad for p in setup.trainable.parameters())
+
+
+def test_a_shipped_mlm_head_is_used(tmp_path):
+    from sentence_transformers.models import Pooling, Transformer
+    from tiny_models import build_tiny_sentence_transformer
+    from transformers import AutoModelForMaskedLM, BertForMaskedLM
+
+    st_dir = build_tiny_sentence_transformer(tmp_path / "st")
+    hf_dir = tmp_path / "st-hf"
+    torch.manual_seed(3)
+    with_head = BertForMaskedLM(AutoModelForMaskedLM.from_pretrained(hf_dir).config)
+    with_head.save_pretrained(hf_dir)
+    module = Transformer(str(hf_dir), max_seq_length=64)
+    model = SentenceTransformer(modules=[module, Pooling(module.get_embedding_dimension(), "mean")], device="cpu")
+    setup = prepare_mlm(model, CONFIG, seed=0)
+    assert setup.head_shipped
+    shipped = with_head.cls.predictions.transform.dense.weight
+    torch.testing.assert_close(setup.mlm.cls.predictions.transform.dense.weight, shipped)
+    plan, results = _independent(model, tmp_path / "work", sizes=[16])
+    assert results[16].head == "shipped"
+    # A SentenceTransformer checkpoint without a head gets a new one (and the warmup).
+    assert not prepare_mlm(SentenceTransformer(str(st_dir), device="cpu"), CONFIG, seed=0).head_shipped
+
+
+def test_resume_after_the_first_point_equals_the_uninterrupted_run(tiny_model, tmp_path):
+    reference, expected = _branching(tiny_model, tmp_path / "reference")
 
     class Interrupted(Exception):
         pass
 
-    def crash_at_16(n, result):
-        if n == 16:
+    finished = {}
+
+    def crash_after_first(n, result):
+        if n != SIZES[0]:
             raise Interrupted
+        finished[n] = result
 
     with pytest.raises(Interrupted):
-        _run(tiny_model, SIZES, tmp_path / "state", on_branch=crash_at_16)
-    # The state at 16 (saved before its branch) is there; the one at 8 was pruned.
-    assert [p.name for p in (tmp_path / "state").iterdir()] == [f"boundary-{16:012d}.pt"]
-
-    resumed, results = _run(tiny_model, SIZES, tmp_path / "state", completed={8})
-    assert resumed.resumed_from == 16 and resumed.skipped == [8]
-    assert sorted(results) == [16, 32]
-    steps_to_16 = reference.points[16].main_steps
-    assert resumed.main_steps_run == reference.plan["main_steps"] - steps_to_16  # nothing before 16 again
-    assert resumed.cooldown_steps_run == reference.points[16].cooldown_steps
-    for n in (16, 32):
-        np.testing.assert_allclose(results[n].model.encode(TEXTS[:6]), ref_results[n].model.encode(TEXTS[:6]),
-                                   atol=1e-5)
-        assert results[n].tokens_seen == ref_results[n].tokens_seen
-        assert results[n].optimizer_steps == ref_results[n].optimizer_steps
-
+        _branching(tiny_model, tmp_path / "state", on_branch=crash_after_first)
+    resumed, results = _branching(tiny_model, tmp_path / "state", completed={SIZES[0]})
+    assert resumed.skipped == [SIZES[0]] and sorted(results) == SIZES[1:]
+    assert resumed.resumed_from_step == reference.plan["points"][str(SIZES[1])]["steps"] - \
+        reference.plan["points"][str(SIZES[1])]["cooldown_steps"]
+    probe = TEXTS[:6]
+    np.testing.assert_allclose(finished[SIZES[0]].model.encode(probe), expected[SIZES[0]].model.encode(probe),
+                               atol=1e-6)
+    for n in SIZES[1:]:
+        np.testing.assert_allclose(results[n].model.encode(probe), expected[n].model.encode(probe), atol=1e-6)
+        assert results[n].tokens_seen == expected[n].tokens_seen
+        assert results[n].lr_integral == pytest.approx(expected[n].lr_integral)
+    assert not (tmp_path / "state").exists()  # checkpoints go once every size is done
     # All done: nothing to train.
-    done, nothing = _run(tiny_model, SIZES, tmp_path / "state", completed=set(SIZES))
-    assert not nothing and done.main_steps_run == 0 and done.cooldown_steps_run == 0
+    done, nothing = _branching(tiny_model, tmp_path / "state", completed=set(SIZES))
+    assert not nothing and done.main_steps_run == 0 and done.branch_steps_run == 0
 
 
-def test_branches_do_not_disturb_the_main_run_with_lora(tiny_model, tmp_path):
-    config = FinetuneConfig(batch_size=8, max_seq_length=64, lora=True, lora_r=4,
-                            lora_target_modules=["query", "value"])
-    stats, results = _run(tiny_model, [8, 32], tmp_path / "a", config=config)
-    assert sorted(results) == [8, 32]
+def test_report_to_and_callbacks_reach_every_trainer_run(tiny_model, tmp_path):
+    pytest.importorskip("tensorboard")
+
+    class CountSteps(TrainerCallback):
+        def __init__(self):
+            self.steps = 0
+            self.runs = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.runs += 1
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps += 1
+
+    config = FinetuneConfig(**{**CONFIG.__dict__, "report_to": "tensorboard"})
+    counter = CountSteps()
+    stats, results = _branching(tiny_model, tmp_path / "checkpoints" / ".state", config=config, callbacks=[counter],
+                                log_dir=tmp_path / "logs")
+    # head warmup + one main-run leg and one branch per point
+    assert counter.runs == 1 + 2 * len(SIZES)
+    assert counter.steps == CONFIG.head_warmup_steps + stats.main_steps_run + stats.branch_steps_run
+    events = list((tmp_path / "logs").glob("**/events.out.tfevents.*"))
+    assert len(events) >= 1 + 2 * len(SIZES)
+
+    counter = CountSteps()
+    _independent(tiny_model, tmp_path / "ind", sizes=[16, 32], config=config, callbacks=[counter],
+                 log_dir=tmp_path / "ind-logs")
+    assert counter.runs == 3
+    assert list((tmp_path / "ind-logs").glob("**/events.out.tfevents.*"))
+
+
+def test_min_steps_lengthens_small_points_inside_their_branch(tiny_model, tmp_path):
+    config = FinetuneConfig(**{**CONFIG.__dict__, "min_steps": 12})
+    stats, results = _branching(tiny_model, tmp_path / "state", sizes=[8, 16], config=config, audit=True)
+    setup = prepare_mlm(tiny_model, config, 0)
+    plan = plan_for(tiny_model, setup, TEXTS, [8, 16], config, 0)
+    assert plan.data_steps[0] < 12  # 8 texts are fewer than 12 steps of data
+    for n in (8, 16):
+        assert results[n].optimizer_steps == plan.recipes[n].steps >= 12 and results[n].final_lr == 0.0
+        assert results[n].schedule == "branching" and results[n].max_text_index < n
+    # f8 cycles its own subset in its branch; the main run still goes straight on to f16's texts.
+    assert plan.branch_start(8) == plan.data_steps[0]
+    assert plan.main_stream[: plan.data_steps[0] * plan.chunks_per_step].max() < plan.segment_ends[0]
+    assert stats.plan["branching_steps"] <= stats.plan["independent_steps"]
+
+
+def test_lora_branches_merge_into_plain_checkpoints(tiny_model, tmp_path):
+    config = FinetuneConfig(**{**CONFIG.__dict__, "lora": True, "lora_r": 4, "lora_target_modules": ["query", "value"],
+                               "learning_rate": 1e-2})
+    stats, results = _branching(tiny_model, tmp_path / "a", sizes=[16, 32], config=config)
     base = tiny_model.encode(TEXTS[:4])
-    for n in (8, 32):
+    for n in (16, 32):
         assert np.abs(results[n].model.encode(TEXTS[:4]) - base).max() > 1e-4
     save_checkpoint(results[32].model, tmp_path / "f32", TEXTS[:4])
     files = {p.name for p in (tmp_path / "f32").iterdir()}
     assert "adapter_config.json" not in files and "modules.json" in files
-    # Without the branch at 8 (already done), the main run reaches the same f32: the branch merged a
-    # copy of the adapters and the main run went on from its saved, unmerged state.
-    alone, alone_results = _run(tiny_model, [8, 32], tmp_path / "b", config=config, completed={8})
-    assert sorted(alone_results) == [32] and alone.cooldown_steps_run == 0
-    np.testing.assert_allclose(alone_results[32].model.encode(TEXTS[:4]), results[32].model.encode(TEXTS[:4]),
-                               atol=1e-5)
 
 
 def test_bad_sizes_are_rejected(tiny_model, tmp_path):
     for sizes in ([0, 8], [16, 8], [8, 8], [len(TEXTS) + 1]):
         with pytest.raises(ValueError):
-            _run(tiny_model, sizes, tmp_path / "s")
+            _branching(tiny_model, tmp_path / "s", sizes=sizes)
+
+
+def test_plan_rule_for_min_steps():
+    encoded = [[2] + [7] * 30 + [3]] * 100  # 32 tokens a text: one chunk each at length 32
+    config = FinetuneConfig(batch_size=4, min_steps=10, warmup_steps=1, min_cooldown_steps=2, cooldown_fraction=0.5)
+    plan = plan_curve(encoded, [8, 40, 100], config, seed=0, chunk_length=32)
+    assert plan.data_steps == [2, 10, 25]
+    assert [plan.recipes[n].steps for n in (8, 40, 100)] == [10, 10, 25]
+    assert plan.recipes[100].cooldown_steps == 12  # round(0.5 x 25) > min_cooldown_steps
+    assert [plan.branch_start(n) for n in (8, 40, 100)] == [2, 5, 13]
+    assert len(plan.independent_stream(8)) == len(plan.branch_stream(8)) == 10 * 4  # cycled to 10 steps
+    assert plan.summary()["branching_steps"] == 13 + (10 - 2) + (10 - 5) + (25 - 13)
+    assert lr_factor(0, warmup_steps=0) == 1.0
 
 
 _TORCHRUN_SCRIPT = textwrap.dedent("""
     import json, os, sys
+    import torch
+    torch.set_num_threads(1)
     from sentence_transformers import SentenceTransformer
     from hf_finetune_curve import FinetuneConfig
-    from hf_finetune_curve.finetune import finetune_sentence_transformer
+    from hf_finetune_curve.branching import finetune_branching
+    from hf_finetune_curve.finetune import finetune_independent
     from hf_finetune_curve.sample_data import generate_listings
 
-    texts = [row["text"] for row in generate_listings(60, seed=5)]
+    texts = [row["text"] for row in generate_listings(100, seed=5)]
     model = SentenceTransformer(sys.argv[1], device="cpu")
-    config = FinetuneConfig(batch_size=4, max_seq_length=32, learning_rate=5e-3)
-    result = finetune_sentence_transformer(model, texts, config, seed=0, device="cpu", show_progress=False)
-    import torch.distributed as dist
-    rank = int(os.environ["RANK"])
-
-    from pathlib import Path
-    from hf_finetune_curve.branching import finetune_branching
-    branches = {}
-    state_dir = Path(sys.argv[2] + ".state")
-    stats = finetune_branching(model, texts, [16, 32], config, seed=0, device="cpu", state_dir=state_dir,
-                               on_branch=lambda n, r: branches.setdefault(n, r), show_progress=False,
-                               keep_states=True)
-    branching = {
-        "sizes": sorted(branches), "plan": stats.plan,
-        "main_tokens": {n: stats.points[n].main_tokens for n in branches},
-        "embeddings": {n: r.model.encode(texts[:4]).tolist() for n, r in branches.items()},
-        "states": sorted(p.name for p in state_dir.iterdir()),
-    }
+    per_process = int(sys.argv[3])
+    config = FinetuneConfig(batch_size=per_process, max_seq_length=32, learning_rate=5e-3, warmup_steps=2,
+                            min_cooldown_steps=2, min_steps=0, head_warmup_steps=2)
+    out = {}
+    finetune_independent(model, texts, [24], config, seed=0, device="cpu", work_dir=sys.argv[2] + ".ind",
+                         on_point=lambda n, r: out.setdefault(f"independent:{n}", r), show_progress=False)
+    finetune_branching(model, texts, [12, 24], config, seed=0, device="cpu", state_dir=sys.argv[2] + ".state",
+                       on_branch=lambda n, r: out.setdefault(f"branching:{n}", r), show_progress=False)
+    rank = int(os.environ.get("RANK", "0"))
     with open(f"{sys.argv[2]}.rank{rank}", "w") as handle:
-        json.dump({
-            "world_size": dist.get_world_size() if dist.is_initialized() else 1,
-            "modules": [type(module).__name__ for module in result.model],
-            "tokens_seen": result.tokens_seen, "steps": result.optimizer_steps, "loss": result.final_loss,
-            "embeddings": result.model.encode(texts[:4]).tolist(),
-            "branching": branching,
-        }, handle)
+        json.dump({key: {"embeddings": r.model.encode(texts[:4]).tolist(), "steps": r.optimizer_steps,
+                         "tokens": r.tokens_seen, "lr_integral": r.lr_integral} for key, r in out.items()}, handle)
 """)
 
 
-def test_both_schedules_run_data_parallel_under_torchrun(tiny_model, tiny_model_dir, tmp_path):
+def test_both_schedules_under_torchrun_match_one_process(tiny_model_dir, tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    if not Path(torchrun).exists():
-        pytest.skip("torchrun is not installed")
-    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
-        pytest.skip("torch.distributed with the gloo backend is not available")
-    script = tmp_path / "train.py"
+    if not Path(torchrun).exists() or not torch.distributed.is_gloo_available():
+        pytest.skip("torchrun with the gloo backend is not available")
+    # No dropout, so two processes with 4 chunks each must equal one process with 8 (same masks:
+    # they depend on the chunk and its draw position, not on the process).
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config_path = model_dir / "config.json"
+    hf_config = json.loads(config_path.read_text())
+    hf_config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config_path.write_text(json.dumps(hf_config))
+    script = tmp_path / "script.py"
     script.write_text(_TORCHRUN_SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
-    process = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", str(script), str(tiny_model_dir), str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=240,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"out.rank{rank}").read_text()) for rank in (0, 1)]
-    single = finetune_sentence_transformer(tiny_model, [row["text"] for row in generate_listings(60, seed=5)],
-                                           FinetuneConfig(batch_size=4, max_seq_length=32, learning_rate=5e-3),
-                                           seed=0, device="cpu", show_progress=False)
-    first = ranks[0]
-    assert first["world_size"] == 2
-    assert first["modules"] == [type(module).__name__ for module in single.model]
-    assert first["tokens_seen"] == single.tokens_seen
-    assert math.isfinite(first["loss"])
-    # Twice the global batch: half the steps.
-    assert first["steps"] == math.ceil(single.num_chunks / 8)
-    embeddings = np.array(first["embeddings"])
-    assert np.isfinite(embeddings).all()
-    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
-    assert np.abs(embeddings - tiny_model.encode([row["text"] for row in generate_listings(60, seed=5)][:4])).max() > 1e-3
-    # The replicas stay in sync: both processes hold the same model.
-    np.testing.assert_allclose(np.array(ranks[1]["embeddings"]), embeddings, atol=1e-6)
-
-    # Branching under torchrun: data-parallel too, the same texts per point, replicas in sync.
-    branching = first["branching"]
-    assert branching["sizes"] == [16, 32]
-    texts = [row["text"] for row in generate_listings(60, seed=5)]
-    lengths = [len(ids) for ids in tokenize_texts(texts[:32], tiny_model.tokenizer)]
-    assert branching["main_tokens"] == {"16": sum(lengths[:16]), "32": sum(lengths)}
-    assert branching["plan"]["compute_ratio"] <= 1.25
-    assert branching["states"] == [f"boundary-{16:012d}.pt"]  # written once, by rank 0
-    for n in ("16", "32"):
-        vectors = np.array(branching["embeddings"][n])
-        assert np.isfinite(vectors).all()
-        np.testing.assert_allclose(np.array(ranks[1]["branching"]["embeddings"][n]), vectors, atol=1e-6)
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(model_dir), str(tmp_path / "single"), "8"], check=True,
+                   env=env, timeout=600)
+    subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script), str(model_dir),
+                    str(tmp_path / "multi"), "4"], check=True, env=env, timeout=600)
+    single = json.loads((tmp_path / "single.rank0").read_text())
+    ranks = [json.loads((tmp_path / f"multi.rank{r}").read_text()) for r in (0, 1)]
+    assert sorted(single) == sorted(ranks[0]) == ["branching:12", "branching:24", "independent:24"]
+    for key, expected in single.items():
+        for rank in ranks:
+            assert rank[key]["steps"] == expected["steps"] and rank[key]["tokens"] == expected["tokens"]
+            assert rank[key]["lr_integral"] == pytest.approx(expected["lr_integral"])
+            np.testing.assert_allclose(rank[key]["embeddings"], expected["embeddings"], atol=2e-5)

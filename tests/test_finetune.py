@@ -36,7 +36,9 @@ def test_sparse_head_loss_equals_full_logits_loss(tiny_model):
     from transformers import DataCollatorForLanguageModeling
 
     torch.manual_seed(0)
-    mlm = build_mlm_model(tiny_model).eval()
+    mlm, shipped = build_mlm_model(tiny_model)
+    mlm.eval()
+    assert not shipped  # a SentenceTransformer checkpoint has no MLM head
     chunks = pack_into_chunks(TEXTS[:10], tiny_model.tokenizer, chunk_length=32)
     collator = DataCollatorForLanguageModeling(tiny_model.tokenizer, mlm_probability=0.2)
     batch = collator([{"input_ids": chunk} for chunk in chunks[:8]])
@@ -55,8 +57,12 @@ def test_finetune_changes_weights_and_keeps_module_stack(tiny_model, tmp_path):
     assert [type(m).__name__ for m in finetuned] == [type(m).__name__ for m in tiny_model]
     np.testing.assert_allclose(tiny_model.encode(TEXTS[:4]), before)  # the input model is untouched
     assert np.abs(finetuned.encode(TEXTS[:4]) - before).max() > 1e-3
-    assert result.tokens_seen == 2 * sum(len(c) for c in pack_into_chunks(TEXTS, tiny_model.tokenizer, 32))
-    assert result.optimizer_steps > 0 and result.final_loss is not None
+    # Every text at least twice (epochs=2), in the steps its recipe planned, the rate decayed to 0.
+    chunks = pack_into_chunks(TEXTS, tiny_model.tokenizer, 32)
+    assert result.num_chunks == len(chunks) and result.subset_epochs >= 2
+    assert result.tokens_seen >= 2 * sum(len(c) for c in chunks)
+    assert result.optimizer_steps == result.recipe.steps and result.final_loss is not None
+    assert result.final_lr == 0.0 and result.lr_integral == pytest.approx(result.recipe.lr_integral())
     save_checkpoint(finetuned, tmp_path / "f60", TEXTS[:8])
     reloaded = SentenceTransformer(str(tmp_path / "f60"), device="cpu")
     assert [type(m).__name__ for m in reloaded] == ["Transformer", "Pooling", "Normalize"]
