@@ -70,7 +70,8 @@ def main() -> None:
 
     from hf_finetune_curve.config import FinetuneConfig
     from hf_finetune_curve.finetune import (build_mlm_model, chunk_length_for, finetune_sentence_transformer,
-                                            pack_into_chunks, use_bf16)
+                                            pack_into_chunks)
+    from hf_finetune_curve.trainer import use_bf16
     from hf_finetune_curve.models import load_sentence_transformer
 
     corpus = load_texts(args.data, None)
@@ -78,11 +79,13 @@ def main() -> None:
     texts = [corpus.texts[i] for i in order]
     base, _ = load_sentence_transformer(args.model, device=device)
     tokenizer = base.tokenizer
-    config = FinetuneConfig(epochs=1, batch_size=args.batch_size, max_seq_length=args.max_seq_length)
+    # One pass, no head-only phase, no minimum: the same work as the baseline.
+    config = FinetuneConfig(epochs=1, batch_size=args.batch_size, max_seq_length=args.max_seq_length, min_steps=0,
+                            head_warmup_steps=0)
     chunk_length = chunk_length_for(base, args.max_seq_length)
     chunks = pack_into_chunks(texts, tokenizer, chunk_length)
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
-    dims = _model_dims(build_mlm_model(base))
+    dims = _model_dims(build_mlm_model(base)[0])
     print(f"# mlm_throughput: {args.model} on {corpus.report.source}: {len(texts)} texts, {sum(lengths):,} tokens "
           f"(median {int(np.median(lengths))}, p90 {int(np.percentile(lengths, 90))}), batch {args.batch_size}, "
           f"max length {chunk_length}")
@@ -105,7 +108,7 @@ def main() -> None:
 
     def run_baseline() -> dict:
         set_seed(args.seed)
-        mlm = build_mlm_model(base)
+        mlm, _ = build_mlm_model(base)
         encoded = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=chunk_length)["input_ids"]
         dataset = [{"input_ids": ids} for ids in encoded]
         collator = _RecordingCollator(DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.2))

@@ -21,16 +21,19 @@ Results are appended to ``<out>/results.jsonl`` as they come, so an interrupted 
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
 from _common import base_parser, environment_line, load_texts, quiet, setup, table
 
 ARMS = [("independent", False), ("independent", True), ("branching", False), ("branching", True)]
+# Not in the default set: the same as branching+head with the word embeddings (tied decoder) frozen.
+EXTRA_ARMS = [("branching", "frozen-emb")]
 
 
-def arm_name(schedule: str, head: bool) -> str:
+def arm_name(schedule: str, head) -> str:
+    if head == "frozen-emb":
+        return f"{schedule}+head+frozen-emb"
     return f"{schedule}{'+head' if head else ''}"
 
 
@@ -38,6 +41,18 @@ def r2(y, pred) -> float:
     import numpy as np
 
     return float(1.0 - np.sum((y - pred) ** 2) / np.sum((y - np.mean(y)) ** 2))
+
+
+def unseen_row_drift(base, finetuned, texts) -> float:
+    """Mean relative change of the word-embedding rows of tokens that ``texts`` never use."""
+    import numpy as np
+
+    seen = {t for ids in base.tokenizer(list(texts))["input_ids"] for t in ids}
+    before = base[0].auto_model.get_input_embeddings().weight.detach().cpu().numpy()
+    after = finetuned[0].auto_model.get_input_embeddings().weight.detach().cpu().numpy()
+    unseen = np.setdiff1d(np.arange(len(before)), np.fromiter(seen, dtype=np.int64))
+    change = np.linalg.norm(after[unseen] - before[unseen], axis=1) / np.linalg.norm(before[unseen], axis=1)
+    return float(change.mean())
 
 
 def delta_interval(y, base, preds_by_seed, *, log: bool, resamples: int = 1000, seed: int = 0):
@@ -74,7 +89,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
     sizes = [int(s) for s in args.sizes.split(",")]
-    arms = [a for a in ARMS if arm_name(*a) in args.arms.split(",")]
+    arms = [a for a in ARMS + EXTRA_ARMS if arm_name(*a) in args.arms.split(",")]
 
     import numpy as np
 
@@ -135,17 +150,19 @@ def main() -> None:
                 pending = [s for s in sizes if (name, seed, s) not in done]
                 if not pending:
                     continue
-                config = FinetuneConfig(head_warmup_steps=FinetuneConfig().head_warmup_steps if head else 0)
+                config = FinetuneConfig(head_warmup_steps=FinetuneConfig().head_warmup_steps if head else 0,
+                                        train_word_embeddings=head != "frozen-emb")
                 outside = {"seconds": 0.0}
 
                 def on_point(size: int, result, name=name, seed=seed) -> None:
                     started = time.perf_counter()
                     predictions, embed_seconds = score(result.model)
+                    drift = unseen_row_drift(base, result.model, pool[:size])
                     row = {"arm": name, "seed": seed, "size": size, "predictions": predictions.tolist(),
                            "steps": result.optimizer_steps, "lr_integral": result.lr_integral,
                            "planned_lr_integral": result.recipe.lr_integral(), "subset_epochs": result.subset_epochs,
                            "train_seconds": result.train_seconds, "tokens": result.tokens_seen,
-                           "embed_seconds": embed_seconds}
+                           "embed_seconds": embed_seconds, "unseen_row_drift": drift}
                     record(row)
                     outside["seconds"] += time.perf_counter() - started
                     print(f"{name} seed {seed} f{size}: {result.optimizer_steps} steps, LR integral "
@@ -178,7 +195,7 @@ def report(done: dict, sizes: list[int], arms: list, y_test, header: str) -> Non
         return
     base = np.asarray(done[("f0", 0, 0)]["predictions"])
     log_y = np.log(y_test)
-    rows = [["f0", "base", f"{r2(y_test, base):.4f}", f"{r2(log_y, np.log(base)):.4f}", "", "", 0, 0.0, 0.0, 0.0]]
+    rows = [["f0", "base", f"{r2(y_test, base):.4f}", f"{r2(log_y, np.log(base)):.4f}", "", "", 0, 0.0, 0.0, 0.0, ""]]
     for size in sizes:
         for schedule, head in arms:
             name = arm_name(schedule, head)
@@ -198,9 +215,11 @@ def report(done: dict, sizes: list[int], arms: list, y_test, header: str) -> Non
                          int(np.mean([e["steps"] for e in entries])),
                          float(np.mean([e["lr_integral"] for e in entries])),
                          float(np.mean([e["subset_epochs"] for e in entries])),
-                         float(np.mean([e["train_seconds"] for e in entries]))])
+                         float(np.mean([e["train_seconds"] for e in entries])),
+                         (f"{100 * np.mean([e['unseen_row_drift'] for e in entries]):.3f}%"
+                          if all("unseen_row_drift" in e for e in entries) else "-")])
     print(table(["size", "arm", "R² (mean ± sd)", "log R² (mean ± sd)", "ΔR² vs f0 [95%]", "Δ log R² vs f0 [95%]",
-                 "steps", "LR integral", "passes", "train s"], rows))
+                 "steps", "LR integral", "passes", "train s", "unseen-row drift"], rows))
     print("(n seeds per cell: the intervals resample test rows and finetune seeds jointly)")
     curve_rows = []
     for schedule, head in arms:

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -289,6 +289,8 @@ def prepare_mlm(model, config: FinetuneConfig, seed: int) -> MLMSetup:
     set_seed(seed)
     mlm, shipped = build_mlm_model(model)
     mlm.to(model.device)
+    if not config.train_word_embeddings:
+        mlm.get_input_embeddings().weight.requires_grad_(False)  # and the decoder tied to it
     peft_model = _apply_lora(mlm, config) if config.lora else None
     return MLMSetup(mlm=mlm, peft_model=peft_model, trainable=SparseMaskedLM(mlm), tokenizer=tokenizer,
                     chunk_length=chunk_length, head_shipped=shipped)

@@ -271,7 +271,7 @@ def training_arguments(
         seed=int(seed),
         data_seed=int(seed),
         use_cpu=device == "cpu",
-        bf16=_use_bf16(device),
+        bf16=use_bf16(device),
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
         remove_unused_columns=False,
@@ -281,7 +281,8 @@ def training_arguments(
     return TrainingArguments(**kwargs)
 
 
-def _use_bf16(device: str) -> bool:
+def use_bf16(device: str) -> bool:
+    """bf16 mixed precision: on CUDA devices that support it."""
     return str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
@@ -293,4 +294,4 @@ def world_size() -> int:
 
 
 __all__ = ["ChunkStream", "CurveTrainer", "PointProgress", "PositionalMaskingCollator", "RecipeSchedule",
-           "StopAndSave", "training_arguments", "validate_trainer_kwargs", "world_size"]
+           "StopAndSave", "training_arguments", "use_bf16", "validate_trainer_kwargs", "world_size"]

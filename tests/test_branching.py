@@ -1,7 +1,6 @@
 """Both schedules on one Trainer engine: the same recipe per point, resume, callbacks, heads, processes."""
 
 import json
-import logging
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from hf_finetune_curve.finetune import (
     head_parameters,
     plan_for,
     prepare_mlm,
-    tokenize_texts,
     warm_up_head,
 )
 from hf_finetune_curve.recipe import lr_factor, plan_curve

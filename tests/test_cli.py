@@ -55,6 +55,17 @@ def test_curve_has_one_finite_row_per_size(finished_run):
     assert math.isfinite(payload["baselines"]["r2"]) and math.isfinite(payload["baselines"]["mae"])
     assert any("not identifiable" in w for w in payload["warnings"])
     assert "r2_low" in curve.columns and "delta_r2_vs_f0" in curve.columns
+    # Each point's recipe, in the table: steps, passes over its subset, warmup, cooldown, LR integral.
+    plan = json.loads((finished_run / "training_plan.json").read_text())
+    for _, row in curve.iloc[1:].iterrows():
+        planned = plan["points"][str(row["finetune_size"])]
+        assert row["schedule"] == "branching"
+        assert row["finetune_steps"] == planned["steps"] >= FinetuneConfig().min_steps
+        assert row["cooldown_steps"] == planned["cooldown_steps"] and row["warmup_steps"] == planned["warmup_steps"]
+        assert row["lr_integral"] == pytest.approx(planned["lr_integral"]) and row["subset_epochs"] >= 1
+        stats = json.loads((finished_run / "checkpoints" / row["label"] / "finetune_stats.json").read_text())
+        assert stats["final_lr"] == 0.0 and stats["head"] == "warmed up"
+    assert not (finished_run / "checkpoints" / ".branching-state").exists()
 
 
 def test_checkpoints_load_as_sentence_transformers(finished_run, tiny_model_dir):

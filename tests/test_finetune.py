@@ -96,3 +96,38 @@ def test_broken_save_is_caught(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(CheckpointVerificationError, match="does not embed like the trained model"):
         save_checkpoint(tiny_model, tmp_path / "broken", TEXTS[:8])
     assert not (tmp_path / "broken").exists()
+
+
+def test_frozen_word_embeddings_stay_put(tiny_model):
+    config = FinetuneConfig(batch_size=8, max_seq_length=32, learning_rate=5e-3, min_steps=4,
+                            train_word_embeddings=False)
+    result = finetune_sentence_transformer(tiny_model, TEXTS[:20], config, seed=0, device="cpu", show_progress=False)
+    before = tiny_model[0].auto_model.get_input_embeddings().weight
+    after = result.model[0].auto_model.get_input_embeddings().weight
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+    assert np.abs(result.model.encode(TEXTS[:4]) - tiny_model.encode(TEXTS[:4])).max() > 1e-4
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"not_a_field": 1}, "unknown TrainingArguments field"),
+    ({"learning_rate": 1e-3}, r"learning_rate \(use finetune.learning_rate\)"),
+    ({"lr_scheduler_type": "cosine"}, "lr_scheduler_type"),
+])
+def test_trainer_kwargs_are_validated(tiny_model, kwargs, pattern):
+    from hf_finetune_curve import ConfigError
+
+    config = FinetuneConfig(batch_size=8, max_seq_length=32, trainer_kwargs=kwargs)
+    with pytest.raises(ConfigError, match=pattern):
+        finetune_sentence_transformer(tiny_model, TEXTS[:10], config, seed=0, device="cpu", show_progress=False)
+
+
+def test_any_other_training_argument_reaches_the_trainer(tiny_model):
+    config = FinetuneConfig(batch_size=8, max_seq_length=32, learning_rate=5e-3, min_steps=3, head_warmup_steps=0)
+    damped = FinetuneConfig(**{**config.__dict__, "trainer_kwargs": {"adam_epsilon": 10.0}})
+    base = tiny_model.encode(TEXTS[:4])
+    moved = {}
+    for name, cfg in (("normal", config), ("damped", damped)):
+        result = finetune_sentence_transformer(tiny_model, TEXTS[:10], cfg, seed=0, device="cpu", show_progress=False)
+        moved[name] = np.abs(result.model.encode(TEXTS[:4]) - base).max()
+    # Adam's epsilon far above the gradients' scale shrinks every update: the Trainer got it.
+    assert moved["damped"] < moved["normal"] / 10
