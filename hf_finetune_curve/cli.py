@@ -196,7 +196,10 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if report_path.exists():
         from .corpus import DataReport
 
-        report = DataReport(**read_json(report_path))
+        import dataclasses
+
+        known = {f.name for f in dataclasses.fields(DataReport)}
+        report = DataReport(**{k: v for k, v in read_json(report_path).items() if k in known})
         for line in report.summary_lines()[1:]:
             print(line)
     print(format_table(points))

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,13 +26,24 @@ from .errors import CorpusError
 
 DROP_REASONS = (
     "empty_text",
+    "non_string_text",
     "non_numeric_target",
     "nan_target",
     "inf_target",
     "negative_target",
     "zero_target",
+    "huge_target",
     "duplicate_text",
 )
+# Above this a target is no price (and its square overflows float64 in R²): a data error.
+MAX_TARGET = 1e15
+# File endings that make a source a local path (so a missing one is "not found", not a Hub id).
+_DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".csv", ".csv.gz", ".tsv", ".parquet", ".pq",
+                  ".gz")
+# "$12,500", "12,500.00", "12500 USD", "EUR 9.5": a number with a currency sign or code and
+# thousands separators. Only commas between groups of three digits are read as separators.
+_CURRENCY = re.compile(r"^(?:[$€£¥]|[A-Z]{3})?\s*(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+                       r"\s*(?:[$€£¥]|[A-Z]{3})?$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _EXAMPLES_PER_REASON = 5
 
@@ -48,9 +60,12 @@ class DataReport:
     dropped: dict[str, int]
     # Where the first few dropped rows were (1-based line or row numbers), so users can fix the file.
     dropped_examples: dict[str, list[int]] = field(default_factory=dict)
+    # The values behind the first dropped rows of each reason (shortened), to show what was wrong.
+    dropped_values: dict[str, list[str]] = field(default_factory=dict)
+    targets_parsed_from_text: int = 0   # e.g. "$12,500" read as 12500
     fingerprint: str = ""
     target_summary: dict[str, float] = field(default_factory=dict)
-    rows_truncated_by_max_rows: int = 0
+    stopped_at_max_rows: bool = False  # the file was read only up to max_rows clean rows
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,9 +76,14 @@ class DataReport:
             count = self.dropped.get(reason, 0)
             if count:
                 where = ", ".join(str(i) for i in self.dropped_examples.get(reason, []))
-                lines.append(f"  dropped {count} row(s): {reason.replace('_', ' ')} (e.g. rows {where})")
-        if self.rows_truncated_by_max_rows:
-            lines.append(f"  left out {self.rows_truncated_by_max_rows} row(s) beyond max_rows")
+                values = self.dropped_values.get(reason, [])
+                shown = f"; values {', '.join(values[:3])}" if values else ""
+                lines.append(f"  dropped {count} row(s): {reason.replace('_', ' ')} (e.g. rows {where}{shown})")
+        if self.targets_parsed_from_text:
+            lines.append(f"  read {self.targets_parsed_from_text} target(s) written with currency signs, codes or "
+                         "thousands separators (e.g. '$12,500')")
+        if self.stopped_at_max_rows:
+            lines.append("  stopped reading at max_rows clean rows")
         return lines
 
 
@@ -132,42 +152,61 @@ def _read_records(source: str | Path) -> tuple[Iterator[tuple[int, dict]], list[
         raise CorpusError(
             f"{path}: unsupported file type; expected .jsonl, .jsonl.gz, .json, .csv, .csv.gz or .parquet."
         )
-    if _HUB_ID.match(str(source)) and not str(source).startswith((".", "/")):
-        return _read_hub_dataset(str(source))
+    text = str(source)
+    looks_local = text.lower().endswith(_DATA_SUFFIXES) or text.startswith((".", "/", "~")) or "\\" in text
+    if looks_local:
+        raise CorpusError(f"{source}: no such file or folder (looked in {Path.cwd()}).")
+    if _HUB_ID.match(text):
+        return _read_hub_dataset(text)
     raise CorpusError(f"{source}: no such file or folder, and it does not look like a Hub dataset id (org/name).")
 
 
-def _open_text(path: Path):
+def _open_binary(path: Path):
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def _decode(raw: bytes, path: Path, line_number: int) -> str:
+    try:
+        # A UTF-8 byte-order mark (Windows exports) is accepted at the start of the file.
+        return raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"{path}, line {line_number}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+            "re-save the file as UTF-8 (e.g. from Latin-1: iconv -f latin1 -t utf-8)."
+        ) from None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Decoded lines with 1-based numbers; unreadable bytes or a damaged archive name the line."""
+    line_number = 0
+    try:
+        with _open_binary(path) as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                yield line_number, _decode(raw, path, line_number)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorpusError(f"{path}: cannot be read after line {line_number} ({type(exc).__name__}: {exc}); "
+                          "the file is damaged or truncated.") from None
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    try:
-        with _open_text(path) as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{path}, line {line_number}: malformed JSON ({exc.msg} at column {exc.colno}).") from None
-                if not isinstance(record, dict):
-                    raise CorpusError(
-                        f"{path}, line {line_number}: expected a JSON object per line, got {type(record).__name__}."
-                    )
-                yield line_number, record
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise CorpusError(f"{path}: cannot be read as UTF-8 text ({exc}).") from None
+    for line_number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path}, line {line_number}: malformed JSON ({exc.msg} at column {exc.colno}).") from None
+        if not isinstance(record, dict):
+            raise CorpusError(
+                f"{path}, line {line_number}: expected a JSON object per line, got {type(record).__name__}."
+            )
+        yield line_number, record
 
 
 def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
-    try:
-        with _open_text(path) as handle:
-            text = handle.read()
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise CorpusError(f"{path}: cannot be read as UTF-8 text ({exc}).") from None
+    text = "\n".join(line.rstrip("\r\n") for _, line in _lines(path))
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -201,7 +240,7 @@ def _read_table(path: Path, kind: str) -> tuple[Iterator[tuple[int, dict]], list
     try:
         if kind == "csv":
             frame = pd.read_csv(path, sep="\t" if path.name.lower().endswith(".tsv") else ",",
-                                dtype=object, keep_default_na=False)
+                                dtype=object, keep_default_na=False, encoding="utf-8-sig")
         else:
             frame = pd.read_parquet(path)
     except Exception as exc:  # pandas raises many types; name the file either way
@@ -245,13 +284,19 @@ def _read_hub_dataset(dataset_id: str) -> tuple[Iterator[tuple[int, dict]], list
 def _parse_target(value: Any) -> tuple[float | None, str | None]:
     if isinstance(value, bool) or value is None:
         return None, "non_numeric_target"
+    parsed_from_text = False
     if isinstance(value, (int, float, np.integer, np.floating)):
         number = float(value)
     else:
+        text = str(value).strip()
         try:
-            number = float(str(value).strip())
+            number = float(text)
         except ValueError:
-            return None, "non_numeric_target"
+            match = _CURRENCY.match(text)
+            if not match:
+                return None, "non_numeric_target"
+            number = float(match.group("number").replace(",", ""))
+            parsed_from_text = True
     if math.isnan(number):
         return None, "nan_target"
     if math.isinf(number):
@@ -260,7 +305,9 @@ def _parse_target(value: Any) -> tuple[float | None, str | None]:
         return None, "negative_target"
     if number == 0:
         return None, "zero_target"
-    return number, None
+    if number > MAX_TARGET:
+        return None, "huge_target"
+    return number, "parsed_from_text" if parsed_from_text else None
 
 
 def _clean(
@@ -277,9 +324,11 @@ def _clean(
     targets: list[float] = []
     dropped: Counter[str] = Counter()
     examples: dict[str, list[int]] = {}
+    drop_values: dict[str, list[str]] = {}
+    parsed_from_text = 0
     seen: set[str] = set()
     rows_read = 0
-    truncated = 0
+    truncated = False
     digest = hashlib.sha256()
     for row_number, record in records:
         if rows_read == 0 and columns is None:
@@ -292,10 +341,15 @@ def _clean(
             )
         text = record[text_column]
         reason = None
-        if not isinstance(text, str) or not text.strip():
+        if text is None or (isinstance(text, str) and not text.strip()):
             reason = "empty_text"
+        elif not isinstance(text, str):
+            reason = "non_string_text"
         else:
             target, reason = _parse_target(record[target_column])
+            if reason == "parsed_from_text":
+                reason = None
+                parsed_from_text += 1
             if reason is None and text in seen:
                 reason = "duplicate_text"
         if reason is not None:
@@ -303,10 +357,14 @@ def _clean(
             bucket = examples.setdefault(reason, [])
             if len(bucket) < _EXAMPLES_PER_REASON:
                 bucket.append(row_number)
+                shown = text if reason in ("empty_text", "non_string_text", "duplicate_text") else \
+                    record[target_column]
+                drop_values.setdefault(reason, []).append(repr(shown)[:40])
             continue
         if max_rows is not None and len(texts) >= max_rows:
-            truncated += 1
-            continue
+            truncated = True  # stop reading: the rest of the file is not needed
+            rows_read -= 1
+            break
         seen.add(text)
         texts.append(text)
         targets.append(target)
@@ -315,9 +373,12 @@ def _clean(
     if rows_read == 0:
         raise CorpusError(f"{source_name}: the corpus is empty (no rows).")
     if not texts:
+        shown = "; ".join(f"{reason} {count}x, e.g. line {examples[reason][0]}: {drop_values[reason][0]}"
+                          for reason, count in dropped.most_common())
         raise CorpusError(
-            f"{source_name}: no usable rows after cleaning ({rows_read} read; dropped "
-            f"{dict(dropped)}). Check --text-column {text_column!r} and --target-column {target_column!r}."
+            f"{source_name}: no usable rows after cleaning ({rows_read} read; dropped {shown}). "
+            f"Check --text-column {text_column!r} and --target-column {target_column!r}: the target must be a "
+            "positive number (plain, or like '$12,500' / '12500 USD')."
         )
     values = np.asarray(targets, dtype=np.float64)
     report = DataReport(
@@ -328,6 +389,8 @@ def _clean(
         rows_kept=len(texts),
         dropped={reason: dropped.get(reason, 0) for reason in DROP_REASONS},
         dropped_examples=examples,
+        dropped_values=drop_values,
+        targets_parsed_from_text=parsed_from_text,
         fingerprint=digest.hexdigest()[:16],
         target_summary={
             "min": float(values.min()),
@@ -335,7 +398,7 @@ def _clean(
             "mean": float(values.mean()),
             "max": float(values.max()),
         },
-        rows_truncated_by_max_rows=truncated,
+        stopped_at_max_rows=bool(truncated),
     )
     return Corpus(texts=texts, targets=values, report=report)
 

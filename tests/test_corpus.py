@@ -134,4 +134,60 @@ def test_max_rows(tmp_path):
     path = _write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "price": i + 1} for i in range(30)])
     corpus = load_corpus(path, max_rows=10)
     assert len(corpus) == 10
-    assert corpus.report.rows_truncated_by_max_rows == 20
+    # Reading stops there: the other 20 rows are never read.
+    assert corpus.report.stopped_at_max_rows and corpus.report.rows_read == 10
+
+
+def test_damaged_gzip_names_the_file_and_the_last_good_line(tmp_path):
+    rows = "".join(json.dumps({"text": f"listing number {i} " * 20, "price": i + 1}) + "\n" for i in range(3000))
+    data = gzip.compress(rows.encode())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])  # a download cut off half way
+    with pytest.raises(CorpusError, match=r"cut\.jsonl\.gz: cannot be read after line \d+ .*damaged or truncated"):
+        load_corpus(path)
+    # Bytes damaged in the middle: whatever breaks first is named with its line.
+    middle = len(data) // 2
+    path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+    with pytest.raises(CorpusError, match=r"cut\.jsonl\.gz(, line \d+: malformed JSON|: cannot be read after line)"):
+        load_corpus(path)
+
+
+def test_latin1_file_names_the_line_and_byte(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"text": "plain", "price": 1}\n{"text": "caf\xe9 racer", "price": 2}\n')
+    with pytest.raises(CorpusError, match=r"latin\.jsonl, line 2: not UTF-8 \(byte 0xe9 at column 14\)"):
+        load_corpus(path)
+
+
+def test_utf8_bom_is_accepted_in_jsonl_json_and_csv(tmp_path):
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"text": "a", "price": 1}\n{"text": "b", "price": 2}\n')
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + b'[{"text": "a", "price": 1}, {"text": "b", "price": 2}]')
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbftext,price\na,1\nb,2\n")
+    for name in ("bom.jsonl", "bom.json", "bom.csv"):
+        assert load_corpus(tmp_path / name).texts == ["a", "b"], name
+
+
+def test_currency_prices_are_read_and_bad_values_are_shown(tmp_path):
+    rows = [{"text": "a", "price": "$12,500"}, {"text": "b", "price": "12,500.00"},
+            {"text": "c", "price": "12500 USD"}, {"text": "d", "price": "call for price"}]
+    corpus = load_corpus(_write_jsonl(tmp_path / "money.jsonl", rows))
+    assert corpus.targets.tolist() == [12500.0, 12500.0, 12500.0]
+    assert corpus.report.targets_parsed_from_text == 3
+    assert corpus.report.dropped_values["non_numeric_target"] == ["'call for price'"]
+    only_bad = _write_jsonl(tmp_path / "bad.jsonl", [{"text": "a", "price": "TBD"}, {"text": "b", "price": "n/a"}])
+    with pytest.raises(CorpusError, match=r"non_numeric_target 2x, e.g. line 1: 'TBD'"):
+        load_corpus(only_bad)
+
+
+def test_non_string_texts_and_huge_prices_have_their_own_reasons(tmp_path):
+    rows = [{"text": 12345, "price": 1}, {"text": ["a", "list"], "price": 1}, {"text": "", "price": 1},
+            {"text": "overflow", "price": 1e308}, {"text": "fine", "price": 3}]
+    report = load_corpus(_write_jsonl(tmp_path / "odd.jsonl", rows)).report
+    assert report.dropped["non_string_text"] == 2 and report.dropped["empty_text"] == 1
+    assert report.dropped["huge_target"] == 1 and report.rows_kept == 1
+
+
+def test_a_missing_local_file_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CorpusError, match=r"data/nope\.jsonl: no such file or folder \(looked in"):
+        load_corpus("data/nope.jsonl")
