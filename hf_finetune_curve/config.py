@@ -213,15 +213,21 @@ class CurveConfig:
         payload = json.loads(path.read_text(encoding="utf-8"))
         return cls.from_dict(payload["config"] if "config" in payload else payload)
 
-    def result_key(self) -> str:
-        """Hash of every field that changes a point's result.
+    def result_key(self, corpus_fingerprint: str | None = None) -> str:
+        """Hash of everything that changes a point's result.
 
-        Where results go, the device, and the analysis-level settings (more seeds, resamples, the
-        baseline) do not: those extend a run instead of invalidating it.
+        With ``corpus_fingerprint`` (the hash of the corpus *content* after cleaning) the data
+        file's path is left out: a moved or renamed file with the same rows keeps its run, an edited
+        one does not. The recipe version is always in, so a change of how points are trained or
+        scored never reuses old points. Where results go, the device, and the analysis-level
+        settings (more seeds, resamples, the baseline) are not: they extend a run instead.
         """
         values = self.to_dict()
         for key in NON_RESULT_FIELDS:
             values.pop(key, None)
+        if corpus_fingerprint is not None:
+            values.pop("data", None)
+            values["corpus_fingerprint"] = corpus_fingerprint
         values["finetune"].pop("report_to", None)
         values["probe"].pop("n_jobs", None)
         values["probe"].pop("device", None)

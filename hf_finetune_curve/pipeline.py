@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .analysis import analyze_curve, answer_lines
 from .checkpoint import save_checkpoint
-from .config import NON_RESULT_FIELDS, CurveConfig, library_versions
+from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
 from .corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table, read_points, write_curve, write_point
 from .embed import embed_texts, embedding_cache_key
@@ -123,19 +123,27 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
     return differences
 
 
-def _prepare_run_dir(run_dir: Path, config: CurveConfig, overwrite: bool) -> dict[str, Any] | None:
+def _prepare_run_dir(run_dir: Path, config: CurveConfig, result_key: str, corpus: Corpus,
+                     overwrite: bool) -> dict[str, Any] | None:
     config_path = run_dir / "config.json"
     if not config_path.exists():
         return None
     saved = read_json(config_path)
-    if saved.get("result_key") == config.result_key():
+    if saved.get("result_key") == result_key:
         return saved
     if not overwrite:
-        ignored = set(NON_RESULT_FIELDS)
+        ignored = set(NON_RESULT_FIELDS) | {"data"}  # the path may move; the content is compared below
         differences = [d for d in _config_differences(saved.get("config", {}), config.to_dict())
                        if d.split(":")[0] not in ignored]
+        old_fingerprint = (saved.get("corpus") or {}).get("fingerprint")
+        if old_fingerprint != corpus.fingerprint:
+            differences.insert(0, f"corpus content: fingerprint {old_fingerprint} -> {corpus.fingerprint} "
+                                  "(the data changed)")
+        if saved.get("recipe_version") != RECIPE_VERSION:
+            differences.append(f"recipe version: {saved.get('recipe_version', 1)} -> {RECIPE_VERSION} (points are "
+                               "trained or scored differently since)")
         raise RunDirectoryConflictError(
-            f"{run_dir} holds a run with a different configuration ({'; '.join(differences[:6]) or 'unknown'}). "
+            f"{run_dir} holds a run with different results ({'; '.join(differences[:6]) or 'unknown'}). "
             "Use another --output-dir, or --overwrite to discard that run."
         )
     logger.warning("Overwriting the run in %s", run_dir)
@@ -202,13 +210,13 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
                on_point: Callable[[CurvePoint], None] | None, callbacks: Sequence[Any]) -> CurveResult:
     main_process = is_main_process()
     distributed = _init_distributed(config.device)
+    corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
+    result_key = config.result_key(corpus.fingerprint)
     # Rank 0 alone checks (and with --overwrite clears) the run directory; the others wait for it.
-    saved_config = _prepare_run_dir(run_dir, config, overwrite) if main_process else None
+    saved_config = _prepare_run_dir(run_dir, config, result_key, corpus, overwrite) if main_process else None
     if distributed is not None:
         distributed.wait_for_everyone()
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
     if main_process:
         for line in corpus.report.summary_lines():
             logger.info(line)
@@ -227,7 +235,8 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     run_record = {
         "config": config.to_dict(),
-        "result_key": config.result_key(),
+        "result_key": result_key,
+        "recipe_version": RECIPE_VERSION,
         "finetune_sizes": sizes,
         "labels": [size_label(size) for size in sizes],
         "model": resolved.to_dict(),
@@ -256,7 +265,7 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
             splits=make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune,
                                order_seed=replicate_seed),
         ))
-    context = _RunContext(config=config, run_dir=run_dir, corpus=corpus, base_model=base_model,
+    context = _RunContext(config=config, run_dir=run_dir, corpus=corpus, base_model=base_model, result_key=result_key,
                           base_model_id=resolved.model_id, device=device, show_progress=show_progress,
                           sample_texts=[corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]],
                           callbacks=list(callbacks))
@@ -304,6 +313,7 @@ class _Replicate:
 class _RunContext:
     config: CurveConfig
     run_dir: Path
+    result_key: str
     corpus: Corpus
     base_model: Any
     base_model_id: str
@@ -341,7 +351,7 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
     cache = context.run_dir / "baselines" / "tfidf.json"
     if cache.exists():
         saved = read_json(cache)
-        if saved.get("result_key") == config.result_key():
+        if saved.get("result_key") == context.result_key:
             return saved["tfidf"]
     logger.info("TF-IDF baseline on the same split")
     result = tfidf_baseline(
@@ -358,7 +368,7 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
         "n_components": int(result.n_components),
         "seconds": result.seconds,
     }
-    write_json_atomic(cache, {"result_key": config.result_key(), "tfidf": summary})
+    write_json_atomic(cache, {"result_key": context.result_key, "tfidf": summary})
     return summary
 
 
@@ -477,7 +487,7 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     label = size_label(finetune_size)
     # The base model embeds identically in every replicate: one cache entry serves them all.
     checkpoint_id = f"{context.base_model_id}:base" if finetune_size == 0 else \
-        f"{config.result_key()}:{replicate.seed}:{label}"
+        f"{context.result_key}:{replicate.seed}:{label}"
     cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
     embedded = embed_texts(
         model, corpus.texts, batch_size=config.embed_batch_size,
@@ -530,5 +540,5 @@ def _summary(config: CurveConfig, corpus: Corpus, model: dict[str, str]) -> dict
         "model": model,
         "corpus": {"source": corpus.report.source, "fingerprint": corpus.fingerprint, "rows": len(corpus)},
         "target_transform": config.probe.target_transform,
-        "result_key": config.result_key(),
+        "result_key": config.result_key(corpus.fingerprint),
     }

@@ -135,3 +135,27 @@ def test_result_files_get_the_umask_permissions(tmp_path):
         os.umask(previous)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_edited_corpus_never_reuses_points_but_a_moved_one_does(corpus_file, tiny_model_dir, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "listings.jsonl"
+    shutil.copy(corpus_file, data)
+    out = tmp_path / "run"
+    assert _run(data, tiny_model_dir, out, "--sizes", "0,20") == 0
+    finished = {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()}
+    # Same rows under another name: the run is found and nothing is redone.
+    moved = tmp_path / "renamed.jsonl"
+    data.rename(moved)
+    capsys.readouterr()
+    assert _run(moved, tiny_model_dir, out, "--sizes", "0,20") == 0
+    assert "already finished, skipping" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()} == finished
+    # One price edited: refused, naming the change, and nothing is touched.
+    rows = [json.loads(line) for line in moved.read_text().splitlines()]
+    rows[5]["price"] = rows[5]["price"] + 1
+    moved.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _run(moved, tiny_model_dir, out, "--sizes", "0,20") != 0
+    assert "corpus content: fingerprint" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()} == finished
