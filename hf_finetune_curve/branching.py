@@ -126,8 +126,11 @@ def _is_main_process() -> bool:
 
 
 def _barrier() -> None:
+    """Wait for every process of a multi-process launch (accelerate's state, as the Trainer's)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
 
 
 def _prepare_state_dir(state_dir: Path, fingerprint: str) -> None:

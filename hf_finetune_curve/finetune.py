@@ -537,6 +537,20 @@ def finetune_independent(
     pending = [s for s in sizes if s not in completed]
     if not pending:
         return plan
+    try:
+        _train_independent_points(model, plan, pending, base_setup, config, seed=seed, device=device,
+                                  work_dir=work_dir, on_point=on_point, callbacks=callbacks,
+                                  show_progress=show_progress, audit=audit, log_dir=log_dir)
+    finally:  # Trainer work folders hold nothing a rerun needs
+        keep_logs(work_dir, log_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return plan
+
+
+def _train_independent_points(model, plan: CurvePlan, pending: list[int], base_setup: MLMSetup,
+                              config: FinetuneConfig, *, seed: int, device: str, work_dir: Path,
+                              on_point: Callable[[int, FinetuneResult], None], callbacks: Sequence[Any],
+                              show_progress: bool, audit: dict[str, list] | None, log_dir) -> None:
     head_state = warm_up_head(base_setup, plan, config, seed=seed, device=device, work_dir=work_dir / "head",
                               callbacks=callbacks, show_progress=show_progress)
     for size in pending:
@@ -558,9 +572,6 @@ def finetune_independent(
         keep_logs(work_dir, log_dir)
         shutil.rmtree(work_dir / f"f{size}", ignore_errors=True)
         on_point(size, result)
-    keep_logs(work_dir, log_dir)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return plan
 
 
 def keep_logs(work_dir: str | Path, log_dir: str | Path | None) -> None:
