@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import logging
 from typing import Any, Mapping, Sequence
 
@@ -68,10 +70,11 @@ def analyze_curve(
             same = [p for run in replicate_points for p in run if p.label == point.label]
             if not same:
                 continue
-            point.extras["seeds"] = {
-                metric: aggregate_seeds([getattr(point, metric)] + [getattr(p, metric) for p in same], confidence)
-                for metric, _, _ in METRICS
-            }
+            point.extras["seeds"] = {}
+            for metric, _, _ in METRICS:
+                values = [getattr(point, metric)] + [getattr(p, metric) for p in same]
+                if all(v is not None and math.isfinite(v) for v in values):
+                    point.extras["seeds"][metric] = aggregate_seeds(values, confidence)
         seeds_section = {"n_seeds": 1 + len(replicate_points)}
 
     sizes = [p.finetune_size for p in points if p.label in replicates]

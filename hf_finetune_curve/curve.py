@@ -15,7 +15,8 @@ from typing import Any, Sequence
 from .io_utils import atomic_path, read_json, write_csv_atomic, write_json_atomic
 
 POINTS_DIR = "points"
-METRICS = (("r2", "R²", True), ("mae", "MAE", False), ("median_ae", "Median abs. error", False))
+METRICS = (("r2", "R²", True), ("r2_log", "R² (log price)", True), ("mae", "MAE", False),
+           ("median_ae", "Median abs. error", False))
 
 
 @dataclass
@@ -29,6 +30,7 @@ class CurvePoint:
     median_ae: float
     n_test: int
     n_probe_train: int
+    r2_log: float = float("nan")  # R² of log predictions vs log targets (every row's relative error alike)
     finetune_texts_seen: int = 0
     finetune_tokens_seen: int = 0
     finetune_steps: int = 0
@@ -46,12 +48,18 @@ class CurvePoint:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        if values["r2_log"] is None or not math.isfinite(values["r2_log"]):
+            values["r2_log"] = None  # JSON has no NaN
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "CurvePoint":
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        values = {key: value for key, value in values.items() if key in known}
+        if values.get("r2_log") is None:
+            values.pop("r2_log", None)
+        return cls(**values)
 
 
 CSV_COLUMNS = [f.name for f in fields(CurvePoint) if f.name != "extras"]
@@ -141,13 +149,14 @@ def format_table(points: Sequence[CurvePoint]) -> str:
     base = points[0] if points[0].finetune_size == 0 else None
     with_intervals = any(p.extras.get("intervals") for p in points)
     with_seeds = any(p.extras.get("seeds") for p in points)
-    header = ["size", "label", "R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
+    header = ["size", "label", "R²", "log R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
         (["ΔR² 95% CI"] if with_intervals else []) + (["R² mean±sd (seeds)"] if with_seeds else []) + \
         ["MAE", "MedAE", "tokens", "train s", "embed s"]
     body = []
     for point in points:
         delta = f"{point.r2 - base.r2:+.4f}" if base is not None else "-"
-        row = [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}"]
+        row = [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}",
+               f"{point.r2_log:.4f}" if point.r2_log is not None and math.isfinite(point.r2_log) else "-"]
         if with_intervals:
             interval = point.extras.get("intervals", {}).get("r2")
             row.append(f"[{interval['low']:.3f}, {interval['high']:.3f}]" if interval else "-")
@@ -170,7 +179,7 @@ def format_table(points: Sequence[CurvePoint]) -> str:
 
 def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None = None,
                analysis: dict[str, Any] | None = None) -> None:
-    """Three panels (R², MAE, MedAE) against finetune size.
+    """Four panels (R², R² on log price, MAE, MedAE) against finetune size.
 
     Drawn: each point with its 95% interval, the factory floor as a dashed line, and, when
     ``analysis`` (``curve.json``'s summary) has them, the fitted curve with its band, the TF-IDF
@@ -184,12 +193,12 @@ def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None
 
     points = sorted(points, key=lambda p: p.finetune_size)
     sizes = [p.finetune_size for p in points]
-    figure, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
+    figure, axes = plt.subplots(1, len(METRICS), figsize=(18, 4.2), constrained_layout=True)
     positive = [s for s in sizes if s > 0]
     # A symlog axis keeps the factory-floor point (0) on the plot while spreading 1k..100k out.
     use_symlog = len(positive) >= 2 and max(positive) / min(positive) >= 20
     for axis, (key, name, higher_is_better) in zip(axes, METRICS):
-        values = [getattr(p, key) for p in points]
+        values = [v if v is not None else float("nan") for v in (getattr(p, key) for p in points)]
         fit = (analysis.get("fit") or {}).get(key)
         if fit and fit.get("grid"):
             grid = fit["grid"]

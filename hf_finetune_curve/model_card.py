@@ -25,7 +25,8 @@ MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
 TAGS = ("sentence-transformers", "feature-extraction", "domain-adaptation", "mlm", "finetune-curve")
 EMBEDDED_PREFIX = "embedded:"
-METRICS = (("r2", "R² (held-out)"), ("mae", "MAE (held-out)"), ("median_ae", "Median absolute error (held-out)"))
+METRICS = (("r2", "R² (held-out)"), ("r2_log", "R² on log prices (held-out)"), ("mae", "MAE (held-out)"),
+           ("median_ae", "Median absolute error (held-out)"))
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
@@ -293,6 +294,7 @@ def _rows(run: RunInfo, names: HubNames, this_label: str | None) -> list[dict[st
             "label": label,
             "model": model,
             "r2": _fmt_r2(point.get("r2")),
+            "r2_log": _fmt_r2(point.get("r2_log")) if _finite(point.get("r2_log")) is not None else "–",
             "r2_ci": _fmt_interval(_extras(point, "intervals", "r2")) or "–",
             "delta": delta,
             "delta_ci": _fmt_interval(_extras(point, "delta_vs_f0", "r2"), signed=True) or "–",
@@ -445,7 +447,7 @@ def _common_vars(run: RunInfo, names: HubNames, corpus_is_hub: bool, this_label:
 
 
 def eval_results(run: RunInfo, label: str, names: HubNames, corpus_is_hub: bool) -> list:
-    """``model-index`` entries for ``label``: r2, mae and median_ae on the held-out split."""
+    """``model-index`` entries for ``label``: r2, r2_log, mae and median_ae on the held-out split."""
     from huggingface_hub import EvalResult
 
     point = run.point(label)

@@ -143,7 +143,7 @@ def _prepare_run_dir(run_dir: Path, config: CurveConfig, result_key: str, corpus
             differences.append(f"recipe version: {saved.get('recipe_version', 1)} -> {RECIPE_VERSION} (points are "
                                "trained or scored differently since)")
         raise RunDirectoryConflictError(
-            f"{run_dir} holds a run with different results ({'; '.join(differences[:6]) or 'unknown'}). "
+            f"{run_dir} holds a run with a different configuration or data ({'; '.join(differences[:6]) or 'unknown'}). "
             "Use another --output-dir, or --overwrite to discard that run."
         )
     logger.warning("Overwriting the run in %s", run_dir)
@@ -363,7 +363,7 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
                                  seed=config.seed)
     summary = {
         "name": result.name,
-        **{key: result.scores[key] for key in ("r2", "mae", "median_ae")},
+        **{key: result.scores[key] for key in ("r2", "r2_log", "mae", "median_ae")},
         "intervals": {metric: interval.to_dict() for metric, interval in intervals.items()},
         "n_components": int(result.n_components),
         "seconds": result.seconds,
@@ -507,12 +507,13 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     with atomic_path(run_dir / "predictions" / f"{label}.npy") as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, result.predictions)
-    logger.info("%s%s: R² %.4f  MAE %.2f  MedAE %.2f", label, replicate.suffix(config.seed), result.scores["r2"],
-                result.scores["mae"], result.scores["median_ae"])
+    logger.info("%s%s: R² %.4f  log R² %.4f  MAE %.2f  MedAE %.2f", label, replicate.suffix(config.seed),
+                result.scores["r2"], result.scores["r2_log"], result.scores["mae"], result.scores["median_ae"])
     return CurvePoint(
         finetune_size=int(finetune_size),
         label=label,
         r2=result.scores["r2"],
+        r2_log=result.scores["r2_log"],
         mae=result.scores["mae"],
         median_ae=result.scores["median_ae"],
         n_test=int(len(splits.test_indices)),

@@ -252,7 +252,12 @@ class PriceProbe:
 
 def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """R², mean and median absolute error, identical to scikit-learn's ``r2_score``,
-    ``mean_absolute_error`` and ``median_absolute_error``."""
+    ``mean_absolute_error`` and ``median_absolute_error``, and ``r2_log``: R² of the log
+    predictions against the log targets (NaN unless every target and prediction is positive).
+
+    Raw R² on prices is dominated by the few most expensive rows; ``r2_log`` weighs every row's
+    relative error alike.
+    """
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
     if y_true.shape != y_pred.shape:
@@ -269,10 +274,25 @@ def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[
         r2 = 1.0 - ss_res / ss_tot
     return {
         "r2": float(r2),
+        "r2_log": log_r2(y_true, y_pred),
         "mae": float(np.mean(errors)),
         "median_ae": float(np.median(errors)),
         "n": int(len(y_true)),
     }
+
+
+def log_r2(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """R² of ``log(y_pred)`` against ``log(y_true)``; NaN unless all of both are positive."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if not (np.all(y_true > 0) and np.all(y_pred > 0)):
+        return float("nan")
+    log_true, log_pred = np.log(y_true), np.log(y_pred)
+    ss_tot = float(np.sum((log_true - log_true.mean()) ** 2))
+    ss_res = float(np.sum((log_true - log_pred) ** 2))
+    if ss_tot == 0.0:
+        return 1.0 if ss_res == 0.0 else 0.0
+    return float(1.0 - ss_res / ss_tot)
 
 
 @dataclass

@@ -44,7 +44,8 @@ N_NEIGHBOURS = 5
 PROBE_IN_MODEL_REPO = "probe/xgboost_probe.json"
 # Names under which a publisher may record where a run went on the Hub (first found wins).
 PUBLISH_RECORDS = ("published.json", "hub.json", "publish.json")
-METRICS = (("r2", "R²", True), ("mae", "MAE", False), ("median_ae", "Median abs. error", False))
+METRICS = (("r2", "R²", True), ("r2_log", "R² (log price)", True), ("mae", "MAE", False),
+           ("median_ae", "Median abs. error", False))
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
@@ -477,7 +478,7 @@ def format_value(value: Any, key: str = "") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     value = float(value)
-    if key == "r2":
+    if key in ("r2", "r2_log"):
         return f"{value:.4f}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
@@ -599,8 +600,8 @@ def points_table_markdown(run: RunData) -> str:
     if not run.points:
         return "*No finished sizes yet.*"
     base = run.points[0] if run.points[0].get("finetune_size") == 0 else None
-    lines = ["| size | checkpoint | R² [95% CI] | ΔR² vs f0 [95% CI] | MAE | MedAE | tokens seen |",
-             "|---:|:---|:---|:---|---:|---:|---:|"]
+    lines = ["| size | checkpoint | R² [95% CI] | log R² | ΔR² vs f0 [95% CI] | MAE | MedAE | tokens seen |",
+             "|---:|:---|:---|---:|:---|---:|---:|---:|"]
     for point in run.points:
         label = str(point.get("label"))
         url = run.hub_url(label)
@@ -617,7 +618,8 @@ def points_table_markdown(run: RunData) -> str:
             paired = (point.get("extras") or {}).get("delta_vs_f0", {}).get("r2")
             if isinstance(paired, dict) and paired.get("low") is not None and paired.get("high") is not None:
                 delta += f" [{paired['low']:+.3f}, {paired['high']:+.3f}]"
-        lines.append(f"| {int(point.get('finetune_size', 0)):,} | {name} | {r2} | {delta} | "
+        lines.append(f"| {int(point.get('finetune_size', 0)):,} | {name} | {r2} | "
+                     f"{format_value(point.get('r2_log'), 'r2_log')} | {delta} | "
                      f"{format_value(point.get('mae'))} | {format_value(point.get('median_ae'))} | "
                      f"{int(point.get('finetune_tokens_seen', 0)):,} |")
     return "\n".join(lines)

@@ -34,8 +34,8 @@ import numpy as np
 
 from .probe import regression_scores
 
-METRICS: tuple[str, ...] = ("r2", "mae", "median_ae")
-HIGHER_IS_BETTER: dict[str, bool] = {"r2": True, "mae": False, "median_ae": False}
+METRICS: tuple[str, ...] = ("r2", "r2_log", "mae", "median_ae")
+HIGHER_IS_BETTER: dict[str, bool] = {"r2": True, "r2_log": True, "mae": False, "median_ae": False}
 
 # Resamples are generated in fixed blocks, each from its own child seed, so resample i is the same
 # whatever n_resamples is (a prefix of a longer run equals a shorter run) and the metric code can
@@ -195,9 +195,27 @@ def _metrics_on_indices(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray)
         r2[constant] = np.where(ss_res[constant] == 0.0, 1.0, 0.0)
     return {
         "r2": r2,
+        "r2_log": _log_r2_rows(yt, y_pred[idx]),
         "mae": abs_err.mean(axis=1),
         "median_ae": np.median(abs_err, axis=1),
     }
+
+
+def _log_r2_rows(yt: np.ndarray, yp: np.ndarray) -> np.ndarray:
+    """``log_r2`` of each resample (rows of ``yt`` / ``yp``); NaN where a value is not positive."""
+    if not (np.all(yt > 0) and np.all(yp > 0)):
+        return np.full(len(yt), np.nan)
+    log_true, log_pred = np.log(yt), np.log(yp)
+    err = log_true - log_pred
+    centred = log_true - log_true.mean(axis=1, keepdims=True)
+    ss_res = np.einsum("ij,ij->i", err, err)
+    ss_tot = np.einsum("ij,ij->i", centred, centred)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - ss_res / ss_tot
+    constant = ss_tot == 0.0
+    if constant.any():
+        r2[constant] = np.where(ss_res[constant] == 0.0, 1.0, 0.0)
+    return r2
 
 
 def _replicates(
@@ -344,6 +362,8 @@ def paired_bootstrap_delta(
         n_le = int(np.count_nonzero(deltas <= 0.0))
         n_ge = int(np.count_nonzero(deltas >= 0.0))
         p_value = min(1.0, 2.0 * (min(n_le, n_ge) + 1) / (len(deltas) + 1))
+        if not np.isfinite(deltas).all():  # r2_log of non-positive values: undefined, not significant
+            p_value, low, high = float("nan"), float("nan"), float("nan")
         higher = HIGHER_IS_BETTER[metric]
         if low > 0.0:
             better: bool | None = higher

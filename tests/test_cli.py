@@ -218,3 +218,18 @@ def test_whole_run_under_torchrun_matches_single_process_shape(corpus_file, tiny
         model = SentenceTransformer(str(out / "checkpoints" / label), device="cpu")
         assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Normalize"]
     assert not list(out.glob(".config.rank*"))
+
+
+def test_log_price_r2_is_reported_beside_raw_r2(finished_run):
+    curve = pd.read_csv(finished_run / "curve.csv")
+    assert curve["r2_log"].map(math.isfinite).all()
+    assert {"r2_log_low", "r2_log_high", "delta_r2_log_vs_f0"} <= set(curve.columns)
+    payload = json.loads((finished_run / "curve.json").read_text())
+    for point in payload["points"]:
+        interval = point["extras"]["intervals"]["r2_log"]
+        assert interval["low"] <= point["r2_log"] <= interval["high"]
+    predictions = np.load(finished_run / "predictions" / "f0.npy")
+    y_test = np.load(finished_run / "predictions" / "y_test.npy")
+    from sklearn.metrics import r2_score
+
+    assert payload["points"][0]["r2_log"] == pytest.approx(r2_score(np.log(y_test), np.log(predictions)))

@@ -234,7 +234,11 @@ def test_scalar_matches_sklearn(scalar_metric, seed):
     references = np.exp(rng.normal(4.0, 1.0, size=n)) * 1.000001
     predictions = references * np.exp(rng.normal(0, 0.3, size=n)) + rng.normal(0, 5, size=n)
     result = scalar_metric.compute(predictions=predictions.tolist(), references=references)
-    assert set(result) == {"r2", "mae", "median_ae", "n_rows"}
+    assert set(result) == {"r2", "r2_log", "mae", "median_ae", "n_rows"}
+    if (predictions > 0).all():
+        assert result["r2_log"] == pytest.approx(r2_score(np.log(references), np.log(predictions)), abs=1e-9)
+    else:  # a non-positive prediction has no log
+        assert np.isnan(result["r2_log"])
     assert result["n_rows"] == n
     assert result["r2"] == pytest.approx(r2_score(references, predictions), rel=0, abs=1e-9)
     assert result["mae"] == pytest.approx(mean_absolute_error(references, predictions), rel=0, abs=1e-9)

@@ -14,6 +14,13 @@ def test_regression_scores_equal_sklearn(seed):
     assert scores["r2"] == pytest.approx(r2_score(y_true, y_pred), abs=1e-12)
     assert scores["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), abs=1e-9)
     assert scores["median_ae"] == pytest.approx(median_absolute_error(y_true, y_pred), abs=1e-9)
+    assert scores["r2_log"] == pytest.approx(r2_score(np.log(y_true), np.log(y_pred)), abs=1e-12)
+    # A few expensive rows dominate raw R²; on logs every row's relative error counts alike.
+    skewed = y_true.copy()
+    skewed[:3] *= 50
+    before, after = regression_scores(y_true, y_pred), regression_scores(skewed, y_pred)
+    assert before["r2"] - after["r2"] > 5 * (before["r2_log"] - after["r2_log"]) > 0
+    assert np.isnan(regression_scores([1.0, 2.0], [-1.0, 2.0])["r2_log"])  # undefined, not an error
 
 
 def test_probe_learns_and_roundtrips(tmp_path):

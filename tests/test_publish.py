@@ -155,7 +155,7 @@ def test_model_card_metadata_holds_the_curve_numbers(pushed, hub_server):
     with open(run_dir / "curve.csv", newline="") as handle:
         rows = {row["label"]: row for row in csv.DictReader(handle)}
     metrics = {result.metric_type: result for result in data.eval_results}
-    assert set(metrics) == {"r2", "mae", "median_ae"}
+    assert set(metrics) == {"r2", "r2_log", "mae", "median_ae"}
     for metric in ("r2", "mae", "median_ae"):
         assert metrics[metric].metric_value == float(rows["f50"][metric])
         assert metrics[metric].task_type == "regression" and metrics[metric].dataset_split == "test"

@@ -106,7 +106,7 @@ Examples:
     >>> price_regression = evaluate.load(metric_path(), "scalar")
     >>> results = price_regression.compute(predictions=[110.0, 95.0, 180.0, 240.0], references=[100.0, 90.0, 200.0, 250.0])
     >>> print({k: round(v, 4) for k, v in results.items()})
-    {'r2': 0.9657, 'mae': 11.25, 'median_ae': 10.0, 'n_rows': 4}
+    {'r2': 0.9657, 'r2_log': 0.9676, 'mae': 11.25, 'median_ae': 10.0, 'n_rows': 4}
 
     Embedding vectors (default "embeddings" configuration, 5-fold cross-validation):
 
@@ -127,7 +127,7 @@ Examples:
     ...     predictions=embeddings, references=prices, test_indices=list(range(240, 300)), xgb_params=toy
     ... )
     >>> sorted(results)
-    ['mae', 'median_ae', 'n_rows', 'n_test', 'n_train', 'r2']
+    ['mae', 'median_ae', 'n_rows', 'n_test', 'n_train', 'r2', 'r2_log']
 """
 
 EMBEDDINGS = "embeddings"
@@ -497,7 +497,8 @@ def _scalar_scores(predictions, references):
     if len(actual) < 2:
         raise ValueError(f"Need at least 2 rows to score; got {len(actual)}.")
     scores = regression_scores(actual, predicted)
-    return {"r2": scores["r2"], "mae": scores["mae"], "median_ae": scores["median_ae"], "n_rows": scores["n"]}
+    return {"r2": scores["r2"], "r2_log": scores["r2_log"], "mae": scores["mae"], "median_ae": scores["median_ae"],
+            "n_rows": scores["n"]}
 
 
 def _embedding_scores(
@@ -530,6 +531,7 @@ def _embedding_scores(
         result = fit_and_score(X[train], y[train], X[test], y[test], config)
         return {
             "r2": result.scores["r2"],
+            "r2_log": result.scores["r2_log"],
             "mae": result.scores["mae"],
             "median_ae": result.scores["median_ae"],
             "n_rows": n_rows,
@@ -549,7 +551,7 @@ def _embedding_scores(
     from sklearn.model_selection import KFold
 
     folds = KFold(n_splits=n_folds, shuffle=True, random_state=int(config.seed))
-    per_fold = {"r2": [], "mae": [], "median_ae": []}
+    per_fold = {"r2": [], "r2_log": [], "mae": [], "median_ae": []}
     for index, (train, test) in enumerate(folds.split(X)):
         try:
             result = fit_and_score(X[train], y[train], X[test], y[test], config)
