@@ -255,10 +255,12 @@ def finetune_branching(
                 logger.info("Branching: resuming the main run from its checkpoint at step %d.", max(earlier))
             started = time.perf_counter()
             if start > 0:
-                run = run_stream(setup, plan, plan.main_stream, lambda step: lr_factor(step, warmup_steps=recipe.warmup_steps),
-                                 max_steps=start, config=config, seed=seed, device=device, output_dir=main_dir,
-                                 resume_from=resume, save_at=start, callbacks=callbacks, show_progress=show_progress,
-                                 audit=draws_for(f"main:{size}"))
+                def main_rate(step: int, warmup: int = recipe.warmup_steps) -> float:
+                    return lr_factor(step, warmup_steps=warmup)  # warmup, then the peak: no decay
+
+                run = run_stream(setup, plan, plan.main_stream, main_rate, max_steps=start, config=config, seed=seed,
+                                 device=device, output_dir=main_dir, resume_from=resume, save_at=start,
+                                 callbacks=callbacks, show_progress=show_progress, audit=draws_for(f"main:{size}"))
                 stats.main_steps_run += run.global_step - (max(earlier) if earlier else 0)
             timed("main", started)
             saved = _checkpoints(main_dir)

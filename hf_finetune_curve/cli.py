@@ -82,6 +82,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--head-warmup-steps", type=int, default=defaults.head_warmup_steps,
                       help="train a new MLM head alone (encoder frozen) this many steps first; 0: off")
     tune.add_argument("--head-warmup-learning-rate", type=float, default=defaults.head_warmup_learning_rate)
+    tune.add_argument("--train-word-embeddings", action=argparse.BooleanOptionalAction,
+                      default=defaults.train_word_embeddings,
+                      help="update the input word embeddings (tied to the MLM decoder); --no-train-word-embeddings "
+                           "freezes them")
     tune.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     tune.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length, help="chunk length in tokens")
     tune.add_argument("--mlm-probability", type=float, default=defaults.mlm_probability)
@@ -114,7 +118,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         gradient_accumulation_steps=args.gradient_accumulation_steps, warmup_steps=args.warmup_steps,
         cooldown_fraction=args.cooldown_fraction, min_cooldown_steps=args.min_cooldown_steps,
         min_steps=args.min_steps, head_warmup_steps=args.head_warmup_steps,
-        head_warmup_learning_rate=args.head_warmup_learning_rate,
+        head_warmup_learning_rate=args.head_warmup_learning_rate, train_word_embeddings=args.train_word_embeddings,
         weight_decay=args.weight_decay, max_seq_length=args.max_seq_length, mlm_probability=args.mlm_probability,
         lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         lora_target_modules=[m.strip() for m in args.lora_target_modules.split(",")] if args.lora_target_modules else None,
@@ -135,11 +139,28 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     )
     if base is None:
         return CurveConfig(**values, finetune=finetune, probe=probe)
+    # A saved config, with only the flags given on this command line on top (nested sections too).
     merged = base.to_dict()
     for key, value in values.items():
-        if _explicit(args, parser, key):
+        if _explicit(args, parser, _RUN_FLAG_DEST.get(key, key)):
             merged[key] = value
+    for field_name, value in finetune.__dict__.items():
+        if _explicit(args, parser, _FINETUNE_FLAG_DEST.get(field_name, field_name)):
+            merged["finetune"][field_name] = value
+    if _explicit(args, parser, "target_transform"):
+        merged["probe"]["target_transform"] = args.target_transform
+    if _explicit(args, parser, "probe_trees"):
+        merged["probe"]["n_estimators"] = args.probe_trees
+    if args.probe_arg:
+        for key, value in probe_fields.items():
+            merged["probe"][key] = value
+        merged["probe"]["xgb_params"] = {**(merged["probe"].get("xgb_params") or {}), **probe_passthrough}
     return CurveConfig.from_dict(merged)
+
+
+# Config fields whose flag stores under another name.
+_RUN_FLAG_DEST = {"tfidf_baseline": "no_tfidf_baseline"}
+_FINETUNE_FLAG_DEST = {"trainer_kwargs": "trainer_arg"}
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -26,6 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 TARGET_TRANSFORMS = ("log", "none")
 _META_ATTR = "hf_finetune_curve"
 
@@ -60,20 +62,20 @@ class ProbeConfig:
 
     def __post_init__(self) -> None:
         if self.target_transform not in TARGET_TRANSFORMS:
-            raise ValueError(
+            raise ConfigError(
                 f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}."
             )
         if int(self.n_estimators) < 1:
-            raise ValueError(f"n_estimators must be >= 1, got {self.n_estimators}.")
+            raise ConfigError(f"n_estimators must be >= 1, got {self.n_estimators}.")
         if not 0 < float(self.learning_rate):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}.")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ProbeConfig":
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown probe option(s) {unknown}; expected some of {sorted(known)}.")
+            raise ConfigError(f"Unknown probe option(s) {unknown}; expected some of {sorted(known)}.")
         return cls(**values)
 
 

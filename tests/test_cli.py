@@ -233,3 +233,22 @@ def test_log_price_r2_is_reported_beside_raw_r2(finished_run):
     from sklearn.metrics import r2_score
 
     assert payload["points"][0]["r2_log"] == pytest.approx(r2_score(np.log(y_test), np.log(predictions)))
+
+
+def test_config_file_rerun_keeps_nested_options_and_flags_override(finished_run, corpus_file, capsys):
+    """The model cards' "Reproduce" command: hf-curve run --config <run>/config.json."""
+    capsys.readouterr()
+    code = main(["run", "--config", str(finished_run / "config.json"), "--output-dir", str(finished_run),
+                 "--no-progress"])
+    assert code == 0  # the same run (nested finetune/probe options kept), so nothing to redo
+    assert "already finished, skipping" in capsys.readouterr().err
+    from hf_finetune_curve.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["run", "--config", str(finished_run / "config.json"), "--epochs", "3",
+                                      "--lora", "--target-transform", "none", "--probe-arg", "max_depth=3"])
+    config = config_from_args(args, args.subparser)
+    saved = CurveConfig.load(finished_run)
+    assert config.finetune.epochs == 3 and config.finetune.lora and config.probe.target_transform == "none"
+    assert config.probe.max_depth == 3
+    assert config.finetune.max_seq_length == saved.finetune.max_seq_length == 32  # kept from the file
+    assert config.probe.n_estimators == saved.probe.n_estimators == 30
