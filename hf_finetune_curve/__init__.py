@@ -22,7 +22,7 @@ _EXPORTS = {
     "CurvePoint": "curve", "format_table": "curve", "load_curve": "curve",
     "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
-    "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors",
+    "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
     "CurveResult": "pipeline", "run_curve": "pipeline",
     "PriceProbe": "probe", "ProbeConfig": "probe", "fit_and_score": "probe", "regression_scores": "probe",
     "make_splits": "subsets", "parse_sizes": "subsets", "size_label": "subsets",
@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .corpus import Corpus, DataReport, load_corpus
     from .curve import CurvePoint, format_table, load_curve
     from .errors import (CheckpointVerificationError, ConfigError, CorpusError, FinetuneCurveError,
-                         ModelResolutionError, RunDirectoryConflictError, RunDirectoryLockedError,
-                         SubsetLeakError)
+                         ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
+                         SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
     from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores
     from .subsets import make_splits, parse_sizes, size_label

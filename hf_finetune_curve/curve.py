@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .io_utils import atomic_path, read_json, write_csv_atomic, write_json_atomic
+from .probe import METRICS  # (key, display name, higher is better)
 
 POINTS_DIR = "points"
-METRICS = (("r2", "R²", True), ("r2_log", "R² (log price)", True), ("mae", "MAE", False),
-           ("median_ae", "Median abs. error", False))
 
 
 @dataclass

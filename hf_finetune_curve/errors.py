@@ -27,6 +27,14 @@ class ModelResolutionError(FinetuneCurveError):
     """A model id or path could not be resolved to a loadable SentenceTransformer."""
 
 
+class PublishError(FinetuneCurveError):
+    """A run cannot be published (unfinished run, no token, bad name) or a push failed."""
+
+
+class SpaceError(FinetuneCurveError, ValueError):
+    """The Space cannot be built or published as asked; the message says what to do."""
+
+
 class SubsetLeakError(FinetuneCurveError):
     """A point trained on a text beyond its subset: the nested-subset guarantee is broken."""
 

@@ -19,21 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import FinetuneCurveError
+from .errors import PublishError
+from .probe import METRICS as _PROBE_METRICS
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
 TAGS = ("sentence-transformers", "feature-extraction", "domain-adaptation", "mlm", "finetune-curve")
 EMBEDDED_PREFIX = "embedded:"
-METRICS = (("r2", "R² (held-out)"), ("r2_log", "R² on log prices (held-out)"), ("mae", "MAE (held-out)"),
-           ("median_ae", "Median absolute error (held-out)"))
+METRICS = tuple((key, f"{name} (held-out)") for key, name, _ in _PROBE_METRICS)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
-
-
-class PublishError(FinetuneCurveError):
-    """A run cannot be published (unfinished run, no token, bad name) or a push failed."""
 
 
 def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:

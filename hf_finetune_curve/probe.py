@@ -252,6 +252,15 @@ class PriceProbe:
         return probe
 
 
+# Every metric the curve reports: key, display name, higher is better. The one definition.
+METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("r2", "R²", True),
+    ("r2_log", "R² (log price)", True),
+    ("mae", "MAE", False),
+    ("median_ae", "Median abs. error", False),
+)
+
+
 def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """R², mean and median absolute error, identical to scikit-learn's ``r2_score``,
     ``mean_absolute_error`` and ``median_absolute_error``, and ``r2_log``: R² of the log

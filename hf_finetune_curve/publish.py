@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import PublishError
 from .model_card import (
     HubNames,
-    PublishError,
     RunInfo,
     build_dataset_card,
     build_model_card,

@@ -28,8 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import FinetuneCurveError
+from .errors import SpaceError
 from .io_utils import atomic_path, read_json
+from .probe import METRICS  # (key, display name, higher is better)
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +45,9 @@ N_NEIGHBOURS = 5
 PROBE_IN_MODEL_REPO = "probe/xgboost_probe.json"
 # Names under which a publisher may record where a run went on the Hub (first found wins).
 PUBLISH_RECORDS = ("published.json", "hub.json", "publish.json")
-METRICS = (("r2", "R²", True), ("r2_log", "R² (log price)", True), ("mae", "MAE", False),
-           ("median_ae", "Median abs. error", False))
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
-
-
-class SpaceError(FinetuneCurveError, ValueError):
-    """The Space cannot be built or published as asked; the message says what to do."""
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -32,10 +32,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .probe import METRICS as _METRICS
 from .probe import regression_scores
 
-METRICS: tuple[str, ...] = ("r2", "r2_log", "mae", "median_ae")
-HIGHER_IS_BETTER: dict[str, bool] = {"r2": True, "r2_log": True, "mae": False, "median_ae": False}
+METRICS: tuple[str, ...] = tuple(key for key, _, _ in _METRICS)
+HIGHER_IS_BETTER: dict[str, bool] = {key: higher for key, _, higher in _METRICS}
 
 # Resamples are generated in fixed blocks, each from its own child seed, so resample i is the same
 # whatever n_resamples is (a prefix of a longer run equals a shorter run) and the metric code can
