@@ -50,6 +50,7 @@ RECIPE_OWNED_ARGUMENTS = {
     "lr_scheduler_type": "warmup_steps / cooldown_fraction / min_cooldown_steps", "weight_decay": "weight_decay",
     "output_dir": "(the run directory)", "seed": "(CurveConfig.seed)", "data_seed": "(CurveConfig.seed)",
     "save_strategy": "(checkpoints at size boundaries)", "report_to": "report_to",
+    "train_sampling_strategy": "(the plan's draw order)",
 }
 # A multi-process run waits in a collective while rank 0 embeds and scores a point: hours, not minutes.
 DDP_TIMEOUT_SECONDS = 6 * 3600
@@ -205,6 +206,8 @@ class CurveTrainer(Trainer):
 
     def _get_train_sampler(self, *args, **kwargs):
         # The plan fixed the draw order; the Trainer shards each step's batches across processes.
+        # (training_arguments also sets the public train_sampling_strategy="sequential" where the
+        # installed transformers has it; this override covers the versions that do not.)
         return torch.utils.data.SequentialSampler(self.train_dataset)
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
@@ -212,12 +215,14 @@ class CurveTrainer(Trainer):
             self.lr_scheduler = RecipeSchedule(optimizer or self.optimizer, self.lr_factor)
         return self.lr_scheduler
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # The MLM decoder shares its weight with the input embeddings, and safetensors refuses
         # shared tensors: each is stored once, and the names left out are the ones the Trainer
         # expects to be missing when it loads the checkpoint back (they share the stored tensor).
         import safetensors.torch
 
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded states: the Trainer's own way
+            return super().save_model(output_dir, _internal_call)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
@@ -277,6 +282,8 @@ def training_arguments(
         remove_unused_columns=False,
         ddp_timeout=DDP_TIMEOUT_SECONDS,
     )
+    if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
+        kwargs["train_sampling_strategy"] = "sequential"  # the plan fixed the order
     kwargs.update(config.trainer_kwargs)
     return TrainingArguments(**kwargs)
 
