@@ -43,7 +43,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
 from .config import FinetuneConfig
@@ -97,8 +96,9 @@ def _fingerprint(model, plan: CurvePlan, config: FinetuneConfig, seed: int) -> s
                               "chunk_length": plan.chunk_length, "format": STATE_FORMAT},
                              sort_keys=True, default=str).encode())
     digest.update(plan.main_stream.tobytes())
-    for chunk in plan.chunks:
-        digest.update(np.asarray(chunk, dtype=np.int64).tobytes())
+    digest.update(plan.chunks.starts.tobytes())
+    digest.update(plan.chunks.ends.tobytes())
+    digest.update(plan.chunks.ids[: int(plan.chunks.ends[-1]) if len(plan.chunks) else 0].tobytes())
     with torch.no_grad():
         for param in list(model.parameters())[:: max(1, len(list(model.parameters())) // 8)]:
             digest.update(param.detach().float().cpu().numpy().tobytes()[:4096])

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .config import FinetuneConfig
-from .recipe import CurvePlan, PointRecipe, plan_curve
+from .recipe import CurvePlan, PointRecipe, TokenizedTexts, pack_segments, plan_curve
 
 logger = logging.getLogger(__name__)
 
@@ -90,18 +90,27 @@ def chunk_length_for(model, max_seq_length: int | None) -> int:
     return max(8, min(wanted, limit))
 
 
-def tokenize_texts(texts: Sequence[str], tokenizer) -> list[list[int]]:
-    """Token ids of every text, with special tokens and without truncation."""
-    return tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+def tokenize_texts(texts: Sequence[str], tokenizer, batch_size: int = 2048) -> TokenizedTexts:
+    """Token ids of every text, with special tokens and without truncation, in flat arrays.
+
+    Tokenised a batch at a time, so the Python lists the tokenizer returns never hold more than
+    one batch.
+    """
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        batch = list(texts[start:start + batch_size])
+        parts.append(TokenizedTexts.from_lists(
+            tokenizer(batch, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]))
+    return TokenizedTexts.concatenate(parts)
 
 
 
-def pack_token_lists(encoded: Sequence[Sequence[int]], chunk_length: int) -> list[list[int]]:
+def pack_token_lists(encoded: TokenizedTexts | Sequence[Sequence[int]], chunk_length: int) -> list[list[int]]:
     """Pack tokenised texts into chunks of ``chunk_length`` tokens, keeping every token."""
-    from .recipe import pack_segments
-
-    chunks, _, _ = pack_segments(encoded, [len(encoded)], chunk_length) if len(encoded) else ([], None, None)
-    return chunks
+    if not len(encoded):
+        return []
+    chunks, _, _ = pack_segments(encoded, [len(encoded)], chunk_length)
+    return chunks.to_lists()
 
 
 def pack_into_chunks(texts: Sequence[str], tokenizer, chunk_length: int) -> list[list[int]]:

@@ -30,7 +30,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -71,7 +71,7 @@ def validate_trainer_kwargs(trainer_kwargs: dict[str, Any]) -> None:
 class ChunkStream(torch.utils.data.Dataset):
     """Packed chunks in a fixed draw order: item ``i`` is draw ``first_draw + i``."""
 
-    def __init__(self, chunks: Sequence[Sequence[int]], draws: np.ndarray, first_draw: int = 0) -> None:
+    def __init__(self, chunks, draws: np.ndarray, first_draw: int = 0) -> None:
         self.chunks = chunks
         self.draws = np.asarray(draws, dtype=np.int64)
         self.first_draw = int(first_draw)
@@ -81,7 +81,9 @@ class ChunkStream(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         chunk = int(self.draws[index])
-        return {"input_ids": list(self.chunks[chunk]), "chunk": chunk, "draw": self.first_draw + int(index)}
+        ids = self.chunks[chunk]
+        return {"input_ids": ids.tolist() if hasattr(ids, "tolist") else list(ids), "chunk": chunk,
+                "draw": self.first_draw + int(index)}
 
 
 class PositionalMaskingCollator:
