@@ -150,7 +150,7 @@ def format_table(points: Sequence[CurvePoint]) -> str:
     with_seeds = any(p.extras.get("seeds") for p in points)
     header = ["size", "label", "R²", "log R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
         (["ΔR² 95% CI"] if with_intervals else []) + (["R² mean±sd (seeds)"] if with_seeds else []) + \
-        ["MAE", "MedAE", "tokens", "train s", "embed s"]
+        ["MAE", "MedAE", "steps", "tokens", "train s", "embed s"]
     body = []
     for point in points:
         delta = f"{point.r2 - base.r2:+.4f}" if base is not None else "-"
@@ -167,7 +167,8 @@ def format_table(points: Sequence[CurvePoint]) -> str:
             seeds = point.extras.get("seeds", {}).get("r2")
             row.append(f"{seeds['mean']:.4f}±{seeds['std']:.4f} (n={seeds['n']})"
                        if seeds and seeds.get("std") is not None else "-")
-        row += [_money(point.mae), _money(point.median_ae), f"{point.finetune_tokens_seen:,}",
+        row += [_money(point.mae), _money(point.median_ae), f"{point.finetune_steps:,}",
+                f"{point.finetune_tokens_seen:,}",
                 f"{point.train_seconds:.0f}", f"{point.embed_seconds:.0f}"]
         body.append(row)
     widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
