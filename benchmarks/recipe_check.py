@@ -57,18 +57,25 @@ def unseen_row_drift(base, finetuned, texts) -> float:
 
 def delta_interval(y, base, preds_by_seed, *, log: bool, resamples: int = 1000, seed: int = 0):
     """ΔR² (point - f0), mean over seeds, with a bootstrap over test rows and seeds jointly."""
+    return paired_interval(y, [base] * len(preds_by_seed), preds_by_seed, log=log, resamples=resamples, seed=seed)
+
+
+def paired_interval(y, preds_a, preds_b, *, log: bool, resamples: int = 1000, seed: int = 0):
+    """Mean over seeds of R²(b_s) - R²(a_s), with a 95% bootstrap interval resampling test rows and
+    seeds jointly (a seed's a and b are kept together: they share the data order)."""
     import numpy as np
 
     if log:
-        y, base = np.log(y), np.log(base)
-        preds_by_seed = [np.log(p) for p in preds_by_seed]
-    point = float(np.mean([r2(y, p) - r2(y, base) for p in preds_by_seed]))
+        y = np.log(y)
+        preds_a = [np.log(p) for p in preds_a]
+        preds_b = [np.log(p) for p in preds_b]
+    point = float(np.mean([r2(y, b) - r2(y, a) for a, b in zip(preds_a, preds_b)]))
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
         rows = rng.integers(0, len(y), len(y))
-        seeds = rng.integers(0, len(preds_by_seed), len(preds_by_seed))
-        draws.append(np.mean([r2(y[rows], preds_by_seed[s][rows]) - r2(y[rows], base[rows]) for s in seeds]))
+        seeds = rng.integers(0, len(preds_b), len(preds_b))
+        draws.append(np.mean([r2(y[rows], preds_b[s][rows]) - r2(y[rows], preds_a[s][rows]) for s in seeds]))
     low, high = np.quantile(draws, [0.025, 0.975])
     return point, float(low), float(high)
 
@@ -221,6 +228,30 @@ def report(done: dict, sizes: list[int], arms: list, y_test, header: str) -> Non
     print(table(["size", "arm", "R² (mean ± sd)", "log R² (mean ± sd)", "ΔR² vs f0 [95%]", "Δ log R² vs f0 [95%]",
                  "steps", "LR integral", "passes", "train s", "unseen-row drift"], rows))
     print("(n seeds per cell: the intervals resample test rows and finetune seeds jointly)")
+    # Same finetune seed, same data order: does the schedule or the head warmup change a point?
+    comparisons = [(arm_name("branching", False), arm_name("independent", False)),
+                   (arm_name("branching", True), arm_name("independent", True)),
+                   (arm_name("independent", True), arm_name("independent", False)),
+                   (arm_name("branching", True), arm_name("branching", False)),
+                   (arm_name("branching", "frozen-emb"), arm_name("branching", True))]
+    pair_rows = []
+    for size in sizes:
+        for b_name, a_name in comparisons:
+            seeds_b = {seed: row for (arm, seed, s), row in done.items() if arm == b_name and s == size}
+            seeds_a = {seed: row for (arm, seed, s), row in done.items() if arm == a_name and s == size}
+            common = sorted(set(seeds_a) & set(seeds_b))
+            if not common:
+                continue
+            preds_a = [np.asarray(seeds_a[k]["predictions"]) for k in common]
+            preds_b = [np.asarray(seeds_b[k]["predictions"]) for k in common]
+            raw = paired_interval(y_test, preds_a, preds_b, log=False)
+            logged = paired_interval(y_test, preds_a, preds_b, log=True)
+            pair_rows.append([f"f{size}", f"{b_name} - {a_name}", len(common),
+                              f"{raw[0]:+.4f} [{raw[1]:+.3f}, {raw[2]:+.3f}]",
+                              f"{logged[0]:+.4f} [{logged[1]:+.3f}, {logged[2]:+.3f}]"])
+    if pair_rows:
+        print()
+        print(table(["size", "paired comparison", "seeds", "ΔR² [95%]", "Δ log R² [95%]"], pair_rows))
     curve_rows = []
     for schedule, head in arms:
         name = arm_name(schedule, head)
