@@ -24,6 +24,15 @@ from .probe import TARGET_TRANSFORMS, ProbeConfig
 logger = logging.getLogger("hf_finetune_curve")
 
 
+def _optional_int(text: str) -> int | None:
+    if text.strip().lower() in {"none", "all", ""}:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'none', got {text!r}") from None
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -42,6 +51,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--text-column", default="text")
     data.add_argument("--target-column", default="price")
     data.add_argument("--max-rows", type=int, help="use only the first N clean rows")
+    data.add_argument("--probe-rows", type=_optional_int, default=CurveConfig.probe_rows,
+                      help="the probe fits and scores on a seeded sample of at most N rows (test share kept), so "
+                           "each checkpoint embeds at most N texts; 'none': every row "
+                           f"(default {CurveConfig.probe_rows})")
     data.add_argument("--test-fraction", type=float, default=0.2, help="held-out probe test share (default 0.2)")
     data.add_argument("--include-test-in-finetune", action="store_true",
                       help="let MLM finetuning see the held-out texts (transductive variant)")
@@ -134,7 +147,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         data=args.data, text_column=args.text_column, target_column=args.target_column, model=args.model,
         sizes=args.sizes, output_dir=args.output_dir, name=args.name, seed=args.seed,
         test_fraction=args.test_fraction, include_test_in_finetune=args.include_test_in_finetune,
-        schedule=args.schedule, embed_batch_size=args.embed_batch_size, max_rows=args.max_rows, device=args.device,
+        schedule=args.schedule, embed_batch_size=args.embed_batch_size, max_rows=args.max_rows,
+        probe_rows=args.probe_rows, device=args.device,
         seeds=args.seeds, bootstrap_resamples=args.bootstrap_resamples, tfidf_baseline=not args.no_tfidf_baseline,
     )
     if base is None:

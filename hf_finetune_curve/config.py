@@ -25,6 +25,8 @@ DEFAULT_COOLDOWN_FRACTION = 0.2
 DEFAULT_MIN_COOLDOWN_STEPS = 10
 DEFAULT_MIN_STEPS = 40
 DEFAULT_HEAD_WARMUP_STEPS = 30
+# Above this many rows the probe scores a sample (see CurveConfig.probe_rows and the README).
+DEFAULT_PROBE_ROWS = 20_000
 NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "bootstrap_resamples",
                      "tfidf_baseline")
 
@@ -130,6 +132,9 @@ class CurveConfig:
             ``independent`` (every size trained from the base model).
         embed_batch_size: batch size when embedding.
         max_rows: use only the first N rows of the corpus after cleaning (quick looks).
+        probe_rows: the probe fits and scores on a fixed seeded sample of at most this many rows
+            (the test share kept), so each checkpoint embeds at most this many texts; finetuning
+            still uses the whole pool. None: every row.
         device: ``auto``, ``cpu``, ``cuda``, ...
         seeds: repeat the finetuning with this many data orders (seed, seed+1, ...) on the same
             test split, and report the mean and spread across them.
@@ -150,6 +155,7 @@ class CurveConfig:
     schedule: str = "branching"
     embed_batch_size: int = 64
     max_rows: int | None = None
+    probe_rows: int | None = DEFAULT_PROBE_ROWS
     device: str = "auto"
     seeds: int = 1
     bootstrap_resamples: int = 1000
@@ -173,6 +179,7 @@ class CurveConfig:
         _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
+        _check(self.probe_rows is None or int(self.probe_rows) >= 20, "probe_rows", self.probe_rows, ">= 20 or None")
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", self.name):
             raise ConfigError(
                 f"name must be letters, digits, '.', '_' or '-' (at most 96 characters); got {self.name!r}."

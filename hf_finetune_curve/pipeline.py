@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import hashlib
 import logging
 import os
 import shutil
@@ -90,6 +91,19 @@ def _init_distributed(device: str):
 
     return PartialState(cpu=not resolve_device(device).startswith("cuda"),
                         timeout=_dt.timedelta(seconds=DDP_TIMEOUT_SECONDS))
+
+
+def _log_probe_sample(corpus: Corpus, config: CurveConfig, splits: Splits) -> None:
+    probed = len(splits.train_indices) + len(splits.test_indices)
+    if probed < len(corpus):
+        full_test = int(round(len(corpus) * config.test_fraction))
+        logger.info(
+            "Probe sample: %d of %d rows (%d held out of %d); each checkpoint embeds %d texts instead of %d. "
+            "Intervals are about %.1fx as wide as with every row (width ~ 1/sqrt(held-out rows)); "
+            "--probe-rows sets the sample, --probe-rows none uses every row.",
+            probed, len(corpus), len(splits.test_indices), full_test, probed, len(corpus),
+            (full_test / max(1, len(splits.test_indices))) ** 0.5,
+        )
 
 
 def _check_scoreable(corpus: Corpus, splits: Splits) -> None:
@@ -222,7 +236,9 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
             logger.info(line)
         write_json_atomic(run_dir / "data_report.json", corpus.report.to_dict())
 
-    splits = make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune)
+    splits = make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune,
+                         probe_rows=config.probe_rows)
+    _log_probe_sample(corpus, config, splits)
     _check_scoreable(corpus, splits)
     if main_process:
         splits.save(run_dir / "splits.npz")
@@ -263,7 +279,7 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
             seed=replicate_seed,
             run_dir=run_dir / "seeds" / f"seed-{replicate_seed}",
             splits=make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune,
-                               order_seed=replicate_seed),
+                               order_seed=replicate_seed, probe_rows=config.probe_rows),
         ))
     context = _RunContext(config=config, run_dir=run_dir, corpus=corpus, base_model=base_model, result_key=result_key,
                           base_model_id=resolved.model_id, device=device, show_progress=show_progress,
@@ -481,26 +497,35 @@ def _score_and_record(context: _RunContext, replicate: _Replicate, finetune_size
 
 def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, model, stats: dict[str, Any],
                  checkpoint: str) -> CurvePoint:
-    """Embed the corpus with ``model``, fit the probe on the train split, score the test split."""
+    """Embed the probe's rows with ``model``, fit the probe on the train split, score the test split."""
     config, corpus = context.config, context.corpus
     run_dir, splits = replicate.run_dir, replicate.splits
     label = size_label(finetune_size)
+    # Only the rows the probe uses are embedded (all of them unless --probe-rows samples), in corpus order.
+    rows = splits.probe_rows
+    sampled = "" if len(rows) == len(corpus) else \
+        f":rows-{hashlib.sha256(rows.astype(np.int64).tobytes()).hexdigest()[:12]}"
     # The base model embeds identically in every replicate: one cache entry serves them all.
-    checkpoint_id = f"{context.base_model_id}:base" if finetune_size == 0 else \
-        f"{context.result_key}:{replicate.seed}:{label}"
+    checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
+        f"{context.result_key}:{replicate.seed}:{label}{sampled}"
     cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
     embedded = embed_texts(
-        model, corpus.texts, batch_size=config.embed_batch_size,
+        model, [corpus.texts[i] for i in rows], batch_size=config.embed_batch_size,
         cache_path=context.run_dir / "embeddings" / f"{label}-{cache_key}.npy", show_progress=context.show_progress,
     )
     embeddings = embedded.embeddings
     targets = corpus.targets
+    position = {int(row): i for i, row in enumerate(rows)} if sampled else None
+
+    def embedded_rows(indices: np.ndarray) -> np.ndarray:
+        return embeddings[indices] if position is None else embeddings[[position[int(i)] for i in indices]]
+
     probe_started = time.perf_counter()
     # One seed fixes the data order, the masking and the probe of a replicate.
     probe_config = dataclasses.replace(config.probe, seed=replicate.seed)
     result = fit_and_score(
-        embeddings[splits.train_indices], targets[splits.train_indices],
-        embeddings[splits.test_indices], targets[splits.test_indices], probe_config,
+        embedded_rows(splits.train_indices), targets[splits.train_indices],
+        embedded_rows(splits.test_indices), targets[splits.test_indices], probe_config,
     )
     probe_seconds = time.perf_counter() - probe_started
     result.probe.save(run_dir / "probes" / f"{label}.json")

@@ -103,11 +103,12 @@ def _model_location(run_dir: Path, meta: dict[str, Any], label: str) -> str:
     return str(run_dir / "checkpoints" / label)
 
 
-def _sample_embeddings(run_dir: Path, meta: dict[str, Any], label: str, rows: np.ndarray, n_corpus: int,
+def _sample_embeddings(run_dir: Path, meta: dict[str, Any], label: str, rows: np.ndarray, embedded_rows: np.ndarray,
                        texts: list[str]) -> np.ndarray:
-    path = _embedding_file(run_dir, label, n_corpus)
+    """Embeddings of corpus ``rows`` from the run's cache (which holds ``embedded_rows``, sorted)."""
+    path = _embedding_file(run_dir, label, len(embedded_rows))
     if path is not None:
-        return np.asarray(np.load(path, mmap_mode="r")[rows], dtype=np.float32)
+        return np.asarray(np.load(path, mmap_mode="r")[np.searchsorted(embedded_rows, rows)], dtype=np.float32)
     # No cached corpus embeddings (deleted to save space): embed just the samples.
     from .models import load_sentence_transformer
 
@@ -196,7 +197,7 @@ def build_samples(run_dir: str | os.PathLike, corpus=None, splits=None, n_sample
     sizes: dict[str, int] = {}
     for point in sorted(points, key=lambda p: p.finetune_size):
         label = point.label
-        embeddings = _sample_embeddings(run_dir, meta, label, rows, len(corpus), texts)
+        embeddings = _sample_embeddings(run_dir, meta, label, rows, splits.probe_rows, texts)
         predictions = _sample_predictions(run_dir, label, positions, len(test), embeddings)
         coords, pca[label] = _pca2(embeddings)
         dim = embeddings.shape[1]

@@ -99,10 +99,10 @@ class Splits:
     train_indices: np.ndarray
     pool_order: np.ndarray
 
-    def finetune_indices(self, finetune_size: int) -> np.ndarray:
-        if finetune_size > len(self.pool_order):
-            raise ValueError(f"finetune_size {finetune_size} exceeds the pool ({len(self.pool_order)} rows).")
-        return self.pool_order[:finetune_size]
+    @property
+    def probe_rows(self) -> np.ndarray:
+        """Every row the probe sees (train and test), in corpus order: the rows each checkpoint embeds."""
+        return np.union1d(self.train_indices, self.test_indices)
 
     def save(self, path: str | Path) -> None:
         from .io_utils import atomic_path
@@ -124,12 +124,16 @@ def make_splits(
     seed: int = 42,
     include_test_in_finetune: bool = False,
     order_seed: int | None = None,
+    probe_rows: int | None = None,
 ) -> Splits:
     """Hold out ``test_fraction`` of rows for the probe and fix the finetune pool's order.
 
     The held-out rows never enter finetuning unless ``include_test_in_finetune`` (the
     transductive variant). The test split depends only on ``seed``, not on the sizes asked for;
     ``order_seed`` (default ``seed``) reorders the pool alone, for repeated runs on one test split.
+    ``probe_rows`` caps the rows the probe fits and scores on: a fixed seeded sample of at most that
+    many, the test share kept, so each checkpoint embeds at most ``probe_rows`` texts. The pool is
+    not sampled: finetuning still uses every non-test row.
     """
     if not 0 < test_fraction < 1:
         raise ConfigError(f"test_fraction must be in (0, 1); got {test_fraction!r}.")
@@ -145,4 +149,11 @@ def make_splits(
     train_indices = np.sort(permutation[num_test:])
     pool_source = np.arange(num_rows) if include_test_in_finetune else train_indices
     pool_order = np.random.default_rng([seed if order_seed is None else order_seed, 1]).permutation(pool_source)
+    if probe_rows is not None and num_rows > int(probe_rows):
+        if int(probe_rows) < 20:
+            raise ConfigError(f"probe_rows must be >= 20 or None; got {probe_rows!r}.")
+        sample = np.random.default_rng([seed, 2])
+        n_test = max(2, int(round(int(probe_rows) * len(test_indices) / num_rows)))
+        test_indices = np.sort(sample.choice(test_indices, size=n_test, replace=False))
+        train_indices = np.sort(sample.choice(train_indices, size=int(probe_rows) - n_test, replace=False))
     return Splits(test_indices=test_indices, train_indices=train_indices, pool_order=pool_order)

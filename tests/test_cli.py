@@ -252,3 +252,19 @@ def test_config_file_rerun_keeps_nested_options_and_flags_override(finished_run,
     assert config.probe.max_depth == 3
     assert config.finetune.max_seq_length == saved.finetune.max_seq_length == 32  # kept from the file
     assert config.probe.n_estimators == saved.probe.n_estimators == 30
+
+
+def test_probe_rows_bound_what_each_checkpoint_embeds(corpus_file, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "sampled"
+    code = main(["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,40",
+                 "--output-dir", str(out), "--probe-rows", "60", *FAST])
+    assert code == 0
+    assert "Probe sample: 60 of 200 rows (12 held out of 40)" in capsys.readouterr().err
+    for path in (out / "embeddings").glob("*.npy"):
+        assert np.load(path).shape[0] == 60  # not the 200-row corpus
+    config = json.loads((out / "config.json").read_text())
+    assert config["split"]["test_rows"] == 12 and config["split"]["probe_train_rows"] == 48
+    assert config["split"]["finetune_pool_rows"] == 160  # the pool is not sampled
+    curve = pd.read_csv(out / "curve.csv")
+    assert curve["n_test"].tolist() == [12, 12] and curve["r2"].map(math.isfinite).all()
+    assert (out / "samples.parquet").exists()

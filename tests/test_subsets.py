@@ -29,7 +29,7 @@ def test_subsets_are_nested_and_exclude_the_test_split():
     assert len(test) == 100
     assert test.isdisjoint(splits.pool_order.tolist())
     assert sorted(splits.pool_order.tolist()) == sorted(splits.train_indices.tolist())
-    small, large = splits.finetune_indices(50), splits.finetune_indices(200)
+    small, large = splits.pool_order[:50], splits.pool_order[:200]  # subset n: the first n of the pool
     assert set(small.tolist()) <= set(large.tolist())
     assert np.array_equal(large[:50], small)
 
@@ -50,3 +50,17 @@ def test_splits_roundtrip(tmp_path):
     splits.save(tmp_path / "s.npz")
     loaded = type(splits).load(tmp_path / "s.npz")
     assert np.array_equal(loaded.pool_order, splits.pool_order)
+
+
+def test_probe_rows_sample_the_probe_not_the_pool():
+    full = make_splits(1000, 0.2, seed=3)
+    sampled = make_splits(1000, 0.2, seed=3, probe_rows=100)
+    assert len(sampled.test_indices) == 20 and len(sampled.train_indices) == 80  # the test share is kept
+    assert set(sampled.test_indices) <= set(full.test_indices)
+    assert set(sampled.train_indices) <= set(full.train_indices)
+    np.testing.assert_array_equal(sampled.pool_order, full.pool_order)  # finetuning still sees every pool row
+    np.testing.assert_array_equal(sampled.probe_rows, np.union1d(sampled.train_indices, sampled.test_indices))
+    again = make_splits(1000, 0.2, seed=3, probe_rows=100, order_seed=9)  # another replicate: same probe rows
+    np.testing.assert_array_equal(again.probe_rows, sampled.probe_rows)
+    # At or above the corpus size nothing is sampled.
+    np.testing.assert_array_equal(make_splits(1000, 0.2, seed=3, probe_rows=1000).probe_rows, np.arange(1000))
