@@ -41,30 +41,55 @@ def embed_texts(
     batch_size: int = 64,
     cache_path: str | Path | None = None,
     show_progress: bool = True,
-) -> EmbeddingResult:
+    distributed: bool = False,
+) -> EmbeddingResult | None:
     """Embed ``texts`` with ``model`` (float32, one row per text, in order).
 
     With ``cache_path``, a cache file of the right shape is read instead of embedding, and a fresh
-    result is written there atomically.
+    result is written there atomically. With ``distributed`` under ``torchrun`` / ``accelerate
+    launch`` (a process group is up), every process must call this: each embeds every
+    world_size-th text, rank 0 gathers them in order, writes the cache and returns the result;
+    the other ranks return None.
     """
-    if cache_path is not None:
-        cache = Path(cache_path)
-        if cache.exists():
-            cached = np.load(cache, mmap_mode=None)
-            if cached.ndim == 2 and cached.shape[0] == len(texts):
-                logger.info("Embeddings from cache %s", cache)
-                return EmbeddingResult(cached.astype(np.float32, copy=False), 0.0, True)
-            logger.warning("Ignoring cache %s: shape %s does not match %d texts", cache, cached.shape, len(texts))
+    import torch.distributed as dist
+
+    world = dist.get_world_size() if distributed and dist.is_available() and dist.is_initialized() else 1
+    rank = dist.get_rank() if world > 1 else 0
+    cached = _read_cache(cache_path, len(texts)) if rank == 0 else None
+    if world > 1:
+        flag = [cached is not None]
+        dist.broadcast_object_list(flag, src=0)  # every rank learns whether there is work to share
+        if flag[0]:
+            return cached if rank == 0 else None
+    elif cached is not None:
+        return cached
     started = time.perf_counter()
-    embeddings = model.encode(
-        list(texts),
-        batch_size=int(batch_size),
-        convert_to_numpy=True,
-        show_progress_bar=show_progress,
-    ).astype(np.float32, copy=False)
+    shard = list(texts[rank::world])
+    vectors = model.encode(shard, batch_size=int(batch_size), convert_to_numpy=True,
+                           show_progress_bar=show_progress and rank == 0).astype(np.float32, copy=False)
+    if world > 1:
+        gathered: list | None = [None] * world if rank == 0 else None
+        dist.gather_object(vectors, gathered, dst=0)
+        if rank != 0:
+            return None
+        vectors = np.empty((len(texts), gathered[0].shape[1]), dtype=np.float32)
+        for part, piece in enumerate(gathered):
+            vectors[part::world] = piece
+        logger.info("Embedded %d texts on %d processes", len(texts), world)
     seconds = time.perf_counter() - started
     if cache_path is not None:
         with atomic_path(cache_path) as tmp:
             with open(tmp, "wb") as handle:
-                np.save(handle, embeddings)
-    return EmbeddingResult(embeddings, seconds, False)
+                np.save(handle, vectors)
+    return EmbeddingResult(vectors, seconds, False)
+
+
+def _read_cache(cache_path: str | Path | None, n_texts: int) -> EmbeddingResult | None:
+    if cache_path is None or not Path(cache_path).exists():
+        return None
+    cached = np.load(cache_path, mmap_mode=None)
+    if cached.ndim == 2 and cached.shape[0] == n_texts:
+        logger.info("Embeddings from cache %s", cache_path)
+        return EmbeddingResult(cached.astype(np.float32, copy=False), 0.0, True)
+    logger.warning("Ignoring cache %s: shape %s does not match %d texts", cache_path, cached.shape, n_texts)
+    return None

@@ -426,10 +426,9 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
 
     def trained(finetune_size: int, result: FinetuneResult) -> None:
         progress.update()
-        if not is_main_process():  # a non-zero rank helped train; rank 0 saves, scores and writes
-            return
         label = size_label(finetune_size)
-        stats = _save_trained(context, replicate, label, result)
+        # Rank 0 saves and writes; every rank embeds its share of the probe's rows (collective).
+        stats = _save_trained(context, replicate, label, result) if is_main_process() else {}
         _score_and_record(context, replicate, finetune_size, result.model, stats, f"checkpoints/{label}", points,
                           record)
 
@@ -490,18 +489,20 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
 def _score_and_record(context: _RunContext, replicate: _Replicate, finetune_size: int, model, stats: dict[str, Any],
                       checkpoint: str, points: list[CurvePoint],
                       record: Callable[[CurvePoint, list[CurvePoint]], None]) -> None:
+    embedded = _embed_point(context, replicate, finetune_size, model)  # every rank takes part
     if not is_main_process():
         return
-    record(_score_point(context, replicate, finetune_size, model, stats, checkpoint), points)
+    record(_score_point(context, replicate, finetune_size, embedded, stats, checkpoint), points)
 
 
-def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, model, stats: dict[str, Any],
-                 checkpoint: str) -> CurvePoint:
-    """Embed the probe's rows with ``model``, fit the probe on the train split, score the test split."""
-    config, corpus = context.config, context.corpus
-    run_dir, splits = replicate.run_dir, replicate.splits
+def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int, model):
+    """Embed the probe's rows (all of them unless --probe-rows samples), in corpus order.
+
+    Under several processes each rank embeds every world_size-th row and rank 0 gathers them; the
+    other ranks return None.
+    """
+    config, corpus, splits = context.config, context.corpus, replicate.splits
     label = size_label(finetune_size)
-    # Only the rows the probe uses are embedded (all of them unless --probe-rows samples), in corpus order.
     rows = splits.probe_rows
     sampled = "" if len(rows) == len(corpus) else \
         f":rows-{hashlib.sha256(rows.astype(np.int64).tobytes()).hexdigest()[:12]}"
@@ -509,16 +510,25 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
         f"{context.result_key}:{replicate.seed}:{label}{sampled}"
     cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
-    embedded = embed_texts(
-        model, [corpus.texts[i] for i in rows], batch_size=config.embed_batch_size,
-        cache_path=context.run_dir / "embeddings" / f"{label}-{cache_key}.npy", show_progress=context.show_progress,
-    )
+    cache_path = context.run_dir / "embeddings" / f"{label}-{cache_key}.npy"
+    texts = [corpus.texts[i] for i in rows]
+    return embed_texts(model, texts, batch_size=config.embed_batch_size, cache_path=cache_path,
+                       show_progress=context.show_progress, distributed=True)
+
+
+def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, embedded, stats: dict[str, Any],
+                 checkpoint: str) -> CurvePoint:
+    """Fit the probe on the train split of the embedded probe rows and score the test split."""
+    config, corpus = context.config, context.corpus
+    run_dir, splits = replicate.run_dir, replicate.splits
+    label = size_label(finetune_size)
+    rows = splits.probe_rows
+    sampled = len(rows) != len(corpus)
     embeddings = embedded.embeddings
     targets = corpus.targets
-    position = {int(row): i for i, row in enumerate(rows)} if sampled else None
 
-    def embedded_rows(indices: np.ndarray) -> np.ndarray:
-        return embeddings[indices] if position is None else embeddings[[position[int(i)] for i in indices]]
+    def embedded_rows(indices: np.ndarray) -> np.ndarray:  # corpus rows -> rows of the (sorted) embedded sample
+        return embeddings[np.searchsorted(rows, indices)] if sampled else embeddings[indices]
 
     probe_started = time.perf_counter()
     # One seed fixes the data order, the masking and the probe of a replicate.
