@@ -97,8 +97,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--head-warmup-learning-rate", type=float, default=defaults.head_warmup_learning_rate)
     tune.add_argument("--train-word-embeddings", action=argparse.BooleanOptionalAction,
                       default=defaults.train_word_embeddings,
-                      help="update the input word embeddings (tied to the MLM decoder); --no-train-word-embeddings "
-                           "freezes them")
+                      help="update the input word embeddings (tied to the MLM decoder); off by default: "
+                           "trained, the rows of tokens a subset never uses drift")
     tune.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     tune.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length, help="chunk length in tokens")
     tune.add_argument("--mlm-probability", type=float, default=defaults.mlm_probability)

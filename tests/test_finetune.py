@@ -98,9 +98,14 @@ def test_broken_save_is_caught(tiny_model, tmp_path, monkeypatch):
     assert not (tmp_path / "broken").exists()
 
 
-def test_frozen_word_embeddings_stay_put(tiny_model):
-    config = FinetuneConfig(batch_size=8, max_seq_length=32, learning_rate=5e-3, min_steps=4,
-                            train_word_embeddings=False)
+def test_word_embeddings_are_frozen_unless_asked(tiny_model):
+    trained = finetune_sentence_transformer(
+        tiny_model, TEXTS[:20], FinetuneConfig(batch_size=8, max_seq_length=32, learning_rate=5e-3, min_steps=4,
+                                               train_word_embeddings=True), seed=0, device="cpu", show_progress=False)
+    before = tiny_model[0].auto_model.get_input_embeddings().weight
+    assert (trained.model[0].auto_model.get_input_embeddings().weight - before).abs().max() > 0
+    config = FinetuneConfig(batch_size=8, max_seq_length=32, learning_rate=5e-3, min_steps=4)
+    assert not config.train_word_embeddings
     result = finetune_sentence_transformer(tiny_model, TEXTS[:20], config, seed=0, device="cpu", show_progress=False)
     before = tiny_model[0].auto_model.get_input_embeddings().weight
     after = result.model[0].auto_model.get_input_embeddings().weight
