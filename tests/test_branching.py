@@ -126,6 +126,8 @@ def test_no_point_draws_beyond_its_subset(tiny_model, tmp_path):
 def test_head_warmup_trains_only_the_head(tiny_model, tmp_path):
     setup = prepare_mlm(tiny_model, CONFIG, 0)
     plan = plan_for(tiny_model, setup, TEXTS, SIZES, CONFIG, 0)
+    trainable_before = {name: p.requires_grad for name, p in setup.trainable.named_parameters()}
+    assert not setup.mlm.get_input_embeddings().weight.requires_grad  # frozen by default
     encoder_before = {k: v.clone() for k, v in setup.mlm.base_model.state_dict().items()}
     head_before = {k: v.detach().clone() for k, v in head_parameters(setup).items()}
     state = warm_up_head(setup, plan, CONFIG, seed=0, device="cpu", work_dir=tmp_path / "head", show_progress=False)
@@ -135,8 +137,9 @@ def test_head_warmup_trains_only_the_head(tiny_model, tmp_path):
     assert any((state[k] - head_before[k]).abs().max() > 1e-4 for k in state)
     # Only the smallest subset is drawn.
     assert int(plan.chunk_last_text[plan.head_warmup_stream(CONFIG.head_warmup_steps)].max()) < SIZES[0]
-    # Every parameter is trainable again afterwards.
-    assert all(p.requires_grad for p in setup.trainable.parameters())
+    # Afterwards every parameter is as trainable as before (the encoder again, the embeddings not).
+    assert {name: p.requires_grad for name, p in setup.trainable.named_parameters()} == trainable_before
+    assert sum(trainable_before.values()) > len(head_before)
 
 
 def test_a_shipped_mlm_head_is_used(tmp_path):
