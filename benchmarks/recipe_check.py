@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="finetune seeds (data order, masking, head)")
     parser.add_argument("--embed-max-length", type=int, default=128, help="tokens per text when embedding")
     parser.add_argument("--arms", default=",".join(arm_name(*a) for a in ARMS))
+    parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (default: the config's)")
     parser.add_argument("--out", default="runs/recipe-check")
     parser.add_argument("--report-only", action="store_true", help="print the table of what is there")
     args = parser.parse_args()
@@ -158,7 +159,9 @@ def main() -> None:
                 if not pending:
                     continue
                 config = FinetuneConfig(head_warmup_steps=FinetuneConfig().head_warmup_steps if head else 0,
-                                        train_word_embeddings=head != "frozen-emb")
+                                        # arms name what they change: only "frozen-emb" freezes the embeddings
+                                        train_word_embeddings=head != "frozen-emb",
+                                        learning_rate=args.learning_rate)
                 outside = {"seconds": 0.0}
 
                 def on_point(size: int, result, name=name, seed=seed) -> None:

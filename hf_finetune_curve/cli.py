@@ -81,7 +81,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     tune = parser.add_argument_group("finetuning")
     defaults = FinetuneConfig()
     tune.add_argument("--epochs", type=float, default=defaults.epochs)
-    tune.add_argument("--learning-rate", type=float, default=None, help="default 1e-4 (full) / 1e-3 (LoRA)")
+    tune.add_argument("--learning-rate", type=float, default=None, help="default 2e-5 (full) / 1e-3 (LoRA)")
     tune.add_argument("--batch-size", type=int, default=defaults.batch_size)
     tune.add_argument("--gradient-accumulation-steps", type=int, default=defaults.gradient_accumulation_steps)
     tune.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,

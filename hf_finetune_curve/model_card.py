@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import default_learning_rate
 from .errors import PublishError
 from .probe import METRICS as _PROBE_METRICS
 
@@ -342,7 +343,8 @@ def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any])
     tune = config.get("finetune") or {}
     lora = bool(tune.get("lora"))
     lr = tune.get("learning_rate")
-    lr_text = f"{lr:g}" if lr is not None else f"{1e-3 if lora else 1e-4:g} (default for {'LoRA' if lora else 'full finetuning'})"
+    lr_text = f"{lr:g}" if lr is not None else \
+        f"{default_learning_rate(lora):g} (default for {'LoRA' if lora else 'full finetuning'})"
     chunk = stats.get("chunk_length") or tune.get("max_seq_length") or "model maximum"
     rows = [
         ("finetuning texts", f"{int(point.get('finetune_texts_seen') or point.get('finetune_size') or 0):,}"),
