@@ -276,15 +276,8 @@ def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[
     if len(y_true) < 2:
         raise ValueError(f"Need at least 2 rows to score; got {len(y_true)}.")
     errors = np.abs(y_true - y_pred)
-    ss_res = float(np.sum((y_true - y_pred) ** 2))
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    if ss_tot == 0.0:
-        # scikit-learn's convention for a constant y_true.
-        r2 = 1.0 if ss_res == 0.0 else 0.0
-    else:
-        r2 = 1.0 - ss_res / ss_tot
     return {
-        "r2": float(r2),
+        "r2": _r2(y_true, y_pred),
         "r2_log": log_r2(y_true, y_pred),
         "mae": float(np.mean(errors)),
         "median_ae": float(np.median(errors)),
@@ -298,10 +291,14 @@ def log_r2(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     y_pred = np.asarray(y_pred, dtype=np.float64)
     if not (np.all(y_true > 0) and np.all(y_pred > 0)):
         return float("nan")
-    log_true, log_pred = np.log(y_true), np.log(y_pred)
-    ss_tot = float(np.sum((log_true - log_true.mean()) ** 2))
-    ss_res = float(np.sum((log_true - log_pred) ** 2))
+    return _r2(np.log(y_true), np.log(y_pred))
+
+
+def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    ss_res = float(np.sum((y_true - y_pred) ** 2))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
     if ss_tot == 0.0:
+        # scikit-learn's convention for a constant y_true.
         return 1.0 if ss_res == 0.0 else 0.0
     return float(1.0 - ss_res / ss_tot)
 

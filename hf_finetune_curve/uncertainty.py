@@ -182,37 +182,27 @@ def resample_indices(n_rows: int, n_resamples: int, seed: int = 0) -> np.ndarray
 
 def _metrics_on_indices(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
     """Vectorised ``regression_scores`` on each row of ``idx`` (shape (k, n_rows))."""
-    yt = y_true[idx]
-    err = yt - y_pred[idx]
-    abs_err = np.abs(err)
+    yt, yp = y_true[idx], y_pred[idx]
+    abs_err = np.abs(yt - yp)
+    positive = np.all(yt > 0) and np.all(yp > 0)
+    return {
+        "r2": _r2_rows(yt, yp),
+        # log_r2 of each resample; NaN unless every value is positive, as in regression_scores.
+        "r2_log": _r2_rows(np.log(yt), np.log(yp)) if positive else np.full(len(yt), np.nan),
+        "mae": abs_err.mean(axis=1),
+        "median_ae": np.median(abs_err, axis=1),
+    }
+
+
+def _r2_rows(yt: np.ndarray, yp: np.ndarray) -> np.ndarray:
+    """R² of each row of ``yp`` against the same row of ``yt``."""
+    err = yt - yp
     ss_res = np.einsum("ij,ij->i", err, err)
     centred = yt - yt.mean(axis=1, keepdims=True)
     ss_tot = np.einsum("ij,ij->i", centred, centred)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = 1.0 - ss_res / ss_tot
     # scikit-learn's convention for a constant y_true, as in regression_scores.
-    constant = ss_tot == 0.0
-    if constant.any():
-        r2[constant] = np.where(ss_res[constant] == 0.0, 1.0, 0.0)
-    return {
-        "r2": r2,
-        "r2_log": _log_r2_rows(yt, y_pred[idx]),
-        "mae": abs_err.mean(axis=1),
-        "median_ae": np.median(abs_err, axis=1),
-    }
-
-
-def _log_r2_rows(yt: np.ndarray, yp: np.ndarray) -> np.ndarray:
-    """``log_r2`` of each resample (rows of ``yt`` / ``yp``); NaN where a value is not positive."""
-    if not (np.all(yt > 0) and np.all(yp > 0)):
-        return np.full(len(yt), np.nan)
-    log_true, log_pred = np.log(yt), np.log(yp)
-    err = log_true - log_pred
-    centred = log_true - log_true.mean(axis=1, keepdims=True)
-    ss_res = np.einsum("ij,ij->i", err, err)
-    ss_tot = np.einsum("ij,ij->i", centred, centred)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = 1.0 - ss_res / ss_tot
     constant = ss_tot == 0.0
     if constant.any():
         r2[constant] = np.where(ss_res[constant] == 0.0, 1.0, 0.0)
