@@ -198,7 +198,7 @@ def finetune_branching(
     main_dir = state_dir / "main"
     log_dir = Path(log_dir) if log_dir is not None else state_dir.parent / "logs"
     setup = prepare_mlm(model, config, seed)
-    plan = plan_for(model, setup, pool_texts, sizes, config, seed)
+    plan = plan_for(setup, pool_texts, sizes, config, seed)
     stats = BranchingStats(sizes=plan.sizes, plan=plan.summary(), skipped=[s for s in plan.sizes if s in completed],
                            draws={} if audit else None)
     pending = [s for s in plan.sizes if s not in completed]
@@ -217,13 +217,19 @@ def finetune_branching(
     def head_state():
         if "state" not in head_cache:
             started = time.perf_counter()
-            warm_setup = prepare_mlm(model, config, seed)
-            head_cache["state"] = warm_up_head(warm_setup, plan, config, seed=seed, device=device,
-                                               work_dir=state_dir / "head", callbacks=callbacks,
+            head_cache["state"] = warm_up_head(prepare_mlm(model, config, seed), plan, config, seed=seed,
+                                               device=device, work_dir=state_dir / "head", callbacks=callbacks,
                                                show_progress=show_progress)
-            head_cache["label"] = head_label(warm_setup, head_cache["state"])
             timed("head", started)
         return head_cache["state"]
+
+    untouched = True  # `setup` still holds the base model (nothing has trained it yet)
+
+    def from_base():
+        """The base model with the warmed-up head (rebuilt only once a run has trained `setup`)."""
+        fresh = setup if untouched else prepare_mlm(model, config, seed)
+        load_head(fresh, head_state())
+        return fresh
 
     def draws_for(tag: str):
         if stats.draws is None:
@@ -247,9 +253,8 @@ def finetune_branching(
         if start not in saved:
             earlier = [step for step in saved if step < start]
             resume = saved[max(earlier)] if earlier else None
-            if resume is None:  # from the base model (a branch may have trained `setup` meanwhile)
-                setup = prepare_mlm(model, config, seed)
-                load_head(setup, head_state())
+            if resume is None:
+                setup = from_base()
             elif stats.resumed_from_step is None and not stats.trained:
                 stats.resumed_from_step = max(earlier)
                 logger.info("Branching: resuming the main run from its checkpoint at step %d.", max(earlier))
@@ -262,6 +267,7 @@ def finetune_branching(
                                  device=device, output_dir=main_dir, resume_from=resume, save_at=start,
                                  callbacks=callbacks, show_progress=show_progress, audit=draws_for(f"main:{size}"))
                 stats.main_steps_run += run.global_step - (max(earlier) if earlier else 0)
+                untouched = False
             timed("main", started)
             saved = _checkpoints(main_dir)
         elif stats.resumed_from_step is None and not stats.trained:
@@ -273,17 +279,16 @@ def finetune_branching(
         stream = plan.branch_stream(size)
         if start == 0:  # a point that is all cooldown starts from the base model and warmed-up head
             branch_resume = None
-            setup = prepare_mlm(model, config, seed)
-            load_head(setup, head_state())
+            setup = from_base()
         else:
             branch_resume = saved[start]
         run = run_stream(setup, plan, stream, recipe.lr_factor, max_steps=recipe.steps, config=config, seed=seed,
                          device=device, output_dir=state_dir / "branch", resume_from=branch_resume,
                          callbacks=callbacks, show_progress=show_progress, audit=draws_for(f"branch:{size}"))
         stats.branch_steps_run += run.global_step - start
-        label = "shipped" if setup.head_shipped else ("warmed up" if int(config.head_warmup_steps) > 0 else "new")
-        result = point_result(model, setup, plan, size, stream, run, schedule="branching", seconds=run.seconds,
-                              head=label, device=result_device)
+        untouched = False
+        result = point_result(model, setup, plan, size, stream, run, schedule="branching",
+                              head=head_label(setup, config), device=result_device)
         timed("branch", started)
         hand_over(size, result)
         if _is_main_process() and not keep_states:

@@ -469,12 +469,15 @@ def load_head(setup: MLMSetup, head_state: dict[str, torch.Tensor] | None) -> No
             params[name].copy_(value.to(params[name].device))
 
 
-def head_label(setup: MLMSetup, head_state) -> str:
-    return "shipped" if setup.head_shipped else ("warmed up" if head_state else "new")
+def head_label(setup: MLMSetup, config: FinetuneConfig) -> str:
+    """How the point's MLM head started: shipped with the model, warmed up alone first, or new."""
+    if setup.head_shipped:
+        return "shipped"
+    return "warmed up" if int(config.head_warmup_steps) > 0 and setup.trainable.head_name else "new"
 
 
 def point_result(model, setup: MLMSetup, plan: CurvePlan, size: int, stream: np.ndarray, run: StreamRun,
-                 *, schedule: str, seconds: float, head: str, device=None) -> FinetuneResult:
+                 *, schedule: str, head: str, device=None) -> FinetuneResult:
     """The finetuned SentenceTransformer of a point (LoRA merged into a copy) and its statistics."""
     k = plan.sizes.index(size)
     finetuned = sentence_transformer_with_encoder(model, finetuned_encoder_state(setup, inplace=False), device)
@@ -483,7 +486,7 @@ def point_result(model, setup: MLMSetup, plan: CurvePlan, size: int, stream: np.
         texts_seen=int(round(plan.epochs * size)),
         tokens_seen=plan.tokens(stream),
         optimizer_steps=run.global_step,
-        train_seconds=seconds,
+        train_seconds=run.seconds,
         final_loss=run.progress.mean_loss,
         chunk_length=plan.chunk_length,
         num_chunks=int(plan.segment_ends[k]),
@@ -505,7 +508,7 @@ def check_no_leak(result: FinetuneResult, size: int) -> None:
         raise SubsetLeakError(f"f{size} trained on pool text {result.max_text_index} (only 0..{size - 1} allowed).")
 
 
-def plan_for(model, setup: MLMSetup, pool_texts: Sequence[str], sizes: Sequence[int], config: FinetuneConfig,
+def plan_for(setup: MLMSetup, pool_texts: Sequence[str], sizes: Sequence[int], config: FinetuneConfig,
              seed: int) -> CurvePlan:
     from .trainer import world_size
 
@@ -542,7 +545,7 @@ def finetune_independent(
     sizes = sorted(int(s) for s in sizes)
     work_dir = Path(work_dir)
     base_setup = prepare_mlm(model, config, seed)
-    plan = plan_for(model, base_setup, pool_texts, sizes, config, seed)
+    plan = plan_for(base_setup, pool_texts, sizes, config, seed)
     pending = [s for s in sizes if s not in completed]
     if not pending:
         return plan
@@ -575,8 +578,8 @@ def _train_independent_points(model, plan: CurvePlan, pending: list[int], base_s
                          show_progress=show_progress, audit=draws)
         if audit is not None:
             audit[f"independent:{size}"] = draws
-        result = point_result(model, setup, plan, size, stream, run, schedule="independent", seconds=run.seconds,
-                              head=head_label(setup, head_state), device=_result_device(device))
+        result = point_result(model, setup, plan, size, stream, run, schedule="independent",
+                              head=head_label(setup, config), device=_result_device(device))
         check_no_leak(result, size)
         keep_logs(work_dir, log_dir)
         shutil.rmtree(work_dir / f"f{size}", ignore_errors=True)

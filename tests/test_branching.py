@@ -96,7 +96,7 @@ def test_every_point_gets_the_same_recipe_in_both_schedules(tiny_model, tmp_path
 def test_no_point_draws_beyond_its_subset(tiny_model, tmp_path):
     stats, results = _branching(tiny_model, tmp_path / "state", audit=True)
     setup = prepare_mlm(tiny_model, CONFIG, 0)
-    plan = plan_for(tiny_model, setup, TEXTS, SIZES, CONFIG, 0)
+    plan = plan_for(setup, TEXTS, SIZES, CONFIG, 0)
     seen_branches = 0
     for tag, draws in stats.draws.items():
         kind, size = tag.split(":")
@@ -125,7 +125,7 @@ def test_no_point_draws_beyond_its_subset(tiny_model, tmp_path):
 
 def test_head_warmup_trains_only_the_head(tiny_model, tmp_path):
     setup = prepare_mlm(tiny_model, CONFIG, 0)
-    plan = plan_for(tiny_model, setup, TEXTS, SIZES, CONFIG, 0)
+    plan = plan_for(setup, TEXTS, SIZES, CONFIG, 0)
     trainable_before = {name: p.requires_grad for name, p in setup.trainable.named_parameters()}
     assert not setup.mlm.get_input_embeddings().weight.requires_grad  # frozen by default
     encoder_before = {k: v.clone() for k, v in setup.mlm.base_model.state_dict().items()}
@@ -231,7 +231,7 @@ def test_min_steps_lengthens_small_points_inside_their_branch(tiny_model, tmp_pa
     config = FinetuneConfig(**{**CONFIG.__dict__, "min_steps": 12})
     stats, results = _branching(tiny_model, tmp_path / "state", sizes=[8, 16], config=config, audit=True)
     setup = prepare_mlm(tiny_model, config, 0)
-    plan = plan_for(tiny_model, setup, TEXTS, [8, 16], config, 0)
+    plan = plan_for(setup, TEXTS, [8, 16], config, 0)
     assert plan.data_steps[0] < 12  # 8 texts are fewer than 12 steps of data
     for n in (8, 16):
         assert results[n].optimizer_steps == plan.recipes[n].steps >= 12 and results[n].final_lr == 0.0
