@@ -38,8 +38,8 @@ DROP_REASONS = (
 # Above this a target is no price (and its square overflows float64 in R²): a data error.
 MAX_TARGET = 1e15
 # File endings that make a source a local path (so a missing one is "not found", not a Hub id).
-_DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".csv", ".csv.gz", ".tsv", ".parquet", ".pq",
-                  ".gz")
+DATA_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".csv", ".csv.gz", ".tsv", ".parquet",
+                      ".pq")
 # "$12,500", "12,500.00", "12500 USD", "EUR 9.5": a number with a currency sign or code and
 # thousands separators. Only commas between groups of three digits are read as separators.
 _CURRENCY = re.compile(r"^(?:[$€£¥]|[A-Z]{3})?\s*(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
@@ -153,7 +153,7 @@ def _read_records(source: str | Path) -> tuple[Iterator[tuple[int, dict]], list[
             f"{path}: unsupported file type; expected .jsonl, .jsonl.gz, .json, .csv, .csv.gz or .parquet."
         )
     text = str(source)
-    looks_local = text.lower().endswith(_DATA_SUFFIXES) or text.startswith((".", "/", "~")) or "\\" in text
+    looks_local = text.lower().endswith(DATA_FILE_SUFFIXES + (".gz",)) or text.startswith((".", "/", "~")) or "\\" in text
     if looks_local:
         raise CorpusError(f"{source}: no such file or folder (looked in {Path.cwd()}).")
     if _HUB_ID.match(text):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import default_learning_rate
+from .corpus import DATA_FILE_SUFFIXES
 from .errors import PublishError
 from .probe import METRICS as _PROBE_METRICS
 
@@ -30,7 +31,6 @@ EMBEDDED_PREFIX = "embedded:"
 METRICS = tuple((key, f"{name} (held-out)") for key, name, _ in _PROBE_METRICS)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 
 
 def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
@@ -143,7 +143,7 @@ class RunInfo:
 
     def corpus_looks_like_hub_id(self) -> bool:
         source = self.corpus_source
-        return (bool(_HUB_ID.match(source)) and not source.lower().endswith(_FILE_SUFFIXES)
+        return (bool(_HUB_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
                 and not source.startswith((".", "/")) and not Path(source).exists())
 
     def default_name(self) -> str:
