@@ -22,8 +22,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .curve import METRICS, CurvePoint
-from .curve_fit import fit_curve, json_safe
-from .uncertainty import aggregate_seeds, bootstrap_replicates, bootstrap_scores, paired_bootstrap_delta
+from .curve_fit import fit_curve, json_safe, suggest_next_size
+from .uncertainty import aggregate_seeds, hierarchical_bootstrap
+
+HIGHER = {metric: higher for metric, _, higher in METRICS}
 
 logger = logging.getLogger(__name__)
 
@@ -41,28 +43,34 @@ def analyze_curve(
     seed: int = 0,
     replicate_points: Sequence[Sequence[CurvePoint]] = (),
     baseline: dict[str, Any] | None = None,
+    answer_metric: str = "r2_log",
+    pool_size: int | None = None,
 ) -> dict[str, Any]:
-    """Intervals, paired deltas, fitted curves and the "how much is enough" answer.
+    """Intervals, paired deltas, fitted curves, the "how much is enough" answer and the next size.
 
-    ``points`` are updated in place: ``extras["intervals"]``, ``extras["delta_vs_f0"]`` and, with
-    ``replicate_points`` (the same sizes finetuned with other seeds), ``extras["seeds"]``.
-    Returns the JSON-friendly sections written into ``curve.json``.
+    ``predictions`` maps a label to its held-out predictions, shaped ``(finetune_seeds,
+    probe_seeds, n_test)`` (fewer dimensions: one seed at the missing levels). Every interval,
+    paired delta and the curve fit's band come from one :func:`hierarchical_bootstrap` of all
+    points (rows, probe seeds and finetune seeds resampled jointly). ``points`` are updated in
+    place: ``extras["intervals"]``, ``extras["delta_vs_f0"]`` and, with ``replicate_points`` (the
+    same sizes finetuned with other seeds), ``extras["seeds"]``. ``answer_metric`` is the metric
+    the answer reads; ``pool_size`` (the largest size a run can add) bounds the next-size
+    suggestion. Returns the JSON-friendly sections written into ``curve.json``.
     """
+    if answer_metric not in HIGHER:
+        raise ValueError(f"answer_metric must be one of {sorted(HIGHER)}, got {answer_metric!r}.")
     points = sorted(points, key=lambda p: p.finetune_size)
     y_test = np.asarray(y_test, dtype=np.float64)
+    scored = [p for p in points if p.label in predictions]
+    boot = hierarchical_bootstrap(y_test, {p.label: predictions[p.label] for p in scored},
+                                  n_resamples=n_resamples, seed=seed) if scored else None
     base = points[0] if points and points[0].finetune_size == 0 else None
-    replicates: dict[str, dict[str, np.ndarray]] = {}
-    for point in points:
-        pred = predictions.get(point.label)
-        if pred is None:
-            continue
-        intervals = bootstrap_scores(y_test, pred, n_resamples=n_resamples, confidence=confidence, seed=seed)
-        point.extras["intervals"] = {metric: interval.to_dict() for metric, interval in intervals.items()}
-        replicates[point.label] = bootstrap_replicates(y_test, pred, n_resamples=n_resamples, seed=seed)
-        if base is not None and point is not base and base.label in predictions:
-            deltas = paired_bootstrap_delta(y_test, predictions[base.label], pred, n_resamples=n_resamples,
-                                            confidence=confidence, seed=seed)
-            point.extras["delta_vs_f0"] = {metric: delta.to_dict() for metric, delta in deltas.items()}
+    for point in scored:
+        point.extras["intervals"] = {metric: boot.interval(metric, point.label, confidence).to_dict()
+                                     for metric in HIGHER}
+        if base is not None and point is not base and base in scored:
+            point.extras["delta_vs_f0"] = {metric: boot.delta(metric, base.label, point.label, confidence).to_dict()
+                                           for metric in HIGHER}
 
     seeds_section: dict[str, Any] = {}
     if replicate_points:
@@ -77,20 +85,21 @@ def analyze_curve(
                     point.extras["seeds"][metric] = aggregate_seeds(values, confidence)
         seeds_section = {"n_seeds": 1 + len(replicate_points)}
 
-    sizes = [p.finetune_size for p in points if p.label in replicates]
+    sizes = [p.finetune_size for p in scored]
     fits: dict[str, Any] = {}
-    answer: dict[str, Any] = {"available": False}
+    fit_objects: dict[str, Any] = {}
+    answer: dict[str, Any] = {"available": False, "metric": answer_metric}
     warnings: list[str] = []
     if len(set(sizes)) < MIN_SIZES_FOR_ANSWER:
         warnings.append(
             f"Only {len(set(sizes))} sizes: a saturating curve is not identifiable with fewer than "
             f"{MIN_SIZES_FOR_ANSWER}, so no 'N needed' estimate is given. Run more sizes (e.g. --sizes 0,1k,2k,5k,10k,all)."
         )
-    if len(set(sizes)) >= 3 and any(size > 0 for size in sizes):
-        labels = [p.label for p in points if p.label in replicates]
+    if boot is not None and len(set(sizes)) >= 3 and any(size > 0 for size in sizes):
+        columns = [boot.column(p.label) for p in scored]
         for metric, _, higher_is_better in METRICS:
-            values = [_seed_mean(p, metric) for p in points if p.label in replicates]
-            resamples = np.column_stack([replicates[label][metric][:_FIT_BOOT] for label in labels])
+            values = boot.estimates[metric][columns]
+            resamples = boot.replicates[metric][:, columns]
             try:
                 fit = fit_curve(sizes, values, higher_is_better=higher_is_better, point_resamples=resamples,
                                 n_boot=min(_FIT_BOOT, resamples.shape[0]), seed=seed, confidence=confidence)
@@ -103,23 +112,33 @@ def analyze_curve(
             summary["grid"] = {"sizes": grid.tolist(), "predicted": json_safe(fit.predict(grid)),
                                "low": json_safe(low), "high": json_safe(high)}
             fits[metric] = summary
-        if "r2" in fits:
-            r2_fit = fits["r2"]
-            by_fraction = {round(entry["fraction"], 2): entry for entry in r2_fit["answer"]}
+            fit_objects[metric] = fit
+        if answer_metric in fits:
+            chosen = fits[answer_metric]
+            by_fraction = {round(entry["fraction"], 2): entry for entry in chosen["answer"]}
             answer = {
                 "available": True,
-                "metric": "r2",
-                "family": r2_fit["family"],
+                "metric": answer_metric,
+                "family": chosen["family"],
+                "selection": chosen.get("selection"),
+                "monotone": chosen.get("monotone"),
                 "n_for_90": by_fraction.get(0.9),
                 "n_for_95": by_fraction.get(0.95),
-                "marginal_gain_per_10k": r2_fit["marginal_gain_per_10k"],
-                "extrapolate_2x": r2_fit["extrapolate_2x"],
-                "backtest": r2_fit["backtest"],
-                "warnings": r2_fit["warnings"],
+                "marginal_gain_per_10k": chosen["marginal_gain_per_10k"],
+                "extrapolate_2x": chosen["extrapolate_2x"],
+                "backtest": chosen["backtest"],
+                "next_size": suggest_next_size(fit_objects[answer_metric], max_size=pool_size),
+                "warnings": chosen["warnings"],
             }
     result = {
-        "uncertainty": {"method": "percentile bootstrap over held-out rows", "n_resamples": n_resamples,
-                        "confidence": confidence, "seed": seed},
+        "uncertainty": {
+            "method": "hierarchical percentile bootstrap: held-out rows, probe seeds and finetune seeds "
+                      "resampled jointly, the same resamples for every point",
+            "levels": boot.levels() if boot is not None else ["rows"],
+            "probe_seeds": int(boot.probe_seeds.max()) if boot is not None else 1,
+            "finetune_seeds": int(boot.finetune_seeds.max()) if boot is not None else 1,
+            "n_resamples": n_resamples, "confidence": confidence, "seed": seed,
+        },
         "fit": fits,
         "answer": answer,
         "warnings": warnings,
@@ -131,11 +150,6 @@ def analyze_curve(
     return result
 
 
-def _seed_mean(point: CurvePoint, metric: str) -> float:
-    seeds = point.extras.get("seeds", {}).get(metric)
-    return float(seeds["mean"]) if seeds else float(getattr(point, metric))
-
-
 def _grid(sizes: Sequence[int]) -> np.ndarray:
     largest = max(sizes)
     positive = [s for s in sizes if s > 0]
@@ -144,44 +158,64 @@ def _grid(sizes: Sequence[int]) -> np.ndarray:
     return grid
 
 
+_NAMES = {metric: name for metric, name, _ in METRICS}
+_SELECTION = {"aic_known_noise": "AIC on the points' bootstrap noise", "aicc": "AICc"}
+
+
 def answer_lines(summary: Mapping[str, Any]) -> list[str]:
     """The answer as sentences for ``hf-curve report``."""
     lines: list[str] = []
     answer = summary.get("answer") or {}
+    uncertainty = summary.get("uncertainty") or {}
     for warning in summary.get("warnings", []):
         lines.append(f"warning: {warning}")
+    if uncertainty.get("levels"):
+        missing = [level for level in ("probe seeds", "finetune seeds") if level not in uncertainty["levels"]]
+        note = f" (not {' or '.join(missing)}: one of each, so their noise is not measured)" if missing else ""
+        lines.append(f"Intervals resample {', '.join(uncertainty['levels'])}{note}.")
     if not answer.get("available"):
         return lines
-    lines.append(f"Fitted R² curve: {answer['family']} family (chosen by AICc).")
+    name = _NAMES.get(answer.get("metric", "r2"), answer.get("metric", "r2"))
+    selection = _SELECTION.get(answer.get("selection") or "aicc", answer.get("selection"))
+    lines.append(f"Fitted {name} curve: {answer['family']} family (chosen by {selection}).")
+    if answer.get("monotone") is False:
+        lines.append("The curve is not monotone: a larger size scored significantly worse than a smaller one "
+                     "(see the fit warnings).")
     for key in ("n_for_90", "n_for_95"):
         entry = answer.get(key)
         if not entry:
             continue
         share = f"{int(round(entry['fraction'] * 100))}%"
         if entry.get("n_needed") is None:
-            lines.append(f"N for {share} of the attainable R² gain: not estimated ({entry.get('reason')}).")
+            lines.append(f"N for {share} of the attainable {name} gain: not estimated ({entry.get('reason')}).")
         else:
             high = "unbounded" if entry.get("high") is None else f"{entry['high']:,.0f}"
             low = "?" if entry.get("low") is None else f"{entry['low']:,.0f}"
             note = f" [{entry['note']}]" if entry.get("note") else ""
-            lines.append(f"N for {share} of the attainable R² gain: {entry['n_needed']:,.0f} "
+            lines.append(f"N for {share} of the attainable {name} gain: {entry['n_needed']:,.0f} "
                          f"(95% interval {low} to {high}){note}")
     marginal = answer.get("marginal_gain_per_10k") or {}
     if marginal.get("metric_change") is not None:
-        lines.append(f"Marginal R² per extra 10k texts at {marginal['at_size']:,.0f}: {marginal['metric_change']:+.4f} "
+        lines.append(f"Marginal {name} per extra 10k texts at {marginal['at_size']:,.0f}: {marginal['metric_change']:+.4f} "
                      f"(interval {_fmt(marginal.get('low'))} to {_fmt(marginal.get('high'))})")
     extrapolated = answer.get("extrapolate_2x") or {}
     if extrapolated.get("predicted") is not None:
-        lines.append(f"Extrapolated R² at {extrapolated['size']:,.0f} (2x largest): {extrapolated['predicted']:.4f} "
+        lines.append(f"Extrapolated {name} at {extrapolated['size']:,.0f} (2x largest): {extrapolated['predicted']:.4f} "
                      f"(interval {_fmt(extrapolated.get('low'))} to {_fmt(extrapolated.get('high'))})")
     backtest = answer.get("backtest") or {}
     if backtest.get("available"):
         verdict = "inside" if backtest["within_interval"] else "OUTSIDE"
-        lines.append(f"Back-test: refit without {backtest['held_out_size']:,.0f} predicts R² {backtest['predicted']:.4f}, "
+        lines.append(f"Back-test: refit without {backtest['held_out_size']:,.0f} predicts {name} {backtest['predicted']:.4f}, "
                      f"observed {backtest['observed']:.4f}, miss {backtest['miss']:+.4f} ({verdict} its interval "
                      f"{backtest['low']:.4f} to {backtest['high']:.4f})")
     elif backtest:
         lines.append(f"Back-test: not available ({backtest.get('reason')})")
+    next_size = answer.get("next_size") or {}
+    if next_size.get("available"):
+        if next_size.get("size") is not None:
+            lines.append(f"Next size to measure: {next_size['size']:,.0f} ({next_size['reason']}).")
+        else:
+            lines.append(f"Next size: none needed ({next_size['reason']}).")
     for warning in answer.get("warnings", []):
         lines.append(f"fit warning: {warning}")
     return lines

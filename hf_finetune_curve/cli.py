@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import DEFAULT_MODEL, DEFAULT_SIZES, SCHEDULES, CurveConfig, FinetuneConfig
+from .config import DEFAULT_MODEL, DEFAULT_SIZES, METRIC_KEYS, SCHEDULES, CurveConfig, FinetuneConfig
 from .errors import FinetuneCurveError
 from .probe import TARGET_TRANSFORMS, ProbeConfig
 
@@ -75,6 +75,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--config", type=Path, help="start from a saved config.json (flags given here override it)")
     run.add_argument("--seeds", type=int, default=1,
                      help="repeat the finetuning with N data orders on the same test split (mean and spread)")
+    run.add_argument("--probe-seeds", type=int, default=CurveConfig.probe_seeds,
+                     help="XGBoost seeds per checkpoint; their predictions are averaged and the intervals "
+                          f"include their spread (default {CurveConfig.probe_seeds})")
+    run.add_argument("--answer-metric", choices=METRIC_KEYS, default=CurveConfig.answer_metric,
+                     help=f"metric of the curve fit and the 'N needed' answer (default {CurveConfig.answer_metric})")
     run.add_argument("--bootstrap-resamples", type=int, default=1000, help="resamples for the 95%% intervals")
     run.add_argument("--no-tfidf-baseline", action="store_true", help="skip the TF-IDF + probe baseline")
 
@@ -149,7 +154,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         test_fraction=args.test_fraction, include_test_in_finetune=args.include_test_in_finetune,
         schedule=args.schedule, embed_batch_size=args.embed_batch_size, max_rows=args.max_rows,
         probe_rows=args.probe_rows, device=args.device,
-        seeds=args.seeds, bootstrap_resamples=args.bootstrap_resamples, tfidf_baseline=not args.no_tfidf_baseline,
+        seeds=args.seeds, probe_seeds=args.probe_seeds, answer_metric=args.answer_metric,
+        bootstrap_resamples=args.bootstrap_resamples, tfidf_baseline=not args.no_tfidf_baseline,
     )
     if base is None:
         return CurveConfig(**values, finetune=finetune, probe=probe)

@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .probe import ProbeConfig
+from .probe import METRICS, ProbeConfig
+
+METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Sized so that `hf-curve run` with no arguments finishes in about 5 minutes on a 2-core CPU.
 DEFAULT_SIZES = "0,200,400"
 SCHEDULES = ("independent", "branching")
 # Bumped whenever training or scoring changes what a point's numbers mean: old points are not reused.
-RECIPE_VERSION = 2
+# 3: a point's score averages the predictions of several probe seeds (--probe-seeds); f0 is scored once.
+RECIPE_VERSION = 3
 # The per-point recipe's defaults, chosen with benchmarks/recipe_check.py (see the README).
 DEFAULT_WARMUP_STEPS = 10
 DEFAULT_COOLDOWN_FRACTION = 0.2
@@ -27,8 +30,14 @@ DEFAULT_MIN_STEPS = 40
 DEFAULT_HEAD_WARMUP_STEPS = 30
 # Above this many rows the probe scores a sample (see CurveConfig.probe_rows and the README).
 DEFAULT_PROBE_ROWS = 20_000
-NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "bootstrap_resamples",
-                     "tfidf_baseline")
+# Probe fits averaged per checkpoint, chosen with benchmarks/probe_seeds.py (see the README).
+DEFAULT_PROBE_SEEDS = 3
+# The metric the curve fit and the "N needed" answer use, chosen with benchmarks/probe_seeds.py.
+DEFAULT_ANSWER_METRIC = "r2_log"
+# Settings that do not change any point's result: where results go, how they are computed, and
+# what extends a run (more seeds, more sizes) or re-analyses it (resamples, baseline, answer metric).
+NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "sizes", "bootstrap_resamples",
+                     "tfidf_baseline", "answer_metric")
 
 
 @dataclass
@@ -147,6 +156,11 @@ class CurveConfig:
         device: ``auto``, ``cpu``, ``cuda``, ...
         seeds: repeat the finetuning with this many data orders (seed, seed+1, ...) on the same
             test split, and report the mean and spread across them.
+        probe_seeds: fit the probe of every checkpoint with this many XGBoost seeds (the run's
+            seed, then seed + 10000, seed + 20000, ...) and average their predictions; the
+            intervals resample these seeds too, so the probe's own noise is in them.
+        answer_metric: the metric the curve fit and the "N needed" answer use (``r2_log``,
+            ``r2``, ``mae`` or ``median_ae``).
         bootstrap_resamples: resamples of the held-out set for the 95% intervals.
         tfidf_baseline: also score a TF-IDF + XGBoost probe on the same split.
     """
@@ -167,6 +181,8 @@ class CurveConfig:
     probe_rows: int | None = DEFAULT_PROBE_ROWS
     device: str = "auto"
     seeds: int = 1
+    probe_seeds: int = DEFAULT_PROBE_SEEDS
+    answer_metric: str = DEFAULT_ANSWER_METRIC
     bootstrap_resamples: int = 1000
     tfidf_baseline: bool = True
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -185,6 +201,8 @@ class CurveConfig:
         _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "in (0, 1)")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
         _check(int(self.seeds) >= 1, "seeds", self.seeds, ">= 1")
+        _check(1 <= int(self.probe_seeds) <= 100, "probe_seeds", self.probe_seeds, "in [1, 100]")
+        _check(self.answer_metric in METRIC_KEYS, "answer_metric", self.answer_metric, f"one of {METRIC_KEYS}")
         _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")

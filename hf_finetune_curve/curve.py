@@ -29,6 +29,7 @@ class CurvePoint:
     median_ae: float
     n_test: int
     n_probe_train: int
+    probe_seeds: int = 1  # probe fits whose predictions the scores average
     r2_log: float = float("nan")  # R² of log predictions vs log targets (every row's relative error alike)
     finetune_texts_seen: int = 0
     finetune_tokens_seen: int = 0
@@ -82,6 +83,30 @@ def _csv_row(point: "CurvePoint") -> dict[str, Any]:
         if metric in seeds:
             row[f"{metric}_seed_mean"], row[f"{metric}_seed_std"] = seeds[metric]["mean"], seeds[metric]["std"]
     return row
+
+
+PREDICTIONS_DIR = "predictions"
+
+
+def predictions_path(run_dir: str | Path, label: str) -> Path:
+    """A point's held-out predictions: the mean over its probe seeds, shape ``(n_test,)``."""
+    return Path(run_dir) / PREDICTIONS_DIR / f"{label}.npy"
+
+
+def seed_predictions_path(run_dir: str | Path, label: str) -> Path:
+    """Every probe seed's held-out predictions of a point, shape ``(probe_seeds, n_test)``."""
+    return Path(run_dir) / PREDICTIONS_DIR / f"{label}.probe-seeds.npy"
+
+
+def load_seed_predictions(run_dir: str | Path, label: str) -> "np.ndarray | None":
+    """``(probe_seeds, n_test)`` predictions of a point (one row when only the mean was saved)."""
+    import numpy as np
+
+    path = seed_predictions_path(run_dir, label)
+    if path.exists():
+        return np.atleast_2d(np.load(path))
+    mean = predictions_path(run_dir, label)
+    return np.load(mean)[None, :] if mean.exists() else None
 
 
 def point_path(run_dir: str | Path, label: str) -> Path:

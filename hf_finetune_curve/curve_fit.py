@@ -127,24 +127,62 @@ def _basis(family: str, n: np.ndarray, theta: np.ndarray, n0: float) -> np.ndarr
     raise ValueError(f"Unknown family {family!r}; expected one of {FAMILIES}.")
 
 
-def _linear_fit(X: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _linear_fit(X: np.ndarray, Z: np.ndarray, P: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least squares of ``z = a - g*x`` with ``g >= 0`` along the last axis (broadcasting).
 
-    Returns ``(sse, a, g)`` with the broadcast leading shape.
+    With a precision matrix ``P`` (the inverse covariance of the points' noise) this is generalised
+    least squares and ``sse`` is the chi-square ``r' P r``. Returns ``(sse, a, g)`` with the
+    broadcast leading shape.
     """
-    xm = X.mean(axis=-1, keepdims=True)
-    zm = Z.mean(axis=-1, keepdims=True)
-    xc = X - xm
-    zc = Z - zm
-    sxx = np.sum(xc * xc, axis=-1)
-    sxz = np.sum(xc * zc, axis=-1)
-    szz = np.sum(zc * zc, axis=-1)
+    if P is None:
+        xm = X.mean(axis=-1, keepdims=True)
+        zm = Z.mean(axis=-1, keepdims=True)
+        xc = X - xm
+        zc = Z - zm
+        sxx = np.sum(xc * xc, axis=-1)
+        sxz = np.sum(xc * zc, axis=-1)
+        szz = np.sum(zc * zc, axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.where(sxx > 1e-300, -sxz / sxx, 0.0)
+        g = np.maximum(g, 0.0)
+        sse = np.maximum(szz + 2.0 * g * sxz + g * g * sxx, 0.0)
+        a = zm[..., 0] + g * xm[..., 0]
+        return sse, a, g
+    # z = a * u + g * v with u = 1, v = -x; normal equations in the metric P.
+    uP = P.sum(axis=0)
+    puu = float(uP.sum())
+    PX, PZ = X @ P, Z @ P
+    puv = -np.sum(X * uP, axis=-1)
+    pvv = np.sum(X * PX, axis=-1)
+    puz = np.sum(Z * uP, axis=-1)
+    pvz = -np.sum(X * PZ, axis=-1)
+    pzz = np.sum(Z * PZ, axis=-1)
+    det = puu * pvv - puv * puv
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.where(sxx > 1e-300, -sxz / sxx, 0.0)
-    g = np.maximum(g, 0.0)
-    sse = np.maximum(szz + 2.0 * g * sxz + g * g * sxx, 0.0)
-    a = zm[..., 0] + g * xm[..., 0]
-    return sse, a, g
+        g = np.where(det > 1e-300 * max(puu, 1.0), (puu * pvz - puv * puz) / det, 0.0)
+        a_free = (pvv * puz - puv * pvz) / det
+    constrained = g <= 0.0
+    g = np.where(constrained, 0.0, g)
+    a = np.where(constrained, puz / puu, a_free)
+    sse = pzz - 2 * a * puz - 2 * g * pvz + a * a * puu + 2 * a * g * puv + g * g * pvv
+    return np.maximum(sse, 0.0), a, g
+
+
+# Shrinkage of the points' covariance toward its diagonal. Every point is scored on the same rows,
+# so the bootstrap covariance is close to singular (nearly all its mass on "all points move
+# together") and unshrunk, the fit would chase differences the resamples call exact. 5% keeps a
+# difference's sd at >= ~0.3 of a point's, below the ~0.5-0.75 measured on real runs.
+_COVARIANCE_SHRINKAGE = 0.01
+
+
+def _precision(resamples: np.ndarray) -> np.ndarray:
+    """Inverse of the points' bootstrap covariance, shrunk toward its diagonal."""
+    cov = np.atleast_2d(np.cov(resamples, rowvar=False))
+    diagonal = np.diag(np.maximum(np.diag(cov), 1e-300))
+    shrunk = (1.0 - _COVARIANCE_SHRINKAGE) * cov + _COVARIANCE_SHRINKAGE * diagonal
+    values, vectors = np.linalg.eigh((shrunk + shrunk.T) / 2.0)
+    values = np.maximum(values, float(values.max()) * 1e-9)
+    return (vectors / values) @ vectors.T
 
 
 @dataclass
@@ -160,9 +198,10 @@ class _Fits:
 class _Problem:
     """The data-independent setup of a fit: sizes, offset, parameter bounds."""
 
-    def __init__(self, sizes: np.ndarray, n0: float) -> None:
+    def __init__(self, sizes: np.ndarray, n0: float, precision: np.ndarray | None = None) -> None:
         self.sizes = sizes
         self.n0 = float(n0)
+        self.P = precision
         positive = sizes[sizes > 0]
         smallest = float(positive.min())
         largest = float(sizes.max())
@@ -181,23 +220,29 @@ class _Problem:
         R = Z.shape[0]
         if family in ("loglinear", "constant"):
             X = _basis(family, n, np.zeros(1), self.n0)[None, :]
-            sse, a, g = _linear_fit(X, Z)
+            sse, a, g = _linear_fit(X, Z, self.P)
             if family == "constant":
-                a = Z.mean(axis=1)
+                if self.P is None:
+                    a = Z.mean(axis=1)
+                    sse = np.sum((Z - a[:, None]) ** 2, axis=1)
+                else:
+                    uP = self.P.sum(axis=0)
+                    a = (Z @ uP) / float(uP.sum())
+                    resid = Z - a[:, None]
+                    sse = np.sum(resid * (resid @ self.P), axis=1)
                 g = np.zeros(R)
-                sse = np.sum((Z - a[:, None]) ** 2, axis=1)
             return _Fits(a=a, g=g, theta=np.full(R, np.nan), sse=sse)
 
         tg = self.grid(family)
         X = _basis(family, n[None, :], np.exp(tg)[:, None], self.n0)  # (G, m)
-        sse, _, _ = _linear_fit(X[None, :, :], Z[:, None, :])  # (R, G)
+        sse, _, _ = _linear_fit(X[None, :, :], Z[:, None, :], self.P)  # (R, G)
         j = np.argmin(sse, axis=1)
         G = tg.size
         t_lo = tg[np.clip(j - 1, 0, G - 1)]
         t_hi = tg[np.clip(j + 1, 0, G - 1)]
         tf = t_lo[:, None] + (t_hi - t_lo)[:, None] * np.linspace(0.0, 1.0, _FINE)[None, :]  # (R, F)
         Xf = _basis(family, n[None, None, :], np.exp(tf)[:, :, None], self.n0)  # (R, F, m)
-        sse_f, a_f, g_f = _linear_fit(Xf, Z[:, None, :])
+        sse_f, a_f, g_f = _linear_fit(Xf, Z[:, None, :], self.P)
         rows = np.arange(R)
         k = np.argmin(sse_f, axis=1)
         best_t, best_sse = tf[rows, k], sse_f[rows, k]
@@ -213,7 +258,7 @@ class _Problem:
         lo, hi = tg[0], tg[-1]
         tp = np.clip(tf[rows, kk] + step, lo, hi)
         Xp = _basis(family, n[None, :], np.exp(tp)[:, None], self.n0)
-        sse_p, a_p, g_p = _linear_fit(Xp, Z)
+        sse_p, a_p, g_p = _linear_fit(Xp, Z, self.P)
         better = sse_p < best_sse
         best_t = np.where(better, tp, best_t)
         best_sse = np.where(better, sse_p, best_sse)
@@ -231,7 +276,7 @@ class _Problem:
         lo, hi = (math.log(b) for b in self.theta_bounds[family])
         tg = self.grid(family)
         X = _basis(family, n[None, :], np.exp(tg)[:, None], self.n0)
-        prof, prof_a, prof_g = _linear_fit(X, z[None, :])
+        prof, prof_a, prof_g = _linear_fit(X, z[None, :], self.P)
         # Restarts: the profile's best local minima (at most 3) plus the refined profile fit.
         interior = np.r_[True, prof[1:] < prof[:-1]] & np.r_[prof[:-1] < prof[1:], True]
         candidates = np.flatnonzero(interior)
@@ -240,8 +285,12 @@ class _Problem:
         starts += [(float(prof_a[c]), float(prof_g[c]), float(tg[c])) for c in candidates]
         scale = max(float(np.ptp(z)), float(np.abs(z).max()) * 1e-6, 1e-12)
 
+        # Whitened residuals: their sum of squares is the chi-square r' P r (P = C C').
+        whiten = np.linalg.cholesky(self.P).T if self.P is not None else None
+
         def residuals(p: np.ndarray) -> np.ndarray:
-            return p[0] - p[1] * _basis(family, n, math.exp(p[2]), self.n0) - z
+            r = p[0] - p[1] * _basis(family, n, math.exp(p[2]), self.n0) - z
+            return r if whiten is None else whiten @ r
 
         best = (float(start.sse[0]), starts[0])
         for a0, g0, t0 in starts:
@@ -388,7 +437,12 @@ class CurveFit:
         offset: ``n0`` of the power and log-linear families.
         aic_table: one row per family: ``family``, ``n_params``, ``sse``, ``aicc``, ``delta_aicc``,
             ``weight`` (Akaike weight), ``params``, ``n_needed_90`` (that family's answer), ``selected``.
-        selection_stability: share of bootstrap refits whose AICc picks ``family`` as well.
+        selection_stability: share of bootstrap refits whose criterion picks ``family`` as well.
+        selection: ``"aic_known_noise"`` (generalised least squares on the points' bootstrap
+            covariance, chi-square + 2k) with ``point_resamples``, else ``"aicc"``.
+        monotone: False when a larger size is significantly worse than a smaller one (paired over
+            the point resamples, Bonferroni over all pairs), None without resamples.
+        decreases: those pairs: ``smaller``, ``larger``, ``change`` (metric units), ``low``, ``high``.
         band_method: ``"point_resamples"`` or ``"residual"``.
         warnings: plain-language caveats, most important first.
     """
@@ -405,6 +459,9 @@ class CurveFit:
     band_method: str
     n_boot: int
     identifiable: bool
+    selection: str = "aicc"
+    monotone: bool | None = None
+    decreases: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     _fit: _Fits = field(default=None, repr=False)  # type: ignore[assignment]
     _boot: _Ensemble = field(default=None, repr=False)  # type: ignore[assignment]
@@ -621,6 +678,9 @@ class CurveFit:
             "offset": self.offset,
             "confidence": self.confidence,
             "identifiable": self.identifiable,
+            "selection": self.selection,
+            "monotone": self.monotone,
+            "decreases": self.decreases,
             "band_method": self.band_method,
             "n_boot": self.n_boot,
             "selection_stability": self.selection_stability,
@@ -687,6 +747,32 @@ def _validate(
     return sizes_a, values_a, resamples, fams
 
 
+def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
+    """Pairs (smaller size, larger size) whose gain-oriented difference is significantly below 0.
+
+    Each pair's one-sided bound is at level ``(1 - confidence) / pairs`` (Bonferroni), so a
+    monotone curve is flagged in at most ``1 - confidence`` of runs whatever its number of sizes.
+    """
+    order = np.unique(sizes)
+    if order.size < 2:
+        return []
+    columns = {size: np.flatnonzero(sizes == size) for size in order}
+    means = {size: Z[:, columns[size]].mean(axis=1) for size in order}
+    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
+    alpha = (1.0 - confidence) / len(pairs)
+    out = []
+    for smaller, larger in pairs:
+        diff = means[larger] - means[smaller]
+        upper = float(np.quantile(diff, 1.0 - alpha))
+        if upper < 0.0:
+            low = float(np.quantile(diff, alpha))
+            change = sign * float(np.mean(diff))
+            bounds = sorted((sign * low, sign * upper))
+            out.append(json_safe({"smaller": float(smaller), "larger": float(larger), "change": change,
+                                  "low": bounds[0], "high": bounds[1]}))
+    return out
+
+
 def fit_curve(
     sizes: Sequence[float],
     values: Sequence[float],
@@ -711,7 +797,8 @@ def fit_curve(
             metric (same resample indices for every checkpoint); each row is refitted to build
             the band. Without it, a residual bootstrap with ``n_boot`` replicates is used.
         families: which of ``FAMILIES`` compete.
-        n_boot: residual-bootstrap replicates (ignored when ``point_resamples`` is given).
+        n_boot: bootstrap refits: residual-bootstrap replicates, or the first ``n_boot`` rows of
+            ``point_resamples`` (all of whose rows estimate the points' covariance).
         seed: seed of the residual bootstrap and of the observation noise in bands.
         confidence: nominal coverage of every interval.
         offset: ``n0`` of the power and log-linear families; default the smallest positive size.
@@ -740,17 +827,36 @@ def fit_curve(
     n0 = float(offset) if offset is not None else smallest_positive
     if not n0 > 0:
         raise ValueError(f"offset must be > 0, got {offset}.")
-    problem = _Problem(sizes_a, n0)
+    # With bootstrap replicates the points' noise is measured, covariance included (every point is
+    # scored on the same rows and seeds, so differences are far more precise than the points): the
+    # fit is generalised least squares and the families are compared by AIC with that known noise,
+    # chi-square + 2k. AICc instead estimates the noise from the residuals of 5-7 points and pays
+    # for it with a penalty (~30 for 3 parameters at 5 sizes) that no saturating curve can beat.
+    known_noise = resamples is not None
+    precision = _precision(sign * resamples) if known_noise else None
+    problem = _Problem(sizes_a, n0, precision)
     scale = max(float(np.ptp(z)), float(np.abs(z).max()) * 1e-6, 1e-12)
 
-    # ---- point fits and AICc --------------------------------------------------------------
+    # ---- point fits and selection ---------------------------------------------------------
     fits: dict[str, _Fits] = {}
-    aicc: dict[str, float] = {}
     for fam in fams:
         fit = problem.fit(fam, z[None, :])
         fits[fam] = problem.polish(fam, z, fit)
-        aicc[fam] = float(_aicc(fits[fam].sse, m, N_PARAMS[fam], scale)[0])
+    overdispersion = 1.0
+    if known_noise:
+        # Points that scatter around the most flexible fit more than their bootstrap noise allows
+        # (run-to-run noise the replicates do not hold): scale the chi-squares down (QAIC).
+        richest = max(fams, key=lambda f: N_PARAMS[f])
+        dof = m - N_PARAMS[richest]
+        if dof > 0:
+            overdispersion = max(1.0, float(fits[richest].sse[0]) / dof)
 
+    def criterion(sse: np.ndarray, k: int) -> np.ndarray:
+        if known_noise:
+            return np.asarray(sse) / overdispersion + 2.0 * k
+        return _aicc(sse, m, k, scale)
+
+    aicc: dict[str, float] = {fam: float(criterion(fits[fam].sse, N_PARAMS[fam])[0]) for fam in fams}
     finite = {f: v for f, v in aicc.items() if math.isfinite(v)}
     warnings: list[str] = []
     if not identifiable:
@@ -772,15 +878,15 @@ def fit_curve(
     sigma_fit = math.sqrt(float(np.sum(residuals**2)) / (m - k)) if m > k else 0.0
     rng = np.random.default_rng(seed)
     if resamples is not None:
-        Z = sign * resamples
+        Z = sign * resamples[: int(n_boot)]
         band_method = "point_resamples"
         sigma_boot = float(np.sqrt(np.mean(np.var(resamples, axis=0, ddof=1))))
         sigma_obs = max(sigma_fit, sigma_boot)
-        if identifiable and sigma_boot > 0 and sigma_fit > 2.0 * sigma_boot:
+        if identifiable and overdispersion > 4.0:
             warnings.append(
-                f"the points scatter around the fit {sigma_fit / sigma_boot:.1f}x more than their test-set "
-                "bootstrap noise: run-to-run finetuning noise is likely, so the band (test-set noise only) is "
-                "too narrow; repeat with --seeds to measure it"
+                f"the points scatter around the fit {math.sqrt(overdispersion):.1f}x more than their bootstrap "
+                "noise: run-to-run finetuning noise the replicates do not hold is likely, so the band is too "
+                "narrow; repeat with --seeds to measure it"
             )
     else:
         band_method = "residual"
@@ -793,7 +899,7 @@ def fit_curve(
     winners = np.full(Z.shape[0], chosen, dtype=object)
     stability = None
     if len(fams) > 1 and identifiable:
-        table = np.stack([_aicc(boot_fits[f].sse, m, N_PARAMS[f], scale) for f in fams], axis=1)
+        table = np.stack([criterion(boot_fits[f].sse, N_PARAMS[f]) for f in fams], axis=1)
         picked = np.array(fams, dtype=object)[np.argmin(table, axis=1)]
         stability = float(np.mean(picked == chosen))
         if selection_uncertainty:
@@ -813,8 +919,8 @@ def fit_curve(
                     "family": fam,
                     "n_params": N_PARAMS[fam],
                     "sse": float(fits[fam].sse[0]),
-                    "aicc": aicc[fam],
-                    "delta_aicc": aicc[fam] - best if fam in finite else None,
+                    "criterion": aicc[fam],
+                    "delta": aicc[fam] - best if fam in finite else None,
                     "weight": weights_raw.get(fam, 0.0) / total if fam in finite else None,
                     "params": _params_dict(fam, fits[fam], sign, n0),
                     "n_needed_90": float(n90[0]) if n90 is not None else None,
@@ -869,6 +975,19 @@ def fit_curve(
                 "N-needed depends on it" + (f" (N for 90% by family: {', '.join(others)})" if others else "")
             )
 
+    monotone, decreases = None, []
+    if resamples is not None:
+        decreases = _significant_decreases(sizes_a, sign * resamples, sign, confidence)
+        monotone = not decreases
+        if decreases:
+            worst = max(decreases, key=lambda d: abs(d["change"]))
+            warnings.append(
+                f"the curve is not monotone: {_fmt(worst['larger'])} is significantly worse than {_fmt(worst['smaller'])} "
+                f"(change {worst['change']:+.4g}, interval {worst['low']:+.4g} to {worst['high']:+.4g}); a saturating "
+                "fit smooths this over, so read N-needed with care (LCDB 1.1 finds 14-15% of real learning curves "
+                "non-monotone)"
+            )
+
     return CurveFit(
         family=chosen,
         params=json_safe(_params_dict(chosen, fits[chosen], sign, n0)),
@@ -882,6 +1001,9 @@ def fit_curve(
         band_method=band_method,
         n_boot=int(Z.shape[0]),
         identifiable=identifiable,
+        selection="aic_known_noise" if known_noise else "aicc",
+        monotone=monotone,
+        decreases=decreases,
         warnings=warnings,
         _fit=fits[chosen],
         _boot=boot,
@@ -900,10 +1022,125 @@ def fit_curve(
     )
 
 
+def _log_width(entry: dict[str, Any]) -> float:
+    """Width of an N-needed interval on the log scale (N is a scale: 2x too many is as bad as half)."""
+    low, high = entry.get("low"), entry.get("high")
+    if entry.get("n_needed") is None or low is None or high is None or low <= 0:
+        return math.inf
+    return math.log(high / low)
+
+
+def _candidate_sizes(sizes: Sequence[float], max_size: float | None) -> list[float]:
+    positive = sorted({float(s) for s in sizes if s > 0})
+    candidates = [positive[0] / 2.0] if positive else []
+    candidates += [math.sqrt(a * b) for a, b in zip(positive, positive[1:]) if b / a > 1.3]
+    largest = positive[-1] if positive else 0.0
+    candidates += [largest * 2.0, largest * 4.0]
+    if max_size is not None and max_size > largest * 1.1:
+        candidates.append(float(max_size))
+    rounded = sorted({float(_round_size(c)) for c in candidates})
+    return [c for c in rounded if c > 0 and c not in positive and (max_size is None or c <= max_size)]
+
+
+def _round_size(n: float) -> int:
+    """Two significant digits: sizes people type (1,400 not 1,414)."""
+    if n < 10:
+        return max(1, int(round(n)))
+    digits = int(math.floor(math.log10(n))) - 1
+    return int(round(n / 10**digits) * 10**digits)
+
+
+def suggest_next_size(fit: CurveFit, max_size: float | None = None, fraction: float = 0.9) -> dict[str, Any]:
+    """Which finetune size to measure next to narrow the N-for-``fraction`` interval the most.
+
+    Needs a fit with ``point_resamples``. When the curve has saturated within its noise (the gain
+    still left above the largest size is, at its upper bound, smaller than that point's bootstrap
+    spread) there is nothing to add and ``saturated`` is True. Otherwise every candidate (half the
+    smallest size, the geometric midpoints of measured sizes, 2x and 4x the largest, and
+    ``max_size``, all capped by ``max_size``) is tried as a what-if: a new point on the current fit
+    with the noise of its nearest measured size (that column's replicate deviations, so its
+    correlation with the other points is kept), refitted; the candidate with the narrowest
+    expected interval (log scale) wins. A non-saturating or flat fit has no interval to narrow:
+    the suggestion is then the largest candidate, the only kind of point that can show saturation.
+
+    Returns a JSON-friendly dict: ``available``, ``saturated``, ``size`` (None when nothing is
+    suggested), ``reason``, ``current`` and ``expected`` (interval widths as high/low ratios) and
+    ``candidates`` (size -> expected ratio).
+    """
+    if fit._point_resamples is None:
+        return {"available": False, "reason": "needs the points' bootstrap replicates"}
+    sizes = np.asarray(fit.sizes, dtype=np.float64)
+    values = np.asarray(fit.values, dtype=np.float64)
+    resamples = fit._point_resamples
+    largest = float(sizes.max())
+    current_entry = fit.answer((fraction,))[0]
+    current = _log_width(current_entry)
+    result: dict[str, Any] = {"available": True, "saturated": False, "size": None, "fraction": fraction,
+                              "current": math.exp(current) if math.isfinite(current) else None,
+                              "expected": None, "candidates": {}}
+    # Saturated: the gain left past the largest size is within that point's own noise.
+    at_largest = np.flatnonzero(sizes == largest)
+    spread = float(np.std(resamples[:, at_largest].mean(axis=1), ddof=1))
+    if fit.family == "constant" or (fit.family in SATURATING and fit._boot is not None):
+        if fit.family == "constant":
+            remaining_high = 0.0
+        else:
+            far = _percentile_interval(_remaining(fit, largest), fit.confidence)[1]
+            remaining_high = float(far)
+        if math.isfinite(remaining_high) and remaining_high <= spread:
+            result.update(saturated=True, reason=(
+                f"the curve has saturated within its interval: at most {remaining_high:.4g} of the metric is left "
+                f"above {_fmt(largest)} (upper bound), less than that point's own spread ({spread:.4g}); more "
+                "sizes will not change the answer"
+                if fit.family != "constant" else
+                "the curve is flat within its interval: no gain from finetuning to narrow down"))
+            return json_safe(result)
+    candidates = _candidate_sizes(sizes, max_size)
+    if not candidates:
+        result["reason"] = "no size left to add: the pool is exhausted"
+        return json_safe(result)
+    if fit.family not in SATURATING or not math.isfinite(current):
+        size = max(candidates)
+        result.update(size=size, reason=(
+            f"the gain has not saturated by {_fmt(largest)} ({fit.family} fits best), so only a larger size can "
+            f"show where it does: measure {_fmt(size)}" if size > largest else
+            f"no larger size fits in the pool; the {fit.family} fit leaves N-needed open"))
+        return json_safe(result)
+    positive = sizes[sizes > 0]
+    kwargs = dict(fit._fit_kwargs)
+    kwargs["n_boot"] = min(int(kwargs.get("n_boot", 200)), resamples.shape[0])
+    for candidate in candidates:
+        nearest = positive[np.argmin(np.abs(np.log(positive) - math.log(candidate)))]
+        column = resamples[:, np.flatnonzero(sizes == nearest)].mean(axis=1)
+        new_column = float(fit.predict(candidate)) + (column - column.mean())
+        what_if = fit_curve(np.r_[sizes, candidate], np.r_[values, float(fit.predict(candidate))],
+                            point_resamples=np.column_stack([resamples, new_column]), **kwargs)
+        width = _log_width(what_if.answer((fraction,))[0])
+        result["candidates"][str(int(candidate))] = math.exp(width) if math.isfinite(width) else None
+    finite = {int(c): r for c, r in result["candidates"].items() if r is not None}
+    if not finite:
+        result.update(size=max(candidates), reason="no candidate bounds the interval; the largest is the most informative")
+        return json_safe(result)
+    best = min(finite, key=finite.get)
+    result.update(size=best, expected=finite[best], reason=(
+        f"measuring {_fmt(best)} is expected to narrow the N-for-{int(fraction * 100)}% interval from "
+        f"{result['current']:.1f}x to {finite[best]:.1f}x (high/low)"))
+    return json_safe(result)
+
+
+def _remaining(fit: CurveFit, size: float) -> np.ndarray:
+    """Per bootstrap refit: the improvement still to come above ``size`` (asymptote minus value there)."""
+    z_at = fit._boot_z(np.array([size]))[:, 0]
+    with np.errstate(invalid="ignore"):
+        asymptote = fit._boot.predict_z(np.array([1e18]))[:, 0]
+    return asymptote - z_at
+
+
 __all__ = [
     "DEFAULT_FAMILIES",
     "FAMILIES",
     "MIN_SIZES_FOR_ANSWER",
     "CurveFit",
     "fit_curve",
+    "suggest_next_size",
 ]

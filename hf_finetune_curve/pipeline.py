@@ -27,7 +27,8 @@ from .analysis import analyze_curve, answer_lines
 from .checkpoint import save_checkpoint
 from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
 from .corpus import Corpus, load_corpus
-from .curve import CurvePoint, format_table, read_points, write_curve, write_point
+from .curve import (CurvePoint, format_table, load_seed_predictions, predictions_path, read_points,
+                    seed_predictions_path, write_curve, write_point)
 from .embed import embed_texts, embedding_cache_key
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .finetune import FinetuneResult, resolve_device
@@ -242,7 +243,14 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
     _check_scoreable(corpus, splits)
     if main_process:
         splits.save(run_dir / "splits.npz")
-    sizes = parse_sizes(config.sizes, len(splits.pool_order))
+    requested = parse_sizes(config.sizes, len(splits.pool_order))
+    # Sizes only add: the sizes a finished run of the same result key measured stay in its curve,
+    # so `--sizes` with new sizes on an existing run directory trains just the new ones.
+    finished_sizes = {point.finetune_size for point in read_points(run_dir)}
+    sizes = sorted(set(requested) | finished_sizes)
+    if finished_sizes - set(requested):
+        logger.info("Keeping the sizes measured before: %s",
+                    ", ".join(size_label(s) for s in sorted(finished_sizes - set(requested))))
     device = resolve_device(config.device)
     if distributed is not None and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process, not all on GPU 0
@@ -285,8 +293,10 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
                           base_model_id=resolved.model_id, device=device, show_progress=show_progress,
                           sample_texts=[corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]],
                           callbacks=list(callbacks))
-    progress = tqdm(total=len(sizes) * len(replicates), desc="curve points", unit="point",
-                    disable=not show_progress)
+    # f0 is the same model in every replicate: it is scored once, in the main run.
+    replicate_sizes = [size for size in sizes if size > 0]
+    progress = tqdm(total=len(sizes) + len(replicate_sizes) * (len(replicates) - 1), desc="curve points",
+                    unit="point", disable=not show_progress)
     all_points: list[list[CurvePoint]] = []
     for replicate in replicates:
         def record(point: CurvePoint, points: list[CurvePoint]) -> None:
@@ -298,12 +308,13 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
             if on_point is not None:
                 on_point(point)
 
-        all_points.append(_run_replicate(context, replicate, sizes, progress, record))
+        all_points.append(_run_replicate(context, replicate, sizes if replicate is replicates[0] else replicate_sizes,
+                                         progress, record))
     progress.close()
     points = all_points[0]
     if not main_process:
         return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits)
-    analysis = _analyze(context, splits, points, all_points[1:])
+    analysis = _analyze(context, splits, points, all_points[1:], [r.run_dir for r in replicates[1:]])
     write_curve(run_dir, points, {**_summary(config, corpus, resolved.to_dict()), **analysis})
     from .space import build_samples
 
@@ -340,14 +351,24 @@ class _RunContext:
 
 
 def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
-             replicate_points: list[list[CurvePoint]]) -> dict[str, Any]:
+             replicate_points: list[list[CurvePoint]], replicate_dirs: list[Path]) -> dict[str, Any]:
     config, run_dir, corpus = context.config, context.run_dir, context.corpus
     y_test = corpus.targets[splits.test_indices]
     with atomic_path(run_dir / "predictions" / "y_test.npy") as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, y_test)
-    predictions = {p.label: np.load(run_dir / "predictions" / f"{p.label}.npy") for p in points
-                   if (run_dir / "predictions" / f"{p.label}.npy").exists()}
+    # Per label: (finetune seeds, probe seeds, test rows); f0 has one finetune "seed" (it is shared).
+    predictions: dict[str, np.ndarray] = {}
+    for point in points:
+        runs = [run_dir] + ([] if point.finetune_size == 0 else list(replicate_dirs))
+        found = [load_seed_predictions(directory, point.label) for directory in runs]
+        found = [array for array in found if array is not None]
+        if found and len({array.shape for array in found}) == 1:
+            predictions[point.label] = np.stack(found)
+        elif found:
+            logger.warning("%s: replicates were scored with different probe seeds %s; using the main run's only",
+                           point.label, [array.shape[0] for array in found])
+            predictions[point.label] = found[0][None]
     baseline = None
     if config.tfidf_baseline:
         try:
@@ -355,7 +376,8 @@ def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
         except Exception as exc:  # an optional comparison: the curve stands without it
             logger.warning("TF-IDF baseline skipped: %s", exc)
     return analyze_curve(points, y_test, predictions, n_resamples=int(config.bootstrap_resamples),
-                         seed=config.seed, replicate_points=replicate_points, baseline=baseline)
+                         seed=config.seed, replicate_points=replicate_points, baseline=baseline,
+                         answer_metric=config.answer_metric, pool_size=len(splits.pool_order))
 
 
 def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) -> dict[str, Any]:
@@ -536,12 +558,17 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     result = fit_and_score(
         embedded_rows(splits.train_indices), targets[splits.train_indices],
         embedded_rows(splits.test_indices), targets[splits.test_indices], probe_config,
+        n_seeds=int(config.probe_seeds),
     )
     probe_seconds = time.perf_counter() - probe_started
     result.probe.save(run_dir / "probes" / f"{label}.json")
-    with atomic_path(run_dir / "predictions" / f"{label}.npy") as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, result.predictions)
+    # Every probe seed's predictions (the intervals resample them), then their mean (what the
+    # point scores): a point whose mean file exists is complete.
+    for path, values in ((seed_predictions_path(run_dir, label), result.seed_predictions),
+                         (predictions_path(run_dir, label), result.predictions)):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, values)
     logger.info("%s%s: R² %.4f  log R² %.4f  MAE %.2f  MedAE %.2f", label, replicate.suffix(config.seed),
                 result.scores["r2"], result.scores["r2_log"], result.scores["mae"], result.scores["median_ae"])
     return CurvePoint(
@@ -553,6 +580,7 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         median_ae=result.scores["median_ae"],
         n_test=int(len(splits.test_indices)),
         n_probe_train=int(len(splits.train_indices)),
+        probe_seeds=int(config.probe_seeds),
         finetune_texts_seen=int(stats.get("finetune_texts_seen", 0)),
         finetune_tokens_seen=int(stats.get("finetune_tokens_seen", 0)),
         finetune_steps=int(stats.get("finetune_steps", 0)),

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import os
@@ -303,13 +305,36 @@ def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(1.0 - ss_res / ss_tot)
 
 
+# Probe seed k of a checkpoint is seed + k * PROBE_SEED_STRIDE: the first is the run's own seed (as
+# with one probe), and the strides keep them apart from the finetune replicates' seeds (seed + 1, ...).
+PROBE_SEED_STRIDE = 10_000
+
+
+def probe_seeds(seed: int, count: int) -> list[int]:
+    """The XGBoost seeds of ``count`` probe fits for a run seeded with ``seed``.
+
+    Example:
+        >>> probe_seeds(42, 3)
+        [42, 10042, 20042]
+    """
+    if int(count) < 1:
+        raise ValueError(f"count must be >= 1, got {count}.")
+    return [int(seed) + k * PROBE_SEED_STRIDE for k in range(int(count))]
+
+
 @dataclass
 class ProbeResult:
-    """A fitted probe, its held-out predictions and scores."""
+    """A fitted probe, its held-out predictions and scores.
+
+    With several probe seeds, ``probe`` is the first seed's fit, ``predictions`` the mean of every
+    seed's predictions (what ``scores`` score) and ``seed_predictions`` their ``(n_seeds, n_test)``
+    matrix.
+    """
 
     probe: PriceProbe
     predictions: np.ndarray
     scores: dict[str, float]
+    seed_predictions: np.ndarray | None = None
 
 
 def fit_and_score(
@@ -318,14 +343,29 @@ def fit_and_score(
     test_embeddings: Any,
     test_targets: Any,
     config: ProbeConfig | None = None,
+    *,
+    n_seeds: int = 1,
 ) -> ProbeResult:
-    """Fit a :class:`PriceProbe` on the train split and score it on the test split."""
-    probe = PriceProbe(config).fit(train_embeddings, train_targets)
+    """Fit a :class:`PriceProbe` on the train split and score it on the test split.
+
+    With ``n_seeds > 1`` the probe is fitted once per seed of :func:`probe_seeds` (starting at
+    ``config.seed``) and the scores are those of the averaged predictions: one XGBoost fit's seed
+    moves R² by about as much as the effects a curve measures.
+    """
+    config = config or ProbeConfig()
     y_test = validate_targets(test_targets, "test targets")
-    predictions = probe.predict(test_embeddings)
-    if len(predictions) != len(y_test):
-        raise ValueError(f"Got {len(predictions)} test embeddings but {len(y_test)} test targets.")
+    probes, seed_predictions = [], []
+    for seed in probe_seeds(config.seed, n_seeds):
+        fitted = PriceProbe(dataclasses.replace(config, seed=seed)).fit(train_embeddings, train_targets)
+        predictions = fitted.predict(test_embeddings)
+        if len(predictions) != len(y_test):
+            raise ValueError(f"Got {len(predictions)} test embeddings but {len(y_test)} test targets.")
+        probes.append(fitted)
+        seed_predictions.append(predictions)
+    probe = probes[0]
+    stacked = np.stack(seed_predictions)
+    predictions = stacked.mean(axis=0)
     scores = regression_scores(y_test, predictions)
     if not all(math.isfinite(scores[key]) for key in ("r2", "mae", "median_ae")):
         raise ValueError(f"Probe scores are not finite: {scores}.")
-    return ProbeResult(probe=probe, predictions=predictions, scores=scores)
+    return ProbeResult(probe=probe, predictions=predictions, scores=scores, seed_predictions=stacked)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -346,36 +346,225 @@ def paired_bootstrap_delta(
     est_a = regression_scores(y_true_a, a)
     est_b = regression_scores(y_true_a, b)
     reps_a, reps_b = _replicates(y_true_a, [a, b], int(n_resamples), int(seed))
-    result = {}
-    for metric in METRICS:
-        deltas = reps_b[metric] - reps_a[metric]
+    return {metric: _paired_delta(metric, reps_b[metric] - reps_a[metric], float(est_a[metric]),
+                                  float(est_b[metric]), confidence, int(n_resamples)) for metric in METRICS}
+
+
+def _paired_delta(metric: str, deltas: np.ndarray, estimate_a: float, estimate_b: float, confidence: float,
+                  n_resamples: int) -> PairedDelta:
+    """A :class:`PairedDelta` from the bootstrap replicates of ``metric(b) - metric(a)``."""
+    if not np.isfinite(deltas).all():  # r2_log of non-positive values: undefined, not significant
+        p_value, low, high = float("nan"), float("nan"), float("nan")
+    else:
         low, high = _quantiles(deltas, confidence)
         n_le = int(np.count_nonzero(deltas <= 0.0))
         n_ge = int(np.count_nonzero(deltas >= 0.0))
         p_value = min(1.0, 2.0 * (min(n_le, n_ge) + 1) / (len(deltas) + 1))
-        if not np.isfinite(deltas).all():  # r2_log of non-positive values: undefined, not significant
-            p_value, low, high = float("nan"), float("nan"), float("nan")
-        higher = HIGHER_IS_BETTER[metric]
-        if low > 0.0:
-            better: bool | None = higher
-        elif high < 0.0:
-            better = not higher
-        else:
-            better = None
-        result[metric] = PairedDelta(
-            metric=metric,
-            delta=float(est_b[metric] - est_a[metric]),
-            low=low,
-            high=high,
-            p_value=float(p_value),
-            better=better,
-            higher_is_better=higher,
-            estimate_a=float(est_a[metric]),
-            estimate_b=float(est_b[metric]),
-            confidence=confidence,
-            n_resamples=int(n_resamples),
-        )
-    return result
+    higher = HIGHER_IS_BETTER[metric]
+    if low > 0.0:
+        better: bool | None = higher
+    elif high < 0.0:
+        better = not higher
+    else:
+        better = None
+    return PairedDelta(metric=metric, delta=estimate_b - estimate_a, low=low, high=high, p_value=float(p_value),
+                       better=better, higher_is_better=higher, estimate_a=estimate_a, estimate_b=estimate_b,
+                       confidence=confidence, n_resamples=n_resamples)
+
+
+def _metrics_rows(yt: np.ndarray, yp: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric of each row of ``yp`` against the same row of ``yt`` (both (k, n_rows))."""
+    abs_err = np.abs(yt - yp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        positive = (yt > 0).all(axis=1) & (yp > 0).all(axis=1)
+        r2_log = _r2_rows(np.log(np.where(yt > 0, yt, 1.0)), np.log(np.where(yp > 0, yp, 1.0)))
+    return {
+        "r2": _r2_rows(yt, yp),
+        "r2_log": np.where(positive, r2_log, np.nan),
+        "mae": abs_err.mean(axis=1),
+        "median_ae": np.median(abs_err, axis=1),
+    }
+
+
+def _level_inflation(groups: int) -> float:
+    """``sqrt(G / (G - 1))``: resampling G seeds with replacement shrinks the variance of their
+    mean by ``(G - 1) / G``; this restores it (0 for one seed, whose level adds no resampled term)."""
+    return math.sqrt(groups / (groups - 1)) if groups > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class HierarchicalBootstrap:
+    """Bootstrap of a curve's points over every source of noise at once.
+
+    Each resample draws, once for all points, the held-out rows (with replacement), the probe seeds
+    (with replacement among a point's probe fits) and the finetune seeds (with replacement among
+    the ``--seeds`` replicates). A point's value on a resample averages the predictions of the drawn
+    probe seeds, scores them on the drawn rows, and averages that over the drawn finetune seeds,
+    exactly as its estimate does on the full data. Because every point uses the same draws, the
+    difference of two points' replicates is a paired bootstrap of their difference, and the curve
+    fit's band (which refits the replicate rows) carries the same noise as the intervals.
+
+    Resampling G seeds with replacement underestimates the spread of their mean by a factor
+    ``(G - 1) / G`` (a half for two seeds). Each seed level's contribution is therefore kept
+    separate and inflated by ``sqrt(G / (G - 1))``: a replicate is
+    ``rows + c_probe * (rows_probe - rows) + c_finetune * (full - rows_probe)``, where ``rows``
+    resamples rows only, ``rows_probe`` rows and probe seeds, ``full`` all three, and each seed
+    term is centred on its mean over resamples (a resample that draws one probe seed twice
+    averages fewer distinct fits and scores systematically lower: a bias of resampling, not
+    noise). One seed at a level measures nothing about that level: its term is 0, and
+    :meth:`levels` says which levels are in.
+
+    Attributes:
+        labels: the points, in the order of the columns.
+        estimates: ``metric -> (n_points,)`` values on all rows, seeds averaged.
+        replicates: ``metric -> (n_resamples, n_points)``.
+        probe_seeds, finetune_seeds: ``(n_points,)`` seeds per point at each level.
+        n_rows, n_resamples, seed: the resampling.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> y = rng.lognormal(5, 0.5, size=300)
+        >>> base = y * rng.lognormal(0, 0.5, size=(1, 3, 300))   # 1 finetune seed x 3 probe seeds
+        >>> tuned = y * rng.lognormal(0, 0.3, size=(2, 3, 300))  # 2 finetune seeds x 3 probe seeds
+        >>> boot = hierarchical_bootstrap(y, {"f0": base, "f100": tuned}, n_resamples=200)
+        >>> boot.levels()
+        ['rows', 'probe seeds', 'finetune seeds']
+        >>> iv = boot.interval("r2_log", "f100"); bool(iv.low < iv.estimate < iv.high)
+        True
+        >>> boot.delta("mae", "f0", "f100").better
+        True
+    """
+
+    labels: tuple[str, ...]
+    estimates: dict[str, np.ndarray]
+    replicates: dict[str, np.ndarray]
+    probe_seeds: np.ndarray
+    finetune_seeds: np.ndarray
+    n_rows: int
+    n_resamples: int
+    seed: int
+
+    def levels(self) -> list[str]:
+        """The sources of noise the replicates include."""
+        levels = ["rows"]
+        if (self.probe_seeds > 1).any():
+            levels.append("probe seeds")
+        if (self.finetune_seeds > 1).any():
+            levels.append("finetune seeds")
+        return levels
+
+    def column(self, label: str) -> int:
+        try:
+            return self.labels.index(label)
+        except ValueError:
+            raise KeyError(f"{label!r} is not a bootstrapped point; expected one of {list(self.labels)}.") from None
+
+    def interval(self, metric: str, label: str, confidence: float = 0.95) -> Interval:
+        """Percentile interval of one point's metric."""
+        confidence = _check_confidence(confidence)
+        j = self.column(label)
+        samples = self.replicates[metric][:, j]
+        estimate = float(self.estimates[metric][j])
+        if not np.isfinite(samples).all():
+            return Interval(estimate, float("nan"), float("nan"), confidence, self.n_resamples)
+        low, high = _quantiles(samples, confidence)
+        return Interval(estimate, low, high, confidence, self.n_resamples)
+
+    def delta(self, metric: str, label_a: str, label_b: str, confidence: float = 0.95) -> PairedDelta:
+        """``metric(b) - metric(a)`` on the shared resamples (rows, probe seeds, finetune seeds)."""
+        confidence = _check_confidence(confidence)
+        a, b = self.column(label_a), self.column(label_b)
+        deltas = self.replicates[metric][:, b] - self.replicates[metric][:, a]
+        return _paired_delta(metric, deltas, float(self.estimates[metric][a]), float(self.estimates[metric][b]),
+                             confidence, self.n_resamples)
+
+
+def hierarchical_bootstrap(
+    y_true: Sequence[float],
+    predictions: Mapping[str, Any],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> HierarchicalBootstrap:
+    """Bootstrap every point of a curve over test rows, probe seeds and finetune seeds jointly.
+
+    Args:
+        y_true: the held-out targets, shape ``(n_rows,)``.
+        predictions: label -> predictions of shape ``(finetune_seeds, probe_seeds, n_rows)``
+            (a 1-D array is one finetune seed and one probe seed; 2-D is one finetune seed).
+            Points may differ in their number of finetune seeds (f0 has one: it is not finetuned).
+        n_resamples: bootstrap resamples.
+        seed: the resampling seed; row resample ``i`` is :func:`resample_indices` row ``i``.
+
+    Returns:
+        A :class:`HierarchicalBootstrap` (see there for the method).
+    """
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    _check_resample_args(len(y), n_resamples)
+    if not np.isfinite(y).all():
+        raise ValueError("y_true contains NaN or inf; expected finite numbers.")
+    if not predictions:
+        raise ValueError("predictions is empty; expected at least one point.")
+    labels = tuple(predictions)
+    arrays = []
+    for label in labels:
+        array = np.asarray(predictions[label], dtype=np.float64)
+        array = array.reshape((1,) * (3 - array.ndim) + array.shape) if array.ndim < 3 else array
+        if array.ndim != 3 or array.shape[2] != len(y) or 0 in array.shape:
+            raise ValueError(f"predictions[{label!r}] has shape {np.shape(predictions[label])}; expected "
+                             f"(finetune_seeds, probe_seeds, {len(y)}).")
+        if not np.isfinite(array).all():
+            raise ValueError(f"predictions[{label!r}] contains NaN or inf; expected finite numbers.")
+        arrays.append(array)
+    n_rows, n_resamples = len(y), int(n_resamples)
+    finetune = np.array([a.shape[0] for a in arrays])
+    probe = np.array([a.shape[1] for a in arrays])
+    # Seed draws shared by every point: uniforms mapped onto each point's own number of seeds, so
+    # points with equal counts draw identical seeds (paired) and f0's single seed is always drawn.
+    draws = np.random.default_rng(np.random.SeedSequence([int(seed), 1])).random((n_resamples, 2, int(max(
+        finetune.max(), probe.max()))))
+    estimates = {metric: np.empty(len(arrays)) for metric in METRICS}
+    replicates = {metric: np.empty((n_resamples, len(arrays))) for metric in METRICS}
+    for j, array in enumerate(arrays):
+        S, K = array.shape[:2]
+        mean_pred = array.mean(axis=1)  # (S, n): every probe seed averaged
+        full_scores = _metrics_rows(np.broadcast_to(y, mean_pred.shape), mean_pred)
+        for metric in METRICS:
+            estimates[metric][j] = float(np.mean(full_scores[metric]))
+        probe_pick = np.minimum((draws[:, 1, :K] * K).astype(int), K - 1)           # (B, K)
+        probe_weights = np.zeros((n_resamples, K))
+        np.add.at(probe_weights, (np.arange(n_resamples)[:, None], probe_pick), 1.0 / K)
+        seed_pick = np.minimum((draws[:, 0, :S] * S).astype(int), S - 1)            # (B, S)
+        seed_weights = np.zeros((n_resamples, S))
+        np.add.at(seed_weights, (np.arange(n_resamples)[:, None], seed_pick), 1.0 / S)
+        rows_only = {m: np.zeros(n_resamples) for m in METRICS}
+        rows_probe = {m: np.zeros((n_resamples, S)) for m in METRICS}
+        start = 0
+        for block in _iter_index_blocks(n_rows, n_resamples, seed):
+            stop = start + len(block)
+            yt = y[block]
+            for s in range(S):
+                fixed = _metrics_rows(yt, mean_pred[s][block])
+                drawn = probe_weights[start:stop] @ array[s]                        # (b, n)
+                resampled = _metrics_rows(yt, np.take_along_axis(drawn, block, axis=1))
+                for metric in METRICS:
+                    rows_only[metric][start:stop] += fixed[metric] / S
+                    rows_probe[metric][start:stop, s] = resampled[metric]
+            start = stop
+        c_probe, c_finetune = _level_inflation(K), _level_inflation(S)
+        for metric in METRICS:
+            with np.errstate(invalid="ignore"):
+                probe_level = rows_probe[metric].mean(axis=1)
+                full = np.einsum("bs,bs->b", seed_weights, rows_probe[metric])
+                probe_term = probe_level - rows_only[metric]
+                finetune_term = full - probe_level
+                # Centred: a resample that draws a probe seed twice averages fewer distinct fits,
+                # which lowers its score systematically; only the terms' spread is seed noise.
+                replicates[metric][:, j] = (rows_only[metric] + c_probe * (probe_term - probe_term.mean())
+                                            + c_finetune * (finetune_term - finetune_term.mean()))
+    return HierarchicalBootstrap(labels=labels, estimates=estimates, replicates=replicates, probe_seeds=probe,
+                                 finetune_seeds=finetune, n_rows=n_rows, n_resamples=n_resamples, seed=int(seed))
 
 
 def aggregate_seeds(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
@@ -423,7 +612,9 @@ __all__ = [
     "METRICS",
     "Interval",
     "PairedDelta",
+    "HierarchicalBootstrap",
     "aggregate_seeds",
+    "hierarchical_bootstrap",
     "bootstrap_replicates",
     "bootstrap_scores",
     "paired_bootstrap_delta",

@@ -25,7 +25,7 @@ def _curve(sizes, seed=0, n_test=3000):
 
 def test_saturating_curve_gets_an_answer_with_intervals(tmp_path):
     points, y, predictions = _curve([0, 500, 1000, 2000, 4000, 8000, 16000])
-    summary = analyze_curve(points, y, predictions, n_resamples=300, seed=0)
+    summary = analyze_curve(points, y, predictions, n_resamples=300, seed=0, answer_metric="r2")
     assert summary["answer"]["available"]
     n90 = summary["answer"]["n_for_90"]
     assert n90["n_needed"] is not None and n90["low"] <= n90["n_needed"]

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from sentence_transformers import SentenceTransformer
 from hf_finetune_curve import CurveConfig, FinetuneConfig, ProbeConfig, run_curve
 from hf_finetune_curve.cli import main
 from hf_finetune_curve.models import resolve_model
+from hf_finetune_curve.probe import regression_scores
 from hf_finetune_curve.sample_data import generate_listings, write_jsonl
 
 FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]
@@ -97,12 +99,40 @@ def test_rerun_skips_everything_and_report_prints_table(finished_run, corpus_fil
 
 
 def test_different_config_is_refused_unless_overwrite(finished_run, corpus_file, tiny_model_dir, capsys):
-    args = ["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,20",
-            "--output-dir", str(finished_run), *FAST]
+    args = ["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
+            "--mlm-probability", "0.3", "--output-dir", str(finished_run), *FAST]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "different configuration" in err and "sizes" in err
+    assert "different configuration" in err and "mlm_probability: 0.2 -> 0.3" in err
     assert (finished_run / "checkpoints" / "f160").exists()  # nothing lost
+
+
+def test_new_sizes_on_a_finished_run_train_only_the_new_ones(finished_run, corpus_file, tiny_model_dir, tmp_path):
+    run_dir = tmp_path / "tiny"
+    shutil.copytree(finished_run, run_dir)
+    before = {name: (run_dir / "points" / f"{name}.json").stat().st_mtime_ns for name in ("f0", "f50", "f160")}
+    weights = next((run_dir / "checkpoints" / "f160").glob("*.safetensors")).stat().st_mtime_ns
+    assert main(["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,20",
+                 "--output-dir", str(run_dir), *FAST]) == 0
+    curve = pd.read_csv(run_dir / "curve.csv")
+    assert curve["label"].tolist() == ["f0", "f20", "f50", "f160"]  # the new size joins the old ones
+    assert {name: (run_dir / "points" / f"{name}.json").stat().st_mtime_ns for name in before} == before
+    assert next((run_dir / "checkpoints" / "f160").glob("*.safetensors")).stat().st_mtime_ns == weights
+    assert json.loads((run_dir / "config.json").read_text())["labels"] == ["f0", "f20", "f50", "f160"]
+
+
+def test_points_average_their_probe_seeds_and_the_intervals_resample_them(finished_run):
+    seeds = np.load(finished_run / "predictions" / "f50.probe-seeds.npy")
+    mean = np.load(finished_run / "predictions" / "f50.npy")
+    assert seeds.shape == (CurveConfig.probe_seeds, len(mean)) and CurveConfig.probe_seeds > 1
+    np.testing.assert_allclose(seeds.mean(axis=0), mean)
+    assert not np.allclose(seeds[0], seeds[1])  # different XGBoost seeds, different fits
+    y = np.load(finished_run / "predictions" / "y_test.npy")
+    point = json.loads((finished_run / "points" / "f50.json").read_text())
+    assert point["probe_seeds"] == CurveConfig.probe_seeds
+    assert point["r2"] == pytest.approx(regression_scores(y, mean)["r2"], abs=1e-12)
+    analysis = json.loads((finished_run / "curve.json").read_text())
+    assert analysis["uncertainty"]["levels"] == ["rows", "probe seeds"]
 
 
 def test_interrupted_run_resumes_without_redoing_finished_sizes(corpus_file, tiny_model_dir, tmp_path, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hf_finetune_curve import curve_fit
-from hf_finetune_curve.curve_fit import CurveFit, fit_curve
+from hf_finetune_curve.curve_fit import SATURATING, CurveFit, fit_curve, suggest_next_size
 
 SIZES = np.array([0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000], dtype=float)
 # Power law with asymptote, written as in the module: z = a - g * ((n + n0) / n0) ** -c.
@@ -79,7 +79,7 @@ def test_clean_power_curve_is_recovered_precisely() -> None:
     assert "extrapolated" in ans95["note"]
     table = {row["family"]: row for row in fit.aic_table}
     assert set(table) == set(curve_fit.FAMILIES)
-    assert table["power"]["selected"] and table["power"]["delta_aicc"] == 0.0
+    assert table["power"]["selected"] and table["power"]["delta"] == 0.0
     assert sum(row["weight"] for row in fit.aic_table) == pytest.approx(1.0)
     assert fit.selection_stability is not None and fit.selection_stability > 0.9
 
@@ -240,3 +240,67 @@ def test_input_validation() -> None:
         fit.answer((1.5,))
     with pytest.raises(ValueError):
         fit.predict_interval(10.0, kind="both")
+
+
+def _noisy_runs(shape: str, runs: int, seed: int):
+    """Simulated 5-size curves with shared (same test rows) and per-point noise, and their replicates."""
+    sizes = np.array([0.0, 500, 1000, 2000, 4000])
+    if shape == "saturating":
+        truth = 0.30 + 0.08 * (1 - np.exp(-sizes / 800))
+    elif shape == "loglinear":
+        truth = 0.30 + 0.08 * np.log1p(sizes / 500) / np.log1p(8)
+    else:
+        truth = np.full(5, 0.30)
+    rng = np.random.default_rng(seed)
+    for _ in range(runs):
+        def draw(shape_):
+            return rng.normal(0, 0.03, shape_[:-1] + (1,)) + rng.normal(0, 0.006, shape_)
+        observed = truth + draw((5,))
+        yield sizes, observed, observed + draw((400, 5))
+
+
+@pytest.mark.parametrize("shape, family_ok, known_noise_min, aicc_max", [
+    ("saturating", SATURATING, 0.6, 0.4),  # AICc's 3-parameter penalty at 5 sizes hides saturation
+    ("loglinear", {"loglinear"}, 0.7, 1.0),
+    ("flat", {"constant"}, 0.9, 1.0),
+])
+def test_known_noise_selection_recognises_the_shape_at_five_sizes(shape, family_ok, known_noise_min, aicc_max):
+    runs = 25
+    known = aicc = 0
+    for sizes, observed, resamples in _noisy_runs(shape, runs, seed=len(shape)):
+        known += fit_curve(sizes, observed, point_resamples=resamples, n_boot=50).family in family_ok
+        aicc += fit_curve(sizes, observed, n_boot=50).family in family_ok
+    assert known / runs >= known_noise_min, (known, aicc)
+    assert aicc / runs <= aicc_max, (known, aicc)
+
+
+def test_a_significant_drop_is_flagged_as_non_monotone():
+    sizes = np.array([0.0, 500, 1000, 2000, 4000])
+    rng = np.random.default_rng(5)
+    observed = np.array([0.30, 0.36, 0.38, 0.33, 0.385])  # f2000 falls well below f1000
+    noise = rng.normal(0, 0.03, (400, 1)) + rng.normal(0, 0.005, (400, 5))
+    fit = fit_curve(sizes, observed, point_resamples=observed + noise, n_boot=50)
+    assert fit.monotone is False
+    assert {(d["smaller"], d["larger"]) for d in fit.decreases} >= {(1000.0, 2000.0)}
+    assert any("not monotone" in warning for warning in fit.warnings)
+    rising = np.array([0.30, 0.36, 0.38, 0.385, 0.39])
+    smooth = fit_curve(sizes, rising, point_resamples=rising + noise, n_boot=50)
+    assert smooth.monotone is True and not smooth.decreases
+
+
+def test_next_size_narrows_the_interval_or_says_saturated():
+    sizes = np.array([0.0, 250, 500, 1000, 2000])
+    rng = np.random.default_rng(8)
+    rising = 0.30 + 0.08 * (1 - np.exp(-sizes / 1500))  # still rising at 2,000
+    resamples = rising + rng.normal(0, 0.02, (400, 1)) + rng.normal(0, 0.004, (400, 5))
+    fit = fit_curve(sizes, rising, point_resamples=resamples, n_boot=100)
+    suggestion = suggest_next_size(fit, max_size=8000)
+    assert suggestion["available"] and not suggestion["saturated"]
+    assert suggestion["size"] in {int(c) for c in suggestion["candidates"]} or suggestion["size"] == 8000
+    if suggestion["expected"] is not None:
+        assert suggestion["expected"] <= suggestion["current"]
+    flat_top = 0.30 + 0.08 * (1 - np.exp(-sizes / 150))  # saturated by 1,000
+    fit = fit_curve(sizes, flat_top, point_resamples=flat_top + rng.normal(0, 0.02, (400, 1))
+                    + rng.normal(0, 0.004, (400, 5)), n_boot=100)
+    done = suggest_next_size(fit, max_size=8000)
+    assert done["saturated"] and done["size"] is None and "saturated" in done["reason"]
