@@ -650,10 +650,18 @@ def summary_markdown(run: RunData) -> str:
             interval = ""
             if n90.get("low") is not None and n90.get("high") is not None:
                 interval = f" (95% CI {n90['low']:,.0f}–{n90['high']:,.0f})"
-            lines.append(f"**Finetune texts for 90% of the attainable {answer.get('metric', 'R²')} gain:** "
+            metric = {key: name for key, name, _ in METRICS}.get(answer.get("metric", "r2"), answer.get("metric"))
+            lines.append(f"**Finetune texts for 90% of the attainable {metric} gain:** "
                          f"{n90['n_needed']:,.0f}{interval}.")
         elif n90.get("reason"):
             lines.append(f"*N for 90% of the gain: not estimated ({html.escape(str(n90['reason']))}).*")
+    next_size = answer.get("next_size") if isinstance(answer, dict) else None
+    if isinstance(next_size, dict) and next_size.get("available"):
+        if next_size.get("size") is not None:
+            lines.append(f"**Next size to measure:** {next_size['size']:,.0f} texts "
+                         f"({html.escape(str(next_size.get('reason', '')))}).")
+        else:
+            lines.append(f"**Next size:** none needed ({html.escape(str(next_size.get('reason', '')))}).")
     for warning in (curve.get("warnings") or [])[:3]:
         lines.append(f"> ⚠️ {html.escape(str(warning))}")
     return "\n\n".join(lines)

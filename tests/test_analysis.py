@@ -59,3 +59,17 @@ def test_identical_checkpoints_give_a_delta_interval_containing_zero():
     analyze_curve(points, y, predictions, n_resamples=200)
     delta = points[1].extras["delta_vs_f0"]["r2"]
     assert delta["low"] <= 0 <= delta["high"] and delta["better"] is None
+
+
+def test_answer_reads_the_answer_metric_and_names_the_next_size():
+    points, y, predictions = _curve([0, 250, 500, 1000, 2000])  # still rising at 2,000 (scale 3,000)
+    summary = analyze_curve(points, y, predictions, n_resamples=300, seed=0, pool_size=9000)
+    answer = summary["answer"]
+    assert answer["metric"] == "r2_log" and answer["selection"] == "aic_known_noise"
+    assert summary["uncertainty"]["levels"] == ["rows"]  # one probe fit, one finetune seed per point
+    next_size = answer["next_size"]
+    assert next_size["available"] and next_size["size"] is not None and 0 < next_size["size"] <= 9000
+    lines = answer_lines(summary)
+    assert "Intervals resample rows (not probe seeds or finetune seeds: one of each, so their noise is not measured)." in lines
+    assert any(line.startswith("Fitted R² (log price) curve:") for line in lines)
+    assert any(line.startswith(f"Next size to measure: {next_size['size']:,.0f}") for line in lines)

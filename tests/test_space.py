@@ -37,6 +37,7 @@ from hf_finetune_curve.space import (  # noqa: E402
     push_space,
     read_samples,
     space_files,
+    summary_markdown,
 )
 from hf_finetune_curve.subsets import Splits  # noqa: E402
 
@@ -159,6 +160,20 @@ def test_app_handlers_and_input_limits(space_run):
     redrawn, _ = explorer.show_checkpoint("f0", "error (pred - true)", state)
     assert "f0" in redrawn.layout.title.text and len(redrawn.data) == 2
     assert _snapshot(space_run) == before  # the app never writes into the run
+
+
+def test_summary_states_the_answer_metric_and_the_next_size(space_run):
+    run = load_run_data(space_run)
+    run.curve["answer"] = {"available": True, "metric": "r2_log",
+                           "n_for_90": {"n_needed": 1234.0, "low": 800.0, "high": 2100.0},
+                           "next_size": {"available": True, "size": 4800, "reason": "measuring 4,800 is expected to "
+                                         "narrow the N-for-90% interval from 2.6x to 1.7x (high/low)"}}
+    text = summary_markdown(run)
+    assert "90% of the attainable R² (log price) gain:** 1,234 (95% CI 800–2,100)" in text
+    assert "**Next size to measure:** 4,800 texts (measuring 4,800" in text
+    run.curve["answer"]["next_size"] = {"available": True, "size": None, "saturated": True,
+                                        "reason": "the curve has saturated within its interval"}
+    assert "**Next size:** none needed (the curve has saturated within its interval)" in summary_markdown(run)
 
 
 def test_app_entry_point_and_bad_sources(space_run, monkeypatch, tmp_path):

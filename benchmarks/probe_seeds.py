@@ -1,0 +1,109 @@
+"""How noisy is one probe fit, how many probe seeds are enough, and which metric answers best?
+
+Reads a finished (or partly finished) run directory: every checkpoint's cached embeddings, its
+split and targets. For each checkpoint of the main run it fits the XGBoost probe with ``--seeds``
+seeds (default 10) and reports, per metric:
+
+* ``seed sd (1)``: the spread of one fit's score across probe seeds;
+* ``seed sd (k)``: the spread of the score of k fits' averaged predictions (random k-subsets of
+  the seeds), for k = 1, 2, 3, 5;
+* ``rows sd``: the bootstrap spread over held-out rows, for scale;
+* ``effect / seed sd``: the curve's range over checkpoints (max - min of the averaged-seed
+  score) divided by the single-fit seed spread: how many "probe-seed sds" the curve spans. The
+  answer metric should be the one whose curve stands out most from the probe's own noise.
+
+    python benchmarks/probe_seeds.py runs/airbnb --seeds 10
+
+Prints one table per metric and the summary the README quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hf_finetune_curve.config import CurveConfig
+from hf_finetune_curve.corpus import load_corpus
+from hf_finetune_curve.curve import read_points
+from hf_finetune_curve.probe import METRICS, fit_and_score, regression_scores
+from hf_finetune_curve.subsets import Splits
+from hf_finetune_curve.uncertainty import bootstrap_replicates
+
+KS = (1, 2, 3, 5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--labels", help="comma-separated checkpoints (default: every finished one)")
+    args = parser.parse_args()
+    config = CurveConfig.load(args.run_dir)
+    corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
+    splits = Splits.load(args.run_dir / "splits.npz")
+    rows = splits.probe_rows
+    position = {row: i for i, row in enumerate(rows)}
+    train = np.array([position[r] for r in splits.train_indices])
+    test = np.array([position[r] for r in splits.test_indices])
+    y_train, y_test = corpus.targets[splits.train_indices], corpus.targets[splits.test_indices]
+    labels = args.labels.split(",") if args.labels else [p.label for p in read_points(args.run_dir)]
+    print(f"{args.run_dir}: {len(train)} probe-train / {len(test)} test rows, {args.seeds} probe seeds, "
+          f"checkpoints {', '.join(labels)}")
+    keys = [key for key, _, _ in METRICS]
+    per_label: dict[str, dict[str, dict[str, float]]] = {}
+    started = time.perf_counter()
+    for label in labels:
+        cached = sorted((args.run_dir / "embeddings").glob(f"{label}-*.npy"))
+        if not cached:
+            print(f"{label}: no cached embeddings, skipped")
+            continue
+        embeddings = np.load(cached[0])
+        result = fit_and_score(embeddings[train], y_train, embeddings[test], y_test,
+                               dataclasses.replace(config.probe, seed=config.seed), n_seeds=args.seeds)
+        preds = result.seed_predictions
+        stats: dict[str, dict[str, float]] = {key: {} for key in keys}
+        single = [regression_scores(y_test, p) for p in preds]
+        rng = np.random.default_rng(0)
+        for k in KS:
+            subsets = list(itertools.combinations(range(args.seeds), k))
+            chosen = [subsets[i] for i in rng.choice(len(subsets), size=min(60, len(subsets)), replace=False)]
+            scores = [regression_scores(y_test, preds[list(c)].mean(axis=0)) for c in chosen]
+            for key in keys:
+                stats[key][f"seed sd ({k})"] = float(np.std([s[key] for s in scores], ddof=1))
+        reps = bootstrap_replicates(y_test, result.predictions, n_resamples=500, seed=config.seed)
+        for key in keys:
+            stats[key]["single mean"] = float(np.mean([s[key] for s in single]))
+            stats[key]["averaged"] = float(result.scores[key])
+            stats[key]["rows sd"] = float(np.std(reps[key], ddof=1))
+        per_label[label] = stats
+        print(f"{label}: done ({time.perf_counter() - started:.0f} s)")
+    for key, name, _ in METRICS:
+        print(f"\n{name} ({key})")
+        header = ["label", "1 fit (mean)", f"{args.seeds} fits avg"] + [f"seed sd ({k})" for k in KS] + ["rows sd"]
+        print(" | ".join(f"{h:>13}" for h in header))
+        for label, stats in per_label.items():
+            s = stats[key]
+            cells = [label, f"{s['single mean']:.4f}", f"{s['averaged']:.4f}"] + \
+                    [f"{s[f'seed sd ({k})']:.4f}" for k in KS] + [f"{s['rows sd']:.4f}"]
+            print(" | ".join(f"{c:>13}" for c in cells))
+    print("\nsummary (means over checkpoints)")
+    print(f"{'metric':>10} | {'seed sd (1)':>11} | {'seed sd (3)':>11} | {'rows sd':>8} | {'seed/rows (1)':>13} | "
+          f"{'curve range':>11} | {'range / seed sd (1)':>19}")
+    for key in keys:
+        sd1 = np.mean([s[key]["seed sd (1)"] for s in per_label.values()])
+        sd3 = np.mean([s[key]["seed sd (3)"] for s in per_label.values()])
+        rows_sd = np.mean([s[key]["rows sd"] for s in per_label.values()])
+        averaged = [s[key]["averaged"] for s in per_label.values()]
+        spread = max(averaged) - min(averaged)
+        print(f"{key:>10} | {sd1:>11.4f} | {sd3:>11.4f} | {rows_sd:>8.4f} | {sd1 / rows_sd:>13.2f} | "
+              f"{spread:>11.4f} | {spread / sd1:>19.1f}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
