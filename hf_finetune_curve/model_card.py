@@ -34,7 +34,11 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
-    """Path of a card template: from the installed package, else the source tree's ``model_cards/``."""
+    """Path of a card template: the source tree's ``model_cards/`` beside this code when there is one (a checkout,
+    or a worktree whose package an editable install of another checkout would shadow), else the installed package's."""
+    fallback = Path(__file__).resolve().parent.parent / "model_cards" / name
+    if fallback.is_file():
+        return fallback
     try:
         from importlib.resources import files
 
@@ -43,9 +47,6 @@ def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
             return Path(str(candidate))
     except (ImportError, TypeError, ValueError):  # package not installed with its data (old editable install)
         pass
-    fallback = Path(__file__).resolve().parent.parent / "model_cards" / name
-    if fallback.is_file():
-        return fallback
     raise FileNotFoundError(f"Card template {name!r} not found in hf_finetune_curve.model_cards or {fallback.parent}.")
 
 
@@ -424,7 +425,8 @@ def _common_vars(run: RunInfo, names: HubNames, corpus_is_hub: bool, this_label:
         "curve_repo_url": names.curve_url,
         "curve_png_url": names.curve_png_url,
         "is_synthetic": run.is_synthetic,
-        "base": {"id": names.base_model_id, "markdown": _base_markdown(names), "is_hub": names.base_is_hub},
+        "base": {"id": names.base_model_id, "markdown": _base_markdown(names), "is_hub": names.base_is_hub,
+                 "name": Path(names.base_model_id.rstrip("/")).name or names.base_model_id},
         "corpus": _corpus(run, corpus_is_hub, names.endpoint),
         "split": _split(run),
         "rows": rows,
