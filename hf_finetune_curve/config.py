@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .options import documented
 from .probe import ProbeConfig
 
@@ -197,9 +198,9 @@ class CurveConfig:
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
         _check(self.probe_rows is None or int(self.probe_rows) >= 20, "probe_rows", self.probe_rows, ">= 20 or None")
-        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", self.name):
+        if self.name is not None and not (HUB_REPO_NAME.match(self.name) and len(self.name) <= HUB_REPO_NAME_MAX):
             raise ConfigError(
-                f"name must be letters, digits, '.', '_' or '-' (at most 96 characters); got {self.name!r}."
+                f"name must be letters, digits, '.', '_' or '-' (at most {HUB_REPO_NAME_MAX} characters); got {self.name!r}."
             )
 
     # -- naming ---------------------------------------------------------------------------
@@ -215,7 +216,7 @@ class CurveConfig:
                 if data_part.endswith(suffix):
                     data_part = data_part[: -len(suffix)]
         raw = f"{model_part}-{data_part}".lower()
-        return re.sub(r"[^a-z0-9._-]+", "-", raw).strip("-._")[:96] or "run"
+        return re.sub(r"[^a-z0-9._-]+", "-", raw).strip("-._")[:HUB_REPO_NAME_MAX] or "run"
 
     def resolved_output_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.resolved_name()

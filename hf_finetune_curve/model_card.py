@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from .config import default_learning_rate
 from .corpus import DATA_FILE_SUFFIXES
 from .errors import PublishError
+from .io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
 from .probe import METRICS as _PROBE_METRICS
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
@@ -29,8 +29,6 @@ DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
 TAGS = ("sentence-transformers", "feature-extraction", "domain-adaptation", "mlm", "finetune-curve")
 EMBEDDED_PREFIX = "embedded:"
 METRICS = tuple((key, f"{name} (held-out)") for key, name, _ in _PROBE_METRICS)
-DEFAULT_ENDPOINT = "https://huggingface.co"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
@@ -128,7 +126,7 @@ class RunInfo:
             return True
         if source == "local":
             return False
-        return bool(_HUB_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
+        return bool(HUB_REPO_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
 
     @property
     def corpus_source(self) -> str:
@@ -144,7 +142,7 @@ class RunInfo:
 
     def corpus_looks_like_hub_id(self) -> bool:
         source = self.corpus_source
-        return (bool(_HUB_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
+        return (bool(HUB_REPO_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
                 and not source.startswith((".", "/")) and not Path(source).exists())
 
     def default_name(self) -> str:
@@ -173,13 +171,13 @@ class HubNames:
     base_model_id: str
     base_is_hub: bool
     base_label: str | None = "f0"
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: str = DEFAULT_HUB_ENDPOINT
 
     @classmethod
     def for_run(cls, run: RunInfo, org: str, name: str, endpoint: str | None = None) -> "HubNames":
         base = run.base_point
         return cls(org=org, name=name, base_model_id=run.base_model_id, base_is_hub=run.base_is_hub,
-                   base_label=base["label"] if base else None, endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
+                   base_label=base["label"] if base else None, endpoint=(endpoint or DEFAULT_HUB_ENDPOINT).rstrip("/"))
 
     def model_repo_id(self, label: str) -> str:
         return f"{self.org}/{self.name}-{label}"
