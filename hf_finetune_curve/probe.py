@@ -12,7 +12,7 @@ Example:
     >>> probe = PriceProbe(ProbeConfig(n_estimators=50)).fit(X[:150], y[:150])
     >>> scores = regression_scores(y[150:], probe.predict(X[150:]))
     >>> sorted(scores)
-    ['mae', 'median_ae', 'n', 'r2']
+    ['mae', 'median_ae', 'n', 'r2', 'r2_log']
 """
 
 from __future__ import annotations
@@ -180,8 +180,13 @@ class PriceProbe:
     returns prices in the target's own units.
 
     Example:
-        >>> probe = PriceProbe(ProbeConfig(n_estimators=10))  # doctest: +SKIP
-        >>> probe.fit(train_embeddings, train_prices).predict(test_embeddings)  # doctest: +SKIP
+        >>> import numpy as np
+        >>> embeddings = np.random.default_rng(0).normal(size=(60, 4))
+        >>> prices = np.exp(5 + embeddings[:, 0])
+        >>> probe = PriceProbe(ProbeConfig(n_estimators=10)).fit(embeddings[:50], prices[:50])
+        >>> predicted = probe.predict(embeddings[50:])
+        >>> predicted.shape, bool((predicted > 0).all())  # prices, in the target's units
+        ((10,), True)
     """
 
     def __init__(self, config: ProbeConfig | None = None) -> None:
