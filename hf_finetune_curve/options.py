@@ -49,6 +49,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import types
@@ -239,7 +240,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
 
 def options_given(args: argparse.Namespace, cls: type, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """``base`` (a config dict, nested sections included) with the flags given in ``args`` applied."""
-    values = json.loads(json.dumps(base)) if base else {}
+    values = copy.deepcopy(base) if base else {}
     given = vars(args)
     for option in iter_options(cls):
         if option.dest not in given:

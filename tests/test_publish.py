@@ -369,9 +369,11 @@ def test_model_card_reproduce_command_reproduces_the_curve(pushed, hub_server, t
     assert [line.split()[0] for line in lines] == ["pip", "hf", "hf-curve"]
     assert lines[0].startswith("pip install") and "hf-finetune-curve" in lines[0]  # installed here already
     monkeypatch.chdir(tmp_path)
-    hf = Path(sys.executable).with_name("hf")
+    hf = Path(sys.executable).with_name("hf")  # huggingface_hub's CLI, installed beside this Python
+    command = [str(hf)] if hf.exists() else [sys.executable, "-c", "import sys; from huggingface_hub.cli.hf "
+                                                                   "import main; sys.exit(main())"]
     env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
-    done = subprocess.run([str(hf), *shlex.split(lines[1])[1:]], env=env, capture_output=True, text=True,
+    done = subprocess.run([*command, *shlex.split(lines[1])[1:]], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     placeholder = "<your copy of listings.jsonl>"
