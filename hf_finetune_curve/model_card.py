@@ -28,6 +28,9 @@ MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
 TAGS = ("sentence-transformers", "feature-extraction", "domain-adaptation", "mlm", "finetune-curve")
 EMBEDDED_PREFIX = "embedded:"
+# Where a model repo keeps the probe its size was scored with, and its curve point.
+PROBE_PATH_IN_REPO = "probe/xgboost_probe.json"
+POINT_PATH_IN_REPO = "probe/curve_point.json"
 METRICS = tuple((key, f"{name} (held-out)") for key, name, _ in _PROBE_METRICS)
 
 
@@ -420,6 +423,7 @@ def _common_vars(run: RunInfo, names: HubNames, corpus_is_hub: bool, this_label:
     rows = _rows(run, names, this_label)
     return {
         "curve_repo_id": names.curve_repo_id,
+        "probe_path": PROBE_PATH_IN_REPO,
         "curve_repo_url": names.curve_url,
         "curve_png_url": names.curve_png_url,
         "is_synthetic": run.is_synthetic,

@@ -34,6 +34,8 @@ from typing import Any, Callable
 from .errors import PublishError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .model_card import (
+    POINT_PATH_IN_REPO,
+    PROBE_PATH_IN_REPO,
     HubNames,
     RunInfo,
     build_dataset_card,
@@ -51,8 +53,6 @@ CURVE_FILES = (("curve.csv", True), ("curve.json", True), ("curve.png", True), (
 # config.json keys left out of the uploaded copy: they change on every `hf-curve run` without changing a result,
 # and would otherwise make a re-run push a new commit.
 VOLATILE_CONFIG_KEYS = ("updated",)
-PROBE_PATH_IN_REPO = "probe/xgboost_probe.json"
-POINT_PATH_IN_REPO = "probe/curve_point.json"
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # First wait between attempts (doubling each time, capped at MAX_RETRY_WAIT); tests turn it down.
 RETRY_WAIT = 1.0

@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import SpaceError
 from .io_utils import HUB_REPO_ID as _REPO_ID, atomic_path, hub_endpoint, read_json
+from .model_card import PROBE_PATH_IN_REPO
 from .probe import METRICS  # (key, display name, higher is better)
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ ENV_REPO = "HF_CURVE_REPO"
 ENV_MAX_MODELS = "HF_CURVE_MAX_MODELS"
 MAX_DESCRIPTION_CHARS = 2_000
 N_NEIGHBOURS = 5
-PROBE_IN_MODEL_REPO = "probe/xgboost_probe.json"
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
 _EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
 
@@ -307,7 +307,7 @@ class RunData:
         if repo and label != "f0":
             from huggingface_hub import hf_hub_download
 
-            return Path(hf_hub_download(repo, PROBE_IN_MODEL_REPO))
+            return Path(hf_hub_download(repo, PROBE_PATH_IN_REPO))
         return None
 
     def hub_url(self, label: str) -> str | None:

@@ -332,7 +332,10 @@ def test_reproduce_command_asks_for_what_the_hub_does_not_have(pushed):
     """A local base model or corpus is not in config.json's reach of a reader: the command asks for a copy."""
     run = RunInfo.load(pushed["run_dir"])
     names = HubNames.for_run(run, org="me", name="demo")
-    reproduce = build_model_card(run, "f50", names).text.split("## Reproduce")[1]
+    card = build_model_card(run, "f50", names).text
+    assert 'hf_hub_download("me/demo-f50", "probe/xgboost_probe.json")' in card  # where publish puts it
+    assert "(`probe/xgboost_probe.json`)" in build_dataset_card(run, names, files=["curve.csv"]).text
+    reproduce = card.split("## Reproduce")[1]
     assert "--data <your copy of listings.jsonl>" in reproduce and "--model" not in reproduce
     local = copy.deepcopy(run)
     local.saved["model"] = {"model_id": "/models/tiny-st", "source": "local"}
