@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import inspect
 import json
 import types
 import typing
@@ -264,5 +265,5 @@ def documented(cls: type) -> type:
         flag_note = f" [{flag}]" if flag and flag != "--" + f.name.replace("_", "-") else ""
         lines.append(f"    {f.name}{flag_note}: {option.help_text()}")
     if lines:
-        cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\nOptions:\n" + "\n".join(lines) + "\n"
+        cls.__doc__ = inspect.cleandoc(cls.__doc__ or "") + "\n\nOptions:\n" + "\n".join(lines) + "\n"
     return cls
