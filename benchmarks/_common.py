@@ -12,9 +12,10 @@ from typing import Sequence
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from hf_finetune_curve.config import DEFAULT_MODEL  # noqa: E402  (after the environment above)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "airbnb_usd.jsonl.gz"
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
 """How noisy is one probe fit, how many probe seeds are enough, and which metric answers best?
 
-Reads a finished (or partly finished) run directory: every checkpoint's cached embeddings, its
-split and targets. For each checkpoint of the main run it fits the XGBoost probe with ``--seeds``
-seeds (default 10) and reports, per metric:
+Reads a finished (or partly finished) run directory. By default it uses the probe-seed predictions
+the run saved (``predictions/<label>.probe-seeds.npy``, one row per ``--probe-seeds`` fit); with
+``--refit N`` it refits every checkpoint's probe with N seeds on its cached embeddings instead.
+It reports, per metric:
 
 * ``seed sd (1)``: the spread of one fit's score across probe seeds;
 * ``seed sd (k)``: the spread of the score of k fits' averaged predictions (random k-subsets of
@@ -12,7 +13,8 @@ seeds (default 10) and reports, per metric:
   score) divided by the single-fit seed spread: how many "probe-seed sds" the curve spans. The
   answer metric should be the one whose curve stands out most from the probe's own noise.
 
-    python benchmarks/probe_seeds.py runs/airbnb --seeds 10
+    python benchmarks/probe_seeds.py runs/airbnb            # the run's own probe seeds
+    python benchmarks/probe_seeds.py runs/airbnb --refit 10  # 10 fresh fits per checkpoint
 
 Prints one table per metric and the summary the README quotes.
 """
@@ -29,7 +31,7 @@ import numpy as np
 
 from hf_finetune_curve.config import CurveConfig
 from hf_finetune_curve.corpus import load_corpus
-from hf_finetune_curve.curve import read_points
+from hf_finetune_curve.curve import load_seed_predictions, read_points
 from hf_finetune_curve.probe import METRICS, fit_and_score, regression_scores
 from hf_finetune_curve.subsets import Splits
 from hf_finetune_curve.uncertainty import bootstrap_replicates
@@ -40,7 +42,7 @@ KS = (1, 2, 3, 5)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--refit", type=int, default=0, help="refit with N probe seeds (0: the saved predictions)")
     parser.add_argument("--labels", help="comma-separated checkpoints (default: every finished one)")
     args = parser.parse_args()
     config = CurveConfig.load(args.run_dir)
@@ -52,39 +54,51 @@ def main() -> None:
     test = np.array([position[r] for r in splits.test_indices])
     y_train, y_test = corpus.targets[splits.train_indices], corpus.targets[splits.test_indices]
     labels = args.labels.split(",") if args.labels else [p.label for p in read_points(args.run_dir)]
-    print(f"{args.run_dir}: {len(train)} probe-train / {len(test)} test rows, {args.seeds} probe seeds, "
-          f"checkpoints {', '.join(labels)}")
+    print(f"{args.run_dir}: {len(train)} probe-train / {len(test)} test rows, "
+          f"{'refitting ' + str(args.refit) if args.refit else 'saved'} probe seeds, checkpoints {', '.join(labels)}")
     keys = [key for key, _, _ in METRICS]
     per_label: dict[str, dict[str, dict[str, float]]] = {}
     started = time.perf_counter()
     for label in labels:
-        cached = sorted((args.run_dir / "embeddings").glob(f"{label}-*.npy"))
-        if not cached:
-            print(f"{label}: no cached embeddings, skipped")
-            continue
-        embeddings = np.load(cached[0])
-        result = fit_and_score(embeddings[train], y_train, embeddings[test], y_test,
-                               dataclasses.replace(config.probe, seed=config.seed), n_seeds=args.seeds)
-        preds = result.seed_predictions
+        if args.refit:
+            cached = sorted((args.run_dir / "embeddings").glob(f"{label}-*.npy"))
+            if not cached:
+                print(f"{label}: no cached embeddings, skipped")
+                continue
+            embeddings = np.load(cached[0])
+            preds = fit_and_score(embeddings[train], y_train, embeddings[test], y_test,
+                                  dataclasses.replace(config.probe, seed=config.seed),
+                                  n_seeds=args.refit).seed_predictions
+        else:
+            preds = load_seed_predictions(args.run_dir, label)
+            if preds is None or len(preds) < 2:
+                print(f"{label}: fewer than 2 saved probe seeds, skipped (use --refit)")
+                continue
+        n_seeds = len(preds)
+        averaged = regression_scores(y_test, preds.mean(axis=0))
         stats: dict[str, dict[str, float]] = {key: {} for key in keys}
         single = [regression_scores(y_test, p) for p in preds]
         rng = np.random.default_rng(0)
         for k in KS:
-            subsets = list(itertools.combinations(range(args.seeds), k))
+            if k > n_seeds:
+                for key in keys:
+                    stats[key][f"seed sd ({k})"] = float("nan")
+                continue
+            subsets = list(itertools.combinations(range(n_seeds), k))
             chosen = [subsets[i] for i in rng.choice(len(subsets), size=min(60, len(subsets)), replace=False)]
             scores = [regression_scores(y_test, preds[list(c)].mean(axis=0)) for c in chosen]
             for key in keys:
                 stats[key][f"seed sd ({k})"] = float(np.std([s[key] for s in scores], ddof=1))
-        reps = bootstrap_replicates(y_test, result.predictions, n_resamples=500, seed=config.seed)
+        reps = bootstrap_replicates(y_test, preds.mean(axis=0), n_resamples=500, seed=config.seed)
         for key in keys:
             stats[key]["single mean"] = float(np.mean([s[key] for s in single]))
-            stats[key]["averaged"] = float(result.scores[key])
+            stats[key]["averaged"] = float(averaged[key])
             stats[key]["rows sd"] = float(np.std(reps[key], ddof=1))
         per_label[label] = stats
         print(f"{label}: done ({time.perf_counter() - started:.0f} s)")
     for key, name, _ in METRICS:
         print(f"\n{name} ({key})")
-        header = ["label", "1 fit (mean)", f"{args.seeds} fits avg"] + [f"seed sd ({k})" for k in KS] + ["rows sd"]
+        header = ["label", "1 fit (mean)", "all fits avg"] + [f"seed sd ({k})" for k in KS] + ["rows sd"]
         print(" | ".join(f"{h:>13}" for h in header))
         for label, stats in per_label.items():
             s = stats[key]

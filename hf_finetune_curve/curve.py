@@ -1,8 +1,15 @@
 """Curve stage: one row per finetune size, written as CSV, JSON and a three-panel plot.
 
 Example:
-    >>> from hf_finetune_curve.curve import load_curve, format_table
-    >>> print(format_table(load_curve("runs/bat")))  # doctest: +SKIP
+    >>> from hf_finetune_curve.curve import CurvePoint, format_table, load_curve
+    >>> points = [CurvePoint(0, "f0", r2=0.52, mae=19_618, median_ae=11_281, n_test=400, n_probe_train=1600),
+    ...           CurvePoint(500, "f500", r2=0.55, mae=18_900, median_ae=10_950, n_test=400, n_probe_train=1600)]
+    >>> print(format_table(points))
+    size  label      R²  log R²  ΔR² vs f0     MAE   MedAE  steps  tokens  train s  embed s
+    ----  -----  ------  ------  ---------  ------  ------  -----  ------  -------  -------
+       0     f0  0.5200       -    +0.0000  19,618  11,281      0       0        0        0
+     500   f500  0.5500       -    +0.0300  18,900  10,950      0       0        0        0
+    >>> print(format_table(load_curve("runs/bat")))  # a finished run's table  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -1,4 +1,12 @@
-"""Atomic file writes: a reader, or a run interrupted mid-write, never sees a half-written result."""
+"""Atomic file writes (a reader, or a run interrupted mid-write, never sees a half-written result), and the
+shapes of Hub names that data loading, the cards, publishing and the Space all check.
+
+Example:
+    >>> bool(HUB_REPO_ID.match("sentence-transformers/all-MiniLM-L6-v2")), bool(HUB_REPO_ID.match("listings.jsonl"))
+    (True, False)
+    >>> bool(HUB_REPO_NAME.match("bat-f10k")), bool(HUB_REPO_NAME.match("-bat"))
+    (True, False)
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,23 @@ import contextlib
 import csv
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+#: A Hub repo id, ``namespace/name`` (models, datasets and Spaces alike).
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+#: A Hub repo name (what follows the namespace), and the longest the Hub accepts.
+HUB_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+HUB_REPO_NAME_MAX = 96
+#: The Hub's address when ``HF_ENDPOINT`` is not set.
+DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
+
+
+def hub_endpoint() -> str:
+    """``HF_ENDPOINT``, or the public Hub, without a trailing slash."""
+    return os.environ.get("HF_ENDPOINT", DEFAULT_HUB_ENDPOINT).rstrip("/")
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,25 @@ from typing import Any
 from .config import default_learning_rate
 from .corpus import DATA_FILE_SUFFIXES
 from .errors import PublishError
+from .io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
 from .probe import METRICS as _PROBE_METRICS
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
 TAGS = ("sentence-transformers", "feature-extraction", "domain-adaptation", "mlm", "finetune-curve")
 EMBEDDED_PREFIX = "embedded:"
+# Where a model repo keeps the probe its size was scored with, and its curve point.
+PROBE_PATH_IN_REPO = "probe/xgboost_probe.json"
+POINT_PATH_IN_REPO = "probe/curve_point.json"
 METRICS = tuple((key, f"{name} (held-out)") for key, name, _ in _PROBE_METRICS)
-DEFAULT_ENDPOINT = "https://huggingface.co"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
-    """Path of a card template: from the installed package, else the source tree's ``model_cards/``."""
+    """Path of a card template: the source tree's ``model_cards/`` beside this code when there is one (a checkout,
+    or a worktree whose package an editable install of another checkout would shadow), else the installed package's."""
+    fallback = Path(__file__).resolve().parent.parent / "model_cards" / name
+    if fallback.is_file():
+        return fallback
     try:
         from importlib.resources import files
 
@@ -43,9 +48,6 @@ def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
             return Path(str(candidate))
     except (ImportError, TypeError, ValueError):  # package not installed with its data (old editable install)
         pass
-    fallback = Path(__file__).resolve().parent.parent / "model_cards" / name
-    if fallback.is_file():
-        return fallback
     raise FileNotFoundError(f"Card template {name!r} not found in hf_finetune_curve.model_cards or {fallback.parent}.")
 
 
@@ -127,7 +129,7 @@ class RunInfo:
             return True
         if source == "local":
             return False
-        return bool(_HUB_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
+        return bool(HUB_REPO_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
 
     @property
     def corpus_source(self) -> str:
@@ -143,7 +145,7 @@ class RunInfo:
 
     def corpus_looks_like_hub_id(self) -> bool:
         source = self.corpus_source
-        return (bool(_HUB_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
+        return (bool(HUB_REPO_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
                 and not source.startswith((".", "/")) and not Path(source).exists())
 
     def default_name(self) -> str:
@@ -172,13 +174,13 @@ class HubNames:
     base_model_id: str
     base_is_hub: bool
     base_label: str | None = "f0"
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: str = DEFAULT_HUB_ENDPOINT
 
     @classmethod
     def for_run(cls, run: RunInfo, org: str, name: str, endpoint: str | None = None) -> "HubNames":
         base = run.base_point
         return cls(org=org, name=name, base_model_id=run.base_model_id, base_is_hub=run.base_is_hub,
-                   base_label=base["label"] if base else None, endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"))
+                   base_label=base["label"] if base else None, endpoint=(endpoint or DEFAULT_HUB_ENDPOINT).rstrip("/"))
 
     def model_repo_id(self, label: str) -> str:
         return f"{self.org}/{self.name}-{label}"
@@ -421,10 +423,12 @@ def _common_vars(run: RunInfo, names: HubNames, corpus_is_hub: bool, this_label:
     rows = _rows(run, names, this_label)
     return {
         "curve_repo_id": names.curve_repo_id,
+        "probe_path": PROBE_PATH_IN_REPO,
         "curve_repo_url": names.curve_url,
         "curve_png_url": names.curve_png_url,
         "is_synthetic": run.is_synthetic,
-        "base": {"id": names.base_model_id, "markdown": _base_markdown(names), "is_hub": names.base_is_hub},
+        "base": {"id": names.base_model_id, "markdown": _base_markdown(names), "is_hub": names.base_is_hub,
+                 "name": Path(names.base_model_id.rstrip("/")).name or names.base_model_id},
         "corpus": _corpus(run, corpus_is_hub, names.endpoint),
         "split": _split(run),
         "rows": rows,

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import ModelResolutionError
+from .io_utils import hub_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _offline() -> bool:
 
 def hub_reachable(timeout: float = 2.0) -> bool:
     """A quick TCP check of ``HF_ENDPOINT``: the Hub client would otherwise retry for over a minute."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = hub_endpoint()
     parsed = urlparse(endpoint)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:

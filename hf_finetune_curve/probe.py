@@ -12,7 +12,7 @@ Example:
     >>> probe = PriceProbe(ProbeConfig(n_estimators=50)).fit(X[:150], y[:150])
     >>> scores = regression_scores(y[150:], probe.predict(X[150:]))
     >>> sorted(scores)
-    ['mae', 'median_ae', 'n', 'r2']
+    ['mae', 'median_ae', 'n', 'r2', 'r2_log']
 """
 
 from __future__ import annotations
@@ -22,45 +22,56 @@ import dataclasses
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
+from .options import documented
 
 TARGET_TRANSFORMS = ("log", "none")
 _META_ATTR = "hf_finetune_curve"
 
 
+def _apply_probe_args(section: dict[str, Any], pairs: Sequence[tuple[str, Any]]) -> None:
+    """``--probe-arg KEY=VALUE``: a ProbeConfig field goes to that field, anything else to ``xgb_params``."""
+    known = {f.name for f in fields(ProbeConfig)} - {"xgb_params"}
+    for key, value in pairs:
+        if key in known:
+            section[key] = value
+        else:
+            section["xgb_params"] = {**(section.get("xgb_params") or {}), key: value}
+
+
+@documented
 @dataclass
 class ProbeConfig:
-    """Hyperparameters of the XGBoost probe.
+    """Hyperparameters of the XGBoost probe (``hf-curve run``'s "probe" flags; the fields without a flag
+    of their own are set with ``--probe-arg KEY=VALUE``)."""
 
-    Args:
-        target_transform: ``"log"`` fits on log(price) and predicts exp() of the fit (prices are
-            heavy-tailed, so this is the default); ``"none"`` fits raw prices.
-        n_estimators, learning_rate, max_depth, subsample, colsample_bytree, min_child_weight,
-        reg_lambda: the usual XGBoost parameters.
-        seed: XGBoost's random state; with the same data and seed a fit is repeatable.
-        n_jobs: threads for XGBoost (None: all cores).
-        device: ``"auto"`` (default: cuda when torch sees a GPU, else cpu), ``"cpu"`` or ``"cuda"``.
-        xgb_params: further ``XGBRegressor`` keyword arguments, passed through unchanged.
-    """
+    __options_group__ = "probe"
 
-    target_transform: str = "log"
-    n_estimators: int = 300
-    learning_rate: float = 0.07
-    max_depth: int = 6
-    subsample: float = 0.8
-    colsample_bytree: float = 0.5
-    min_child_weight: float = 1.0
-    reg_lambda: float = 1.0
-    seed: int = 0
-    n_jobs: int | None = None
-    device: str = "auto"
-    xgb_params: dict[str, Any] = field(default_factory=dict)
+    target_transform: str = field(default="log", metadata={
+        "help": "log: fit on log(price) and predict exp() of the fit (prices are heavy-tailed); none: fit raw "
+                "prices", "choices": TARGET_TRANSFORMS})
+    n_estimators: int = field(default=300, metadata={"help": "XGBoost n_estimators", "flag": "--probe-trees"})
+    learning_rate: float = field(default=0.07, metadata={"help": "XGBoost learning_rate", "flag": None})
+    max_depth: int = field(default=6, metadata={"help": "XGBoost max_depth", "flag": None})
+    subsample: float = field(default=0.8, metadata={"help": "XGBoost subsample", "flag": None})
+    colsample_bytree: float = field(default=0.5, metadata={"help": "XGBoost colsample_bytree", "flag": None})
+    min_child_weight: float = field(default=1.0, metadata={"help": "XGBoost min_child_weight", "flag": None})
+    reg_lambda: float = field(default=1.0, metadata={"help": "XGBoost reg_lambda", "flag": None})
+    seed: int = field(default=0, metadata={
+        "help": "XGBoost's random state; with the same data and seed a fit is repeatable", "flag": None})
+    n_jobs: int | None = field(default=None, metadata={
+        "help": "threads for XGBoost", "default_help": "all cores", "flag": None})
+    device: str = field(default="auto", metadata={
+        "help": "auto (cuda when torch sees a GPU, else cpu), cpu or cuda", "flag": None})
+    xgb_params: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "a probe field above (max_depth=4) or any further XGBRegressor parameter, passed through "
+                "unchanged (repeatable)", "flag": "--probe-arg", "apply": _apply_probe_args})
 
     def __post_init__(self) -> None:
         if self.target_transform not in TARGET_TRANSFORMS:
@@ -171,8 +182,13 @@ class PriceProbe:
     returns prices in the target's own units.
 
     Example:
-        >>> probe = PriceProbe(ProbeConfig(n_estimators=10))  # doctest: +SKIP
-        >>> probe.fit(train_embeddings, train_prices).predict(test_embeddings)  # doctest: +SKIP
+        >>> import numpy as np
+        >>> embeddings = np.random.default_rng(0).normal(size=(60, 4))
+        >>> prices = np.exp(5 + embeddings[:, 0])
+        >>> probe = PriceProbe(ProbeConfig(n_estimators=10)).fit(embeddings[:50], prices[:50])
+        >>> predicted = probe.predict(embeddings[50:])
+        >>> predicted.shape, bool((predicted > 0).all())  # prices, in the target's units
+        ((10,), True)
     """
 
     def __init__(self, config: ProbeConfig | None = None) -> None:

@@ -32,7 +32,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import PublishError
+from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .model_card import (
+    POINT_PATH_IN_REPO,
+    PROBE_PATH_IN_REPO,
     HubNames,
     RunInfo,
     build_dataset_card,
@@ -50,14 +53,10 @@ CURVE_FILES = (("curve.csv", True), ("curve.json", True), ("curve.png", True), (
 # config.json keys left out of the uploaded copy: they change on every `hf-curve run` without changing a result,
 # and would otherwise make a re-run push a new commit.
 VOLATILE_CONFIG_KEYS = ("updated",)
-PROBE_PATH_IN_REPO = "probe/xgboost_probe.json"
-POINT_PATH_IN_REPO = "probe/curve_point.json"
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # First wait between attempts (doubling each time, capped at MAX_RETRY_WAIT); tests turn it down.
 RETRY_WAIT = 1.0
 MAX_RETRY_WAIT = 30.0
-_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_MAX_REPO_NAME = 96
 
 
 @dataclass
@@ -148,14 +147,14 @@ def validate_hub_name(name: str, labels: list[str] | None = None) -> str:
     """Check that ``name-<label>`` and ``name-curve`` are valid Hub repo names; return ``name``."""
     longest = max([len("curve")] + [len(label) for label in labels or []])
     problems = []
-    if not _REPO_NAME.match(name):
+    if not HUB_REPO_NAME.match(name):
         problems.append("use letters, digits, '-', '_' or '.', starting with a letter or digit")
     if "--" in name or ".." in name:
         problems.append("no '--' or '..'")
     if name.endswith((".", "-", "_")):
         problems.append("do not end with '.', '-' or '_'")
-    if len(name) + 1 + longest > _MAX_REPO_NAME:
-        problems.append(f"at most {_MAX_REPO_NAME - 1 - longest} characters (the label is appended)")
+    if len(name) + 1 + longest > HUB_REPO_NAME_MAX:
+        problems.append(f"at most {HUB_REPO_NAME_MAX - 1 - longest} characters (the label is appended)")
     if problems:
         raise PublishError(f"Invalid Hub name {name!r}: {'; '.join(problems)}.")
     return name
@@ -166,7 +165,7 @@ def default_hub_name(run: RunInfo) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", run.default_name())
     name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-._")
     longest = max([len("curve")] + [len(label) for label in run.finetuned_labels])
-    return name[: _MAX_REPO_NAME - 1 - longest].rstrip("-._") or "finetune-curve"
+    return name[: HUB_REPO_NAME_MAX - 1 - longest].rstrip("-._") or "finetune-curve"
 
 
 # ---------------------------------------------------------------------------------------------

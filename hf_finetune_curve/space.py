@@ -29,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import SpaceError
-from .io_utils import atomic_path, read_json
+from .io_utils import HUB_REPO_ID as _REPO_ID, atomic_path, hub_endpoint, read_json
+from .model_card import PROBE_PATH_IN_REPO
 from .probe import METRICS  # (key, display name, higher is better)
 
 logger = logging.getLogger(__name__)
@@ -42,11 +43,7 @@ ENV_REPO = "HF_CURVE_REPO"
 ENV_MAX_MODELS = "HF_CURVE_MAX_MODELS"
 MAX_DESCRIPTION_CHARS = 2_000
 N_NEIGHBOURS = 5
-PROBE_IN_MODEL_REPO = "probe/xgboost_probe.json"
-# Names under which a publisher may record where a run went on the Hub (first found wins).
-PUBLISH_RECORDS = ("published.json", "hub.json", "publish.json")
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
 
 
@@ -260,19 +257,6 @@ def read_samples(path: str | os.PathLike) -> Samples:
 # ----------------------------------------------------------------------------------------------------
 # Where the app's data comes from: a local run directory or a published curve dataset repo
 # ----------------------------------------------------------------------------------------------------
-def hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def _publish_record(*sources: dict[str, Any] | None) -> dict[str, Any]:
-    for source in sources:
-        if isinstance(source, dict):
-            for key in ("hub", "published", "publish"):
-                if isinstance(source.get(key), dict):
-                    return source[key]
-    return {}
-
-
 def derived_model_repo(curve_repo: str, label: str) -> str:
     """``org/bat-curve`` -> ``org/bat-f50``: the naming a published run's model repos follow."""
     base = curve_repo[: -len("-curve")] if curve_repo.endswith("-curve") else curve_repo
@@ -323,7 +307,7 @@ class RunData:
         if repo and label != "f0":
             from huggingface_hub import hf_hub_download
 
-            return Path(hf_hub_download(repo, PROBE_IN_MODEL_REPO))
+            return Path(hf_hub_download(repo, PROBE_PATH_IN_REPO))
         return None
 
     def hub_url(self, label: str) -> str | None:
@@ -341,16 +325,9 @@ def _load_local_run(run_dir: Path) -> RunData:
     meta = read_json(run_dir / "config.json")
     curve = read_json(run_dir / "curve.json") if (run_dir / "curve.json").exists() else {}
     points = curve.get("points") or [p.to_dict() for p in read_points(run_dir)]
-    record = {}
-    for name in PUBLISH_RECORDS:
-        if (run_dir / name).exists():
-            record = read_json(run_dir / name)
-            break
-    record = record or _publish_record(curve, meta)
     samples = read_samples(run_dir / SAMPLES_FILE) if (run_dir / SAMPLES_FILE).exists() else None
     return RunData(root=run_dir, points=_sorted_points(points), curve=curve, meta=meta, samples=samples,
-                   curve_repo=record.get("curve_repo"), local=True,
-                   model_repos=dict(record.get("model_repos") or {}))
+                   curve_repo=None, local=True, model_repos={})
 
 
 def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
@@ -358,22 +335,13 @@ def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
 
     root = Path(snapshot_download(
         curve_repo, repo_type="dataset", token=token,
-        allow_patterns=["config.json", "curve.json", "curve.csv", "data_report.json", SAMPLES_FILE, "probes/*",
-                        *PUBLISH_RECORDS],
+        allow_patterns=["config.json", "curve.json", "curve.csv", "data_report.json", SAMPLES_FILE, "probes/*"],
     ))
     meta = read_json(root / "config.json")
     curve = read_json(root / "curve.json")
-    record = {}
-    for name in PUBLISH_RECORDS:
-        if (root / name).exists():
-            record = read_json(root / name)
-            break
-    record = record or _publish_record(curve, meta)
     points = _sorted_points(curve.get("points", []))
-    repos = dict(record.get("model_repos") or {})
-    for point in points:
-        if point["label"] != "f0":
-            repos.setdefault(point["label"], derived_model_repo(curve_repo, point["label"]))
+    repos = {point["label"]: derived_model_repo(curve_repo, point["label"]) for point in points
+             if point["label"] != "f0"}
     samples = read_samples(root / SAMPLES_FILE) if (root / SAMPLES_FILE).exists() else None
     return RunData(root=root, points=points, curve=curve, meta=meta, samples=samples, curve_repo=curve_repo,
                    local=False, model_repos=repos)
@@ -1144,13 +1112,3 @@ def push_space(run_dir_or_curve_repo: str | os.PathLike, repo_id: str, *, token:
     logger.info("Pushed the Space %s (data: %s)", url, curve_repo)
     return url
 
-
-def write_space_folder(folder: str | os.PathLike) -> list[Path]:
-    """Write the generic Space files (no curve repo) into ``folder``; how ``spaces/finetune_curve`` is made."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, content in space_files().items():
-        (folder / name).write_text(content, encoding="utf-8")
-        written.append(folder / name)
-    return written

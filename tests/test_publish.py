@@ -328,6 +328,22 @@ def test_cards_for_synthetic_and_hub_corpora(pushed):
     assert "`curve.csv`" in dataset_card.text and "`samples.parquet`" not in dataset_card.text
 
 
+def test_reproduce_command_asks_for_what_the_hub_does_not_have(pushed):
+    """A local base model or corpus is not in config.json's reach of a reader: the command asks for a copy."""
+    run = RunInfo.load(pushed["run_dir"])
+    names = HubNames.for_run(run, org="me", name="demo")
+    card = build_model_card(run, "f50", names).text
+    assert 'hf_hub_download("me/demo-f50", "probe/xgboost_probe.json")' in card  # where publish puts it
+    assert "(`probe/xgboost_probe.json`)" in build_dataset_card(run, names, files=["curve.csv"]).text
+    reproduce = card.split("## Reproduce")[1]
+    assert "--data <your copy of listings.jsonl>" in reproduce and "--model" not in reproduce
+    local = copy.deepcopy(run)
+    local.saved["model"] = {"model_id": "/models/tiny-st", "source": "local"}
+    names = HubNames.for_run(local, org="me", name="demo")
+    reproduce = build_model_card(local, "f50", names).text.split("## Reproduce")[1]
+    assert "--model <your copy of tiny-st>" in reproduce
+
+
 def test_token_never_leaks(pushed, hub_server, tmp_path):
     secret = TOKEN.encode()
     for output in pushed["outputs"]:
@@ -341,3 +357,38 @@ def test_token_never_leaks(pushed, hub_server, tmp_path):
         for path in folder.rglob("*"):
             if path.is_file():
                 assert secret not in path.read_bytes(), path
+
+
+def test_model_card_reproduce_command_reproduces_the_curve(pushed, hub_server, tmp_path, monkeypatch):
+    """The model card's "Reproduce" block, run line by line as printed (the data placeholder filled in),
+    gives the curve the card came from: every point's R² to 1e-9."""
+    import re
+    import shlex
+
+    card = ModelCard.load("org/tiny-f50").content
+    block = re.search(r"## Reproduce\n.*?```bash\n(.*?)```", card, re.S)
+    assert block, "no Reproduce command in the model card"
+    lines = [line.strip() for line in block.group(1).strip().splitlines()]
+    assert [line.split()[0] for line in lines] == ["pip", "hf", "hf-curve"]
+    assert lines[0].startswith("pip install") and "hf-finetune-curve" in lines[0]  # installed here already
+    monkeypatch.chdir(tmp_path)
+    hf = Path(sys.executable).with_name("hf")  # huggingface_hub's CLI, installed beside this Python
+    command = [str(hf)] if hf.exists() else [sys.executable, "-c", "import sys; from huggingface_hub.cli.hf "
+                                                                   "import main; sys.exit(main())"]
+    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    done = subprocess.run([*command, *shlex.split(lines[1])[1:]], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    placeholder = "<your copy of listings.jsonl>"
+    assert placeholder in lines[2]  # a local corpus: the card asks for it
+    argv = shlex.split(lines[2].replace(placeholder, shlex.quote(str(pushed["corpus"]))))
+    assert main(argv[1:]) == 0
+    reproduced = sorted(tmp_path.glob("runs/*/curve.json"))
+    assert len(reproduced) == 1 and reproduced[0].parent != pushed["run_dir"]
+    assert (reproduced[0].parent / "checkpoints" / "f50" / "model.safetensors").is_file()  # trained again
+    original = json.loads((pushed["run_dir"] / "curve.json").read_text())["points"]
+    again = json.loads(reproduced[0].read_text())["points"]
+    assert [p["label"] for p in again] == [p["label"] for p in original] == ["f0", "f50"]
+    for before, after in zip(original, again):
+        assert after["r2"] == pytest.approx(before["r2"], abs=1e-9, rel=0)
+        assert after["r2_log"] == pytest.approx(before["r2_log"], abs=1e-9, rel=0)
