@@ -107,6 +107,7 @@ def tfidf_baseline(
     ngram_range: tuple[int, int] = (1, 2),
     min_df: int | float = 2,
     seed: int = 0,
+    probe_seeds: int = 1,
 ) -> BaselineResult:
     """Score a TF-IDF + TruncatedSVD featuriser with the curve's probe on a train/test split.
 
@@ -120,6 +121,7 @@ def tfidf_baseline(
         ngram_range, min_df: ``TfidfVectorizer`` options. When ``min_df`` prunes every term (tiny
             corpora) it falls back to 1.
         seed: the SVD's random state.
+        probe_seeds: probe fits averaged, as for the curve's points (``--probe-seeds``).
 
     Returns:
         A :class:`BaselineResult` (a ``ProbeResult``: ``probe``, ``predictions``, ``scores``).
@@ -191,12 +193,14 @@ def tfidf_baseline(
         np.asarray(test_features, dtype=np.float32),
         y_test,
         config,
+        n_seeds=probe_seeds,
     )
     seconds["probe"] = time.perf_counter() - start
     return BaselineResult(
         probe=result.probe,
         predictions=result.predictions,
         scores=result.scores,
+        seed_predictions=result.seed_predictions,
         name=name,
         vectorizer=vec,
         svd=svd,

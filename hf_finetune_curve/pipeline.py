@@ -383,7 +383,7 @@ def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
 def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) -> dict[str, Any]:
     """TF-IDF + the same probe on the same split: does finetuning beat a bag of words at all?"""
     from .baselines import tfidf_baseline
-    from .uncertainty import bootstrap_scores
+    from .uncertainty import hierarchical_bootstrap
 
     config, corpus = context.config, context.corpus
     cache = context.run_dir / "baselines" / "tfidf.json"
@@ -395,10 +395,12 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
     result = tfidf_baseline(
         [corpus.texts[i] for i in splits.train_indices], corpus.targets[splits.train_indices],
         [corpus.texts[i] for i in splits.test_indices], y_test,
-        dataclasses.replace(config.probe, seed=config.seed), seed=config.seed,
+        dataclasses.replace(config.probe, seed=config.seed), seed=config.seed, probe_seeds=int(config.probe_seeds),
     )
-    intervals = bootstrap_scores(y_test, result.predictions, n_resamples=int(config.bootstrap_resamples),
-                                 seed=config.seed)
+    # The same probe seeds and the same resamples of rows and seeds as the curve's points.
+    boot = hierarchical_bootstrap(y_test, {"tfidf": result.seed_predictions[None]},
+                                  n_resamples=int(config.bootstrap_resamples), seed=config.seed)
+    intervals = {metric: boot.interval(metric, "tfidf") for metric in boot.estimates}
     summary = {
         "name": result.name,
         **{key: result.scores[key] for key in ("r2", "r2_log", "mae", "median_ae")},
