@@ -253,7 +253,7 @@ def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None
             axis.axhline(baseline[key], linestyle=":", color="tab:red", linewidth=1, label="TF-IDF + probe")
         answer = analysis.get("answer") or {}
         n90 = (answer.get("n_for_90") or {}).get("n_needed")
-        if key == "r2" and n90 is not None and math.isfinite(n90):
+        if key == answer.get("metric", "r2") and n90 is not None and math.isfinite(n90):  # on the answer's panel
             axis.axvline(n90, color="tab:green", linestyle="-.", linewidth=1, label=f"90% of gain: {n90:,.0f}")
         if sizes and sizes[0] == 0:
             axis.axhline(values[0], linestyle="--", color="grey", linewidth=1, label="factory floor (f0)")
