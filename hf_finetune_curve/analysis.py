@@ -113,6 +113,10 @@ def analyze_curve(
                                "low": json_safe(low), "high": json_safe(high)}
             fits[metric] = summary
             fit_objects[metric] = fit
+        if answer_metric not in fits and "r2" in fits:
+            # r2_log is undefined when a prediction is <= 0 (a probe on raw prices can give those).
+            warnings.append(f"no {answer_metric} fit: the answer uses r2 instead")
+            answer_metric = "r2"
         if answer_metric in fits:
             chosen = fits[answer_metric]
             by_fraction = {round(entry["fraction"], 2): entry for entry in chosen["answer"]}

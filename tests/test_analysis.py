@@ -73,3 +73,12 @@ def test_answer_reads_the_answer_metric_and_names_the_next_size():
     assert "Intervals resample rows (not probe seeds or finetune seeds: one of each, so their noise is not measured)." in lines
     assert any(line.startswith("Fitted R² (log price) curve:") for line in lines)
     assert any(line.startswith(f"Next size to measure: {next_size['size']:,.0f}") for line in lines)
+
+
+def test_answer_falls_back_to_r2_when_log_r2_is_undefined():
+    points, y, predictions = _curve([0, 250, 500, 1000, 2000])
+    predictions["f250"] = predictions["f250"].copy()
+    predictions["f250"][0] = -1.0  # a raw-price probe can predict below 0: no log R² there
+    summary = analyze_curve(points, y, predictions, n_resamples=200, seed=0)
+    assert summary["answer"]["metric"] == "r2" and "r2_log" not in summary["fit"]
+    assert any("answer uses r2 instead" in warning for warning in summary["warnings"])
