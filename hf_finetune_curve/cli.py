@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from .config import DEFAULT_MODEL, DEFAULT_SIZES, SCHEDULES, CurveConfig, FinetuneConfig
 from .errors import FinetuneCurveError
+from .objectives import OBJECTIVE_NAMES, TEXT_UNITS
 from .probe import TARGET_TRANSFORMS, ProbeConfig
 
 logger = logging.getLogger("hf_finetune_curve")
@@ -68,6 +69,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--name", help="run name (default from model and corpus)")
     run.add_argument("--schedule", choices=SCHEDULES, default="branching",
                      help="branching: one warmup-stable main run with a cooldown branch per size; independent: train every size from the base model (both give every point the same recipe)")
+    run.add_argument("--objective", choices=OBJECTIVE_NAMES, default="mlm",
+                     help="finetuning objective: mlm (masked LM, default), tsdae (denoising auto-encoder) or simcse "
+                          "(unsupervised SimCSE)")
+    run.add_argument("--objectives", metavar="LIST",
+                     help="several objectives on the same split, sizes, seeds and probe in one run, e.g. "
+                          "mlm,tsdae,simcse: one curve each, f0 shared, paired deltas between them")
     run.add_argument("--device", default="auto")
     run.add_argument("--embed-batch-size", type=int, default=64)
     run.add_argument("--overwrite", action="store_true", help="discard an existing run with another config")
@@ -107,6 +114,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha)
     tune.add_argument("--lora-dropout", type=float, default=defaults.lora_dropout)
     tune.add_argument("--lora-target-modules", help="comma-separated module names (default: peft's for the architecture)")
+    tune.add_argument("--text-unit", choices=TEXT_UNITS, default=defaults.text_unit,
+                      help="TSDAE / SimCSE examples: whole texts up to --max-seq-length tokens (default) or sentences")
+    tune.add_argument("--tsdae-deletion-ratio", type=float, default=defaults.tsdae_deletion_ratio,
+                      help="share of words TSDAE deletes from its input (default 0.6)")
     tune.add_argument("--report-to", default=defaults.report_to)
     tune.add_argument("--trainer-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                       help="any other TrainingArguments field, e.g. --trainer-arg lr_scheduler_type=cosine")
@@ -135,7 +146,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         weight_decay=args.weight_decay, max_seq_length=args.max_seq_length, mlm_probability=args.mlm_probability,
         lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         lora_target_modules=[m.strip() for m in args.lora_target_modules.split(",")] if args.lora_target_modules else None,
-        report_to=args.report_to, trainer_kwargs=dict(args.trainer_arg),
+        report_to=args.report_to, trainer_kwargs=dict(args.trainer_arg), text_unit=args.text_unit,
+        tsdae_deletion_ratio=args.tsdae_deletion_ratio,
     )
     known_probe = set(ProbeConfig.__dataclass_fields__)
     probe_fields = {k: v for k, v in args.probe_arg if k in known_probe}
@@ -150,6 +162,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         schedule=args.schedule, embed_batch_size=args.embed_batch_size, max_rows=args.max_rows,
         probe_rows=args.probe_rows, device=args.device,
         seeds=args.seeds, bootstrap_resamples=args.bootstrap_resamples, tfidf_baseline=not args.no_tfidf_baseline,
+        objective=args.objective, objectives=args.objectives,
     )
     if base is None:
         return CurveConfig(**values, finetune=finetune, probe=probe)
@@ -208,9 +221,26 @@ def _print_answer(analysis: dict[str, Any]) -> None:
         print(f"\nTF-IDF + XGBoost baseline on the same split: R² {baseline['r2']:.4f} "
               f"[{interval.get('low', float('nan')):.3f}, {interval.get('high', float('nan')):.3f}], "
               f"MAE {baseline['mae']:,.2f}, MedAE {baseline['median_ae']:,.2f}")
-    lines = answer_lines(analysis or {})
+    per_objective = (analysis or {}).get("objectives") or {}
+    if not per_objective:
+        lines = answer_lines(analysis or {})
+        if lines:
+            print("\nHow much data is enough?")
+            for line in lines:
+                print(f"  {line}")
+        return
+    from .compare import comparison_lines
+    from .objectives import Objective
+
+    for objective, section in per_objective.items():
+        lines = answer_lines(section)
+        if lines:
+            print(f"\nHow much data is enough? ({Objective(objective).display})")
+            for line in lines:
+                print(f"  {line}")
+    lines = comparison_lines(analysis.get("comparison") or {})
     if lines:
-        print("\nHow much data is enough?")
+        print("\nWhich objective? (paired on the same held-out rows, 95% intervals)")
         for line in lines:
             print(f"  {line}")
 

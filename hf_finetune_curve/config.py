@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
 from .probe import ProbeConfig
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -60,6 +61,8 @@ class FinetuneConfig:
         lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings (None: peft's default for the architecture).
         report_to: Trainer's report_to ("none", "tensorboard", "wandb", ...).
         trainer_kwargs: further ``TrainingArguments`` fields, passed through unchanged.
+        text_unit: how the TSDAE / SimCSE objectives are fed a text (``whole`` or ``sentences``).
+        tsdae_deletion_ratio: share of words TSDAE deletes from its input.
     """
 
     epochs: float = 1.0
@@ -83,6 +86,11 @@ class FinetuneConfig:
     lora_target_modules: list[str] | None = None
     report_to: str = "none"
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+    text_unit: str = field(default="whole", metadata={
+        "help": "how TSDAE and SimCSE are fed a text: 'whole' (up to max_seq_length tokens) or 'sentences' "
+                "(each sentence its own example); MLM packs whole texts either way"})
+    tsdae_deletion_ratio: float = field(default=0.6, metadata={
+        "help": "TSDAE noise: share of a text's words deleted (the TSDAE paper's 0.6)"})
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
@@ -102,6 +110,9 @@ class FinetuneConfig:
         _check(self.max_seq_length is None or int(self.max_seq_length) >= 8,
                "finetune.max_seq_length", self.max_seq_length, ">= 8 or None")
         _check(int(self.lora_r) >= 1, "finetune.lora_r", self.lora_r, ">= 1")
+        _check(self.text_unit in TEXT_UNITS, "finetune.text_unit", self.text_unit, f"one of {TEXT_UNITS}")
+        _check(0 < self.tsdae_deletion_ratio < 1, "finetune.tsdae_deletion_ratio", self.tsdae_deletion_ratio,
+               "in (0, 1)")
 
     def effective_learning_rate(self) -> float:
         if self.learning_rate is not None:
@@ -149,6 +160,9 @@ class CurveConfig:
             test split, and report the mean and spread across them.
         bootstrap_resamples: resamples of the held-out set for the 95% intervals.
         tfidf_baseline: also score a TF-IDF + XGBoost probe on the same split.
+        objective: the finetuning objective (``mlm``, ``tsdae``, ``simcse``).
+        objectives: several objectives in one run (``"mlm,tsdae,simcse"``), each with its own curve on
+            the same split, sizes, seeds and probe; overrides ``objective``.
     """
 
     data: str | None = None
@@ -169,6 +183,11 @@ class CurveConfig:
     seeds: int = 1
     bootstrap_resamples: int = 1000
     tfidf_baseline: bool = True
+    objective: str = field(default="mlm", metadata={
+        "help": f"finetuning objective: one of {', '.join(OBJECTIVE_NAMES)} (default mlm)"})
+    objectives: str | None = field(default=None, metadata={
+        "help": "several objectives measured on the same split, sizes, seeds and probe in one run, e.g. "
+                "mlm,tsdae,simcse (f0 shared); overrides objective"})
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
@@ -185,6 +204,11 @@ class CurveConfig:
         _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "in (0, 1)")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
         _check(int(self.seeds) >= 1, "seeds", self.seeds, ">= 1")
+        self.objective = parse_objective(self.objective).value
+        if self.objectives is not None:
+            if not isinstance(self.objectives, str):
+                self.objectives = ",".join(str(getattr(o, "value", o)) for o in self.objectives)
+            self.objectives = ",".join(o.value for o in parse_objectives(self.objectives))
         _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
@@ -193,6 +217,10 @@ class CurveConfig:
             raise ConfigError(
                 f"name must be letters, digits, '.', '_' or '-' (at most 96 characters); got {self.name!r}."
             )
+
+    def resolved_objectives(self) -> list[Objective]:
+        """The objectives this run measures, in order (the first one's curve is the run's main curve)."""
+        return parse_objectives(self.objectives) if self.objectives else [Objective(self.objective)]
 
     # -- naming ---------------------------------------------------------------------------
     def resolved_name(self) -> str:
@@ -245,6 +273,14 @@ class CurveConfig:
             values.pop("data", None)
             values["corpus_fingerprint"] = corpus_fingerprint
         values["finetune"].pop("report_to", None)
+        objectives = [o.value for o in self.resolved_objectives()]
+        values.pop("objective", None)
+        values.pop("objectives", None)
+        if objectives != [Objective.MLM.value]:  # an MLM-only run keeps the key it had before objectives existed
+            values["objectives"] = objectives
+        else:  # options of the other objectives do not change an MLM point
+            values["finetune"].pop("text_unit", None)
+            values["finetune"].pop("tsdae_deletion_ratio", None)
         values["probe"].pop("n_jobs", None)
         values["probe"].pop("device", None)
         values["recipe_version"] = RECIPE_VERSION

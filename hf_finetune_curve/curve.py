@@ -44,6 +44,7 @@ class CurvePoint:
     probe_seconds: float = 0.0
     checkpoint: str = ""
     probe_path: str = ""
+    objective: str = "mlm"       # what finetuned it: mlm, tsdae or simcse (f0 is every objective's start)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,27 +85,44 @@ def _csv_row(point: "CurvePoint") -> dict[str, Any]:
     return row
 
 
-def point_path(run_dir: str | Path, label: str) -> Path:
-    return Path(run_dir) / POINTS_DIR / f"{label}.json"
+def point_path(run_dir: str | Path, label: str, objective: str = "mlm") -> Path:
+    """``points/f200.json`` (MLM and the shared f0) or ``points/tsdae/f200.json``."""
+    from .objectives import Objective
+
+    return Path(run_dir) / POINTS_DIR / f"{Objective(objective).file_label(label)}.json"
 
 
 def write_point(run_dir: str | Path, point: CurvePoint) -> None:
     """Record a finished size; its existence is what lets a resumed run skip the size."""
-    write_json_atomic(point_path(run_dir, point.label), point.to_dict())
+    write_json_atomic(point_path(run_dir, point.label, point.objective), point.to_dict())
 
 
-def read_points(run_dir: str | Path) -> list[CurvePoint]:
-    folder = Path(run_dir) / POINTS_DIR
+def read_points(run_dir: str | Path, objective: str = "mlm") -> list[CurvePoint]:
+    """The finished points of one objective's curve (its own folder; MLM's and f0 at the top)."""
+    from .objectives import Objective
+
+    folder = Path(run_dir) / POINTS_DIR / Objective(objective).subdir
     if not folder.is_dir():
         return []
     points = [CurvePoint.from_dict(read_json(path)) for path in folder.glob("*.json")]
     return sorted(points, key=lambda point: point.finetune_size)
 
 
+def objectives_of(points: Sequence[CurvePoint]) -> list[str]:
+    """The objectives of ``points`` in the order they first appear."""
+    return list(dict.fromkeys(p.objective for p in points))
+
+
+def by_objective(points: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]:
+    """Each objective's curve, sorted by size."""
+    return {objective: sorted((p for p in points if p.objective == objective), key=lambda p: p.finetune_size)
+            for objective in objectives_of(points)}
+
+
 def write_curve(run_dir: str | Path, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None) -> None:
     """Write ``curve.csv``, ``curve.json`` and ``curve.png`` into ``run_dir`` (each atomically)."""
     run_dir = Path(run_dir)
-    ordered = sorted(points, key=lambda p: p.finetune_size)
+    ordered = [p for curve in by_objective(points).values() for p in curve]
     columns = list(CSV_COLUMNS)
     if any(p.extras.get("intervals") for p in ordered):
         columns += INTERVAL_COLUMNS + DELTA_COLUMNS
@@ -141,20 +159,27 @@ def _money(value: float) -> str:
 
 
 def format_table(points: Sequence[CurvePoint]) -> str:
-    """A plain-text table of the curve, with the change against the factory-floor model."""
-    points = sorted(points, key=lambda p: p.finetune_size)
-    if not points:
+    """A plain-text table of the curve, with the change against the factory-floor model.
+
+    With several objectives, one block of rows per objective (each against the shared f0) and an
+    ``objective`` column.
+    """
+    curves = by_objective(points)
+    if not curves:
         return "(no finished sizes yet)"
-    base = points[0] if points[0].finetune_size == 0 else None
+    several = len(curves) > 1 or "mlm" not in curves  # name the objective unless it is MLM alone
+    points = [p for curve in curves.values() for p in curve]
+    bases = {objective: curve[0] if curve[0].finetune_size == 0 else None for objective, curve in curves.items()}
     with_intervals = any(p.extras.get("intervals") for p in points)
     with_seeds = any(p.extras.get("seeds") for p in points)
-    header = ["size", "label", "R²", "log R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
+    header = (["objective"] if several else []) + ["size", "label", "R²", "log R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
         (["ΔR² 95% CI"] if with_intervals else []) + (["R² mean±sd (seeds)"] if with_seeds else []) + \
         ["MAE", "MedAE", "steps", "tokens", "train s", "embed s"]
     body = []
     for point in points:
+        base = bases[point.objective]
         delta = f"{point.r2 - base.r2:+.4f}" if base is not None else "-"
-        row = [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}",
+        row = ([point.objective] if several else []) + [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}",
                f"{point.r2_log:.4f}" if point.r2_log is not None and math.isfinite(point.r2_log) else "-"]
         if with_intervals:
             interval = point.extras.get("intervals", {}).get("r2")
