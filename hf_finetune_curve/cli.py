@@ -269,7 +269,14 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             print(line)
     print(format_table(points))
     _print_answer(analysis)
-    missing = [label for label in saved.get("labels", []) if label not in {p.label for p in points}]
+    from .objectives import parse_objectives
+
+    config = saved.get("config") or {}
+    done = {(p.objective, p.label) for p in points}
+    missing = [objective.file_label(label)
+               for objective in parse_objectives(config.get("objectives") or config.get("objective") or "mlm")
+               for label in saved.get("labels", []) if (objective.value, label) not in done
+               and not (label == "f0" and any(l == "f0" for _, l in done))]
     if missing:
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
     if points:

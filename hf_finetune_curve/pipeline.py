@@ -511,9 +511,9 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         from .sentence_objectives import finetune_objective_independent
 
         if config.schedule == "branching":
-            logger.info("Independent schedule%s (every size from the base model): a branch resumes a Trainer "
-                        "checkpoint, and sentence-transformers' checkpoints do not hold the loss's own weights "
-                        "(TSDAE's decoder)", replicate.suffix(config.seed))
+            logger.info("Independent schedule%s, not branching: every size trains from the base model. A branch "
+                        "resumes a Trainer checkpoint, and sentence-transformers' checkpoints do not hold TSDAE's "
+                        "decoder; branching the sentence objectives is not implemented", replicate.suffix(config.seed))
         plan = finetune_objective_independent(
             context.base_model, pool_texts, positive, config.finetune, replicate.objective, on_point=trained,
             work_dir=replicate.run_dir / "checkpoints" / f".{replicate.objective.value}", **common,

@@ -17,7 +17,8 @@ so ``report_to``, callbacks, ``trainer_kwargs`` and several processes behave as 
 
 Only the independent schedule: a branch would resume a Trainer checkpoint, and sentence-transformers'
 checkpoints hold the SentenceTransformer but not the TSDAE decoder's own weights (cross-attention,
-LM head), so a resumed branch would not continue the run it branched from. The log says so.
+LM head), so a resumed TSDAE branch would not continue the run it branched from. SimCSE's loss has no
+weights of its own and could branch; that is not implemented yet. The log says which schedule ran.
 
 Example:
     >>> from hf_finetune_curve.sentence_objectives import finetune_objective_independent
