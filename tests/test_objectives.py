@@ -195,3 +195,23 @@ def test_a_single_sentence_objective_run(corpus_file, tiny_model_dir, tmp_path):
     assert (tmp_path / "simcse" / "points" / "simcse" / "f40.json").exists()
     assert (tmp_path / "simcse" / "points" / "f0.json").exists()
     assert "simcse" in result.table() or "SimCSE" in (result.analysis.get("title") or "")
+
+
+def test_callbacks_and_report_to_reach_the_sentence_trainer(tiny_model, tmp_path):
+    from transformers import TrainerCallback
+
+    class Counter(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            Counter.steps += 1
+
+    import dataclasses
+
+    config = dataclasses.replace(CONFIG, report_to="tensorboard")
+    results = {}
+    finetune_objective_independent(tiny_model, TEXTS, [8, 16], config, Objective.SIMCSE, seed=0, device="cpu",
+                                   work_dir=tmp_path / "work", on_point=results.setdefault, callbacks=[Counter()],
+                                   show_progress=False, log_dir=tmp_path / "logs")
+    assert Counter.steps == sum(r.optimizer_steps for r in results.values())
+    assert list((tmp_path / "logs").glob("f*/*/events.out.tfevents.*"))  # TensorBoard logs kept per point
