@@ -115,7 +115,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--lora-dropout", type=float, default=defaults.lora_dropout)
     tune.add_argument("--lora-target-modules", help="comma-separated module names (default: peft's for the architecture)")
     tune.add_argument("--text-unit", choices=TEXT_UNITS, default=defaults.text_unit,
-                      help="TSDAE / SimCSE examples: whole texts up to --max-seq-length tokens (default) or sentences")
+                      help="TSDAE / SimCSE examples: each sentence of a text (default; measured better on listings "
+                           "than whole texts) or whole texts up to --max-seq-length tokens")
     tune.add_argument("--tsdae-deletion-ratio", type=float, default=defaults.tsdae_deletion_ratio,
                       help="share of words TSDAE deletes from its input (default 0.6)")
     tune.add_argument("--report-to", default=defaults.report_to)

@@ -186,7 +186,7 @@ def _train_point(model, plan: UnitPlan, units: list[str], unit_tokens: np.ndarra
 
     recipe = plan.recipes[size]
     k = plan.sizes.index(size)
-    logger.info("%s f%d: independent run, %d steps (warmup %d, cooldown %d) on %d %s units", objective.display,
+    logger.info("%s f%d: independent run, %d steps (warmup %d, cooldown %d) on %d units (%s)", objective.display,
                 size, recipe.steps, recipe.warmup_steps, recipe.cooldown_steps, plan.unit_ends[k], config.text_unit)
     stream = plan.independent_stream(size)
     if audit is not None:

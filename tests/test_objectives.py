@@ -70,11 +70,11 @@ def test_the_objective_is_part_of_the_result_key_and_mlm_keeps_its_old_key():
     mlm = CurveConfig()
     assert CurveConfig(objective="mlm").result_key("x") == mlm.result_key("x")
     # An MLM run does not depend on the sentence objectives' options...
-    assert CurveConfig(finetune=FinetuneConfig(text_unit="sentences")).result_key("x") == mlm.result_key("x")
+    assert CurveConfig(finetune=FinetuneConfig(text_unit="whole")).result_key("x") == mlm.result_key("x")
     # ...and any other objective (or set of objectives) never reuses its results.
     keys = {CurveConfig(objective="tsdae").result_key("x"), CurveConfig(objective="simcse").result_key("x"),
             CurveConfig(objectives="mlm,tsdae").result_key("x"), mlm.result_key("x"),
-            CurveConfig(objective="tsdae", finetune=FinetuneConfig(text_unit="sentences")).result_key("x")}
+            CurveConfig(objective="tsdae", finetune=FinetuneConfig(text_unit="whole")).result_key("x")}
     assert len(keys) == 5
 
 
