@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 # Everything a run writes; --overwrite removes exactly these.
 RUN_OUTPUTS = ("config.json", "data_report.json", "splits.npz", "curve.csv", "curve.json", "curve.png",
                "points", "checkpoints", "embeddings", "probes", "predictions", "baselines", "seeds", "samples.parquet",
-               "training_plan.json", "branching.json", "logs", "objectives.json",
+               "training_plan.json", "branching.json", "logs",
                *(f"training_plan.{o.value}.json" for o in Objective))
 _VERIFY_SAMPLE = 16
 LOCK_FILE = ".lock"
@@ -368,7 +368,7 @@ def _analyze_objectives(context: _RunContext, splits: Splits, objectives: list[O
                         all_points: dict[Objective, list[list[CurvePoint]]]) -> dict[str, Any]:
     """The first objective's analysis at the top level (as for a one-objective run), each objective's
     under ``objectives``, and with several, the paired comparison between them (``comparison``)."""
-    analyses = {objective: _analyze(context, splits, all_points[objective][0], all_points[objective][1:], objective,
+    analyses = {objective: _analyze(context, splits, all_points[objective][0], all_points[objective][1:],
                                     baseline=objective is objectives[0])
                 for objective in objectives}
     analysis = dict(analyses[objectives[0]])
@@ -399,8 +399,7 @@ def _load_predictions(run_dir: Path, points: Sequence[CurvePoint]) -> dict[str, 
 
 
 def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
-             replicate_points: list[list[CurvePoint]], objective: Objective = Objective.MLM,
-             baseline: bool = True) -> dict[str, Any]:
+             replicate_points: list[list[CurvePoint]], baseline: bool = True) -> dict[str, Any]:
     config, run_dir, corpus = context.config, context.run_dir, context.corpus
     y_test = corpus.targets[splits.test_indices]
     with atomic_path(run_dir / "predictions" / "y_test.npy") as tmp:
