@@ -215,3 +215,38 @@ def test_callbacks_and_report_to_reach_the_sentence_trainer(tiny_model, tmp_path
                                    show_progress=False, log_dir=tmp_path / "logs")
     assert Counter.steps == sum(r.optimizer_steps for r in results.values())
     assert list((tmp_path / "logs").glob("f*/*/events.out.tfevents.*"))  # TensorBoard logs kept per point
+
+
+def test_the_plot_draws_one_curve_per_objective_with_intervals(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from hf_finetune_curve.curve import CurvePoint, plot_curve
+
+    def point(objective, size, r2):
+        values = {"r2": r2, "r2_log": r2, "mae": 10 - r2, "median_ae": 5 - r2}
+        return CurvePoint(finetune_size=size, label=f"f{size}", n_test=50, n_probe_train=200, objective=objective,
+                          extras={"intervals": {m: {"low": v - 0.1, "high": v + 0.1} for m, v in values.items()}},
+                          **values)
+
+    points = [point("mlm", 0, 0.3), point("mlm", 100, 0.35), point("mlm", 400, 0.4),
+              point("tsdae", 0, 0.3), point("tsdae", 100, 0.32), point("tsdae", 400, 0.31)]
+    saved = {}
+    original = Figure.savefig
+
+    def capture(self, *args, **kwargs):
+        saved["figure"] = self
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    plot_curve(points, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    for axis in saved["figure"].axes:
+        lines = {line.get_label(): line for line in axis.get_lines()}
+        assert list(lines["MLM"].get_xdata()) == [0, 100, 400] and list(lines["TSDAE"].get_xdata()) == [0, 100, 400]
+        assert lines["MLM"].get_color() != lines["TSDAE"].get_color()
+        assert len(axis.containers) == 2  # an interval bar set per objective
+    r2_axis = saved["figure"].axes[0]
+    assert list({line.get_label(): line for line in r2_axis.get_lines()}["TSDAE"].get_ydata()) == [0.3, 0.32, 0.31]
