@@ -250,3 +250,26 @@ def test_the_plot_draws_one_curve_per_objective_with_intervals(tmp_path, monkeyp
         assert len(axis.containers) == 2  # an interval bar set per objective
     r2_axis = saved["figure"].axes[0]
     assert list({line.get_label(): line for line in r2_axis.get_lines()}["TSDAE"].get_ydata()) == [0.3, 0.32, 0.31]
+
+
+def test_an_interrupted_objectives_run_resumes_where_it_stopped(corpus_file, tiny_model_dir, tmp_path, caplog):
+    import logging
+
+    config = CurveConfig(data=str(corpus_file), model=str(tiny_model_dir), sizes="0,40", objectives="mlm,simcse",
+                         output_dir=str(tmp_path / "run"), bootstrap_resamples=200, tfidf_baseline=False,
+                         finetune=FinetuneConfig(max_seq_length=32), probe=ProbeConfig(n_estimators=30))
+
+    def stop_at_the_second_objective(point):
+        if point.objective == "simcse":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_curve(config, show_progress=False, on_point=stop_at_the_second_objective)
+    assert (tmp_path / "run" / "points" / "f40.json").exists()
+    assert not (tmp_path / "run" / "points" / "simcse").exists()
+    with caplog.at_level(logging.INFO, logger="hf_finetune_curve"):
+        result = run_curve(config, show_progress=False)
+    assert "f0 already finished" in caplog.text and "f40 already finished" in caplog.text  # MLM not redone
+    assert "SimCSE f40: independent run" in caplog.text
+    assert [(p.objective, p.label) for p in result.points] == [("mlm", "f0"), ("mlm", "f40"), ("simcse", "f0"),
+                                                                 ("simcse", "f40")]
