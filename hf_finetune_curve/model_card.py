@@ -387,8 +387,20 @@ def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any])
     ]
     for key, value in sorted((tune.get("trainer_kwargs") or {}).items()):
         rows.append((f"TrainingArguments.{key}", json.dumps(value)))
+    objective = str(point.get("objective") or "mlm")
+    if objective != "mlm":  # the MLM-only rows become the sentence objective's own
+        from .objectives import Objective
+
+        own = {"objective": Objective(objective).description,
+               "examples": f"{tune.get('text_unit', 'sentences')} of the texts (truncated at {chunk} tokens)"}
+        if objective == "tsdae":
+            own["words deleted (TSDAE noise)"] = f"{tune.get('tsdae_deletion_ratio', 0.6):g}"
+        skip = {"MLM head", "MLM masking probability", "chunks of packed tokens", "chunk length (tokens)"}
+        rows = [row for row in rows if row[0] not in skip]
+        rows[:0] = list(own.items())
     loss = _finite(point.get("final_mlm_loss"))
-    rows.append(("final MLM loss", f"{loss:.4f}" if loss is not None else "–"))
+    rows.append(("final MLM loss" if objective == "mlm" else f"final {objective} loss",
+                 f"{loss:.4f}" if loss is not None else "–"))
     train_seconds = _finite(point.get("train_seconds"))
     device = run.saved.get("device") or config.get("device") or "?"
     rows.append(("training time", f"{train_seconds:.0f} s on {device}" if train_seconds is not None else "–"))

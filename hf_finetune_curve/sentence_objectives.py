@@ -238,7 +238,7 @@ def _train_point(model, plan: UnitPlan, units: list[str], unit_tokens: np.ndarra
         final_lr=progress.final_lr,
         subset_epochs=len(stream) / max(1, plan.unit_ends[k]),
         max_text_index=plan.max_text_index(stream),
-        head=objective.value,
+        head="none",  # no MLM head: the objective trains the sentence embedding itself
     )
 
 

@@ -376,3 +376,5 @@ def test_objective_checkpoints_are_published_under_their_objective(hub_server, b
 
     run = load_run_data(out)
     assert run.labels == ["f0", "f50", "tsdae/f50"]
+    # The TSDAE card's hyperparameters are TSDAE's, not MLM's.
+    assert "| words deleted (TSDAE noise) | 0.6 |" in tsdae_card.text and "MLM masking probability" not in tsdae_card.text
