@@ -76,9 +76,26 @@ def _print_answer(analysis: dict[str, Any]) -> None:
         print(f"\nTF-IDF + XGBoost baseline on the same split: R² {baseline['r2']:.4f} "
               f"[{interval.get('low', float('nan')):.3f}, {interval.get('high', float('nan')):.3f}], "
               f"MAE {baseline['mae']:,.2f}, MedAE {baseline['median_ae']:,.2f}")
-    lines = answer_lines(analysis or {})
+    per_objective = (analysis or {}).get("objectives") or {}
+    if not per_objective:
+        lines = answer_lines(analysis or {})
+        if lines:
+            print("\nHow much data is enough?")
+            for line in lines:
+                print(f"  {line}")
+        return
+    from .compare import comparison_lines
+    from .objectives import Objective
+
+    for objective, section in per_objective.items():
+        lines = answer_lines(section)
+        if lines:
+            print(f"\nHow much data is enough? ({Objective(objective).display})")
+            for line in lines:
+                print(f"  {line}")
+    lines = comparison_lines(analysis.get("comparison") or {})
     if lines:
-        print("\nHow much data is enough?")
+        print("\nWhich objective? (paired on the same held-out rows, 95% intervals)")
         for line in lines:
             print(f"  {line}")
 
@@ -107,7 +124,14 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             print(line)
     print(format_table(points))
     _print_answer(analysis)
-    missing = [label for label in saved.get("labels", []) if label not in {p.label for p in points}]
+    from .objectives import parse_objectives
+
+    config = saved.get("config") or {}
+    done = {(p.objective, p.label) for p in points}
+    missing = [objective.file_label(label)
+               for objective in parse_objectives(config.get("objectives") or config.get("objective") or "mlm")
+               for label in saved.get("labels", []) if (objective.value, label) not in done
+               and not (label == "f0" and any(l == "f0" for _, l in done))]
     if missing:
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
     if points:

@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
+from .objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
 from .options import documented
 from .probe import METRICS, ProbeConfig
 
@@ -97,6 +98,14 @@ class FinetuneConfig:
     trainer_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "any other TrainingArguments field, e.g. --trainer-arg lr_scheduler_type=cosine (repeatable)",
         "flag": "--trainer-arg"})
+    # Sentences by measurement: on Airbnb listings both TSDAE and SimCSE scored higher at f800 fed
+    # sentence by sentence than fed whole texts, at a quarter of the tokens (README, "Which objective?").
+    text_unit: str = field(default="sentences", metadata={
+        "help": "how TSDAE and SimCSE are fed a text: 'sentences' (each sentence its own example, the default) "
+                "or 'whole' (the whole text up to max_seq_length tokens); MLM packs whole texts either way",
+        "choices": TEXT_UNITS})
+    tsdae_deletion_ratio: float = field(default=0.6, metadata={
+        "help": "TSDAE noise: share of a text's words deleted (the TSDAE paper's 0.6)"})
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
@@ -116,6 +125,9 @@ class FinetuneConfig:
         _check(self.max_seq_length is None or int(self.max_seq_length) >= 8,
                "finetune.max_seq_length", self.max_seq_length, ">= 8 or None")
         _check(int(self.lora_r) >= 1, "finetune.lora_r", self.lora_r, ">= 1")
+        _check(self.text_unit in TEXT_UNITS, "finetune.text_unit", self.text_unit, f"one of {TEXT_UNITS}")
+        _check(0 < self.tsdae_deletion_ratio < 1, "finetune.tsdae_deletion_ratio", self.tsdae_deletion_ratio,
+               "in (0, 1)")
 
     def effective_learning_rate(self) -> float:
         if self.learning_rate is not None:
@@ -193,6 +205,12 @@ class CurveConfig:
         "help": "resamples of the held-out set for the 95% intervals"})
     tfidf_baseline: bool = field(default=True, metadata={
         "help": "also score a TF-IDF + XGBoost probe on the same split"})
+    objective: str = field(default="mlm", metadata={
+        "help": "finetuning objective: mlm (masked LM), tsdae (denoising auto-encoder) or simcse (unsupervised "
+                "SimCSE)", "choices": OBJECTIVE_NAMES})
+    objectives: str | None = field(default=None, metadata={
+        "help": "several objectives measured on the same split, sizes, seeds and probe in one run, e.g. "
+                "mlm,tsdae,simcse (f0 shared); overrides --objective", "metavar": "LIST"})
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
@@ -211,6 +229,11 @@ class CurveConfig:
         _check(int(self.seeds) >= 1, "seeds", self.seeds, ">= 1")
         _check(1 <= int(self.probe_seeds) <= 100, "probe_seeds", self.probe_seeds, "in [1, 100]")
         _check(self.answer_metric in METRIC_KEYS, "answer_metric", self.answer_metric, f"one of {METRIC_KEYS}")
+        self.objective = parse_objective(self.objective).value
+        if self.objectives is not None:
+            if not isinstance(self.objectives, str):
+                self.objectives = ",".join(str(getattr(o, "value", o)) for o in self.objectives)
+            self.objectives = ",".join(o.value for o in parse_objectives(self.objectives))
         _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
@@ -219,6 +242,10 @@ class CurveConfig:
             raise ConfigError(
                 f"name must be letters, digits, '.', '_' or '-' (at most {HUB_REPO_NAME_MAX} characters); got {self.name!r}."
             )
+
+    def resolved_objectives(self) -> list[Objective]:
+        """The objectives this run measures, in order (the first one's curve is the run's main curve)."""
+        return parse_objectives(self.objectives) if self.objectives else [Objective(self.objective)]
 
     # -- naming ---------------------------------------------------------------------------
     def resolved_name(self) -> str:
@@ -271,6 +298,14 @@ class CurveConfig:
             values.pop("data", None)
             values["corpus_fingerprint"] = corpus_fingerprint
         values["finetune"].pop("report_to", None)
+        objectives = [o.value for o in self.resolved_objectives()]
+        values.pop("objective", None)
+        values.pop("objectives", None)
+        if objectives != [Objective.MLM.value]:  # an MLM-only run keeps the key it had before objectives existed
+            values["objectives"] = objectives
+        else:  # options of the other objectives do not change an MLM point
+            values["finetune"].pop("text_unit", None)
+            values["finetune"].pop("tsdae_deletion_ratio", None)
         values["probe"].pop("n_jobs", None)
         values["probe"].pop("device", None)
         values["recipe_version"] = RECIPE_VERSION

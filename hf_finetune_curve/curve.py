@@ -23,6 +23,17 @@ from .io_utils import atomic_path, read_json, write_csv_atomic, write_json_atomi
 from .probe import METRICS  # (key, display name, higher is better)
 
 POINTS_DIR = "points"
+# One colour per objective on every plot (the curve.png panels and the Space).
+OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purple"}
+
+
+def _display(objective: str) -> str:
+    from .objectives import Objective
+
+    try:
+        return Objective(objective).display
+    except ValueError:
+        return objective
 
 
 @dataclass
@@ -52,6 +63,7 @@ class CurvePoint:
     probe_seconds: float = 0.0
     checkpoint: str = ""
     probe_path: str = ""
+    objective: str = "mlm"       # what finetuned it: mlm, tsdae or simcse (f0 is every objective's start)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,48 +107,69 @@ def _csv_row(point: "CurvePoint") -> dict[str, Any]:
 PREDICTIONS_DIR = "predictions"
 
 
-def predictions_path(run_dir: str | Path, label: str) -> Path:
+def predictions_path(run_dir: str | Path, label: str, objective: str = "mlm") -> Path:
     """A point's held-out predictions: the mean over its probe seeds, shape ``(n_test,)``."""
-    return Path(run_dir) / PREDICTIONS_DIR / f"{label}.npy"
+    from .objectives import Objective
+
+    return Path(run_dir) / PREDICTIONS_DIR / f"{Objective(objective).file_label(label)}.npy"
 
 
-def seed_predictions_path(run_dir: str | Path, label: str) -> Path:
+def seed_predictions_path(run_dir: str | Path, label: str, objective: str = "mlm") -> Path:
     """Every probe seed's held-out predictions of a point, shape ``(probe_seeds, n_test)``."""
-    return Path(run_dir) / PREDICTIONS_DIR / f"{label}.probe-seeds.npy"
+    from .objectives import Objective
+
+    return Path(run_dir) / PREDICTIONS_DIR / f"{Objective(objective).file_label(label)}.probe-seeds.npy"
 
 
-def load_seed_predictions(run_dir: str | Path, label: str) -> "np.ndarray | None":
+def load_seed_predictions(run_dir: str | Path, label: str, objective: str = "mlm") -> "np.ndarray | None":
     """``(probe_seeds, n_test)`` predictions of a point (one row when only the mean was saved)."""
     import numpy as np
 
-    path = seed_predictions_path(run_dir, label)
+    path = seed_predictions_path(run_dir, label, objective)
     if path.exists():
         return np.atleast_2d(np.load(path))
-    mean = predictions_path(run_dir, label)
+    mean = predictions_path(run_dir, label, objective)
     return np.load(mean)[None, :] if mean.exists() else None
 
 
-def point_path(run_dir: str | Path, label: str) -> Path:
-    return Path(run_dir) / POINTS_DIR / f"{label}.json"
+def point_path(run_dir: str | Path, label: str, objective: str = "mlm") -> Path:
+    """``points/f200.json`` (MLM and the shared f0) or ``points/tsdae/f200.json``."""
+    from .objectives import Objective
+
+    return Path(run_dir) / POINTS_DIR / f"{Objective(objective).file_label(label)}.json"
 
 
 def write_point(run_dir: str | Path, point: CurvePoint) -> None:
     """Record a finished size; its existence is what lets a resumed run skip the size."""
-    write_json_atomic(point_path(run_dir, point.label), point.to_dict())
+    write_json_atomic(point_path(run_dir, point.label, point.objective), point.to_dict())
 
 
-def read_points(run_dir: str | Path) -> list[CurvePoint]:
-    folder = Path(run_dir) / POINTS_DIR
+def read_points(run_dir: str | Path, objective: str = "mlm") -> list[CurvePoint]:
+    """The finished points of one objective's curve (its own folder; MLM's and f0 at the top)."""
+    from .objectives import Objective
+
+    folder = Path(run_dir) / POINTS_DIR / Objective(objective).subdir
     if not folder.is_dir():
         return []
     points = [CurvePoint.from_dict(read_json(path)) for path in folder.glob("*.json")]
     return sorted(points, key=lambda point: point.finetune_size)
 
 
+def objectives_of(points: Sequence[CurvePoint]) -> list[str]:
+    """The objectives of ``points`` in the order they first appear."""
+    return list(dict.fromkeys(p.objective for p in points))
+
+
+def by_objective(points: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]:
+    """Each objective's curve, sorted by size."""
+    return {objective: sorted((p for p in points if p.objective == objective), key=lambda p: p.finetune_size)
+            for objective in objectives_of(points)}
+
+
 def write_curve(run_dir: str | Path, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None) -> None:
     """Write ``curve.csv``, ``curve.json`` and ``curve.png`` into ``run_dir`` (each atomically)."""
     run_dir = Path(run_dir)
-    ordered = sorted(points, key=lambda p: p.finetune_size)
+    ordered = [p for curve in by_objective(points).values() for p in curve]
     columns = list(CSV_COLUMNS)
     if any(p.extras.get("intervals") for p in ordered):
         columns += INTERVAL_COLUMNS + DELTA_COLUMNS
@@ -173,20 +206,27 @@ def _money(value: float) -> str:
 
 
 def format_table(points: Sequence[CurvePoint]) -> str:
-    """A plain-text table of the curve, with the change against the factory-floor model."""
-    points = sorted(points, key=lambda p: p.finetune_size)
-    if not points:
+    """A plain-text table of the curve, with the change against the factory-floor model.
+
+    With several objectives, one block of rows per objective (each against the shared f0) and an
+    ``objective`` column.
+    """
+    curves = by_objective(points)
+    if not curves:
         return "(no finished sizes yet)"
-    base = points[0] if points[0].finetune_size == 0 else None
+    several = len(curves) > 1 or "mlm" not in curves  # name the objective unless it is MLM alone
+    points = [p for curve in curves.values() for p in curve]
+    bases = {objective: curve[0] if curve[0].finetune_size == 0 else None for objective, curve in curves.items()}
     with_intervals = any(p.extras.get("intervals") for p in points)
     with_seeds = any(p.extras.get("seeds") for p in points)
-    header = ["size", "label", "R²", "log R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
+    header = (["objective"] if several else []) + ["size", "label", "R²", "log R²"] + (["R² 95% CI"] if with_intervals else []) + ["ΔR² vs f0"] + \
         (["ΔR² 95% CI"] if with_intervals else []) + (["R² mean±sd (seeds)"] if with_seeds else []) + \
         ["MAE", "MedAE", "steps", "tokens", "train s", "embed s"]
     body = []
     for point in points:
+        base = bases[point.objective]
         delta = f"{point.r2 - base.r2:+.4f}" if base is not None else "-"
-        row = [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}",
+        row = ([point.objective] if several else []) + [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}",
                f"{point.r2_log:.4f}" if point.r2_log is not None and math.isfinite(point.r2_log) else "-"]
         if with_intervals:
             interval = point.extras.get("intervals", {}).get("r2")
@@ -211,11 +251,11 @@ def format_table(points: Sequence[CurvePoint]) -> str:
 
 def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None = None,
                analysis: dict[str, Any] | None = None) -> None:
-    """Four panels (R², R² on log price, MAE, MedAE) against finetune size.
+    """Four panels (R², R² on log price, MAE, MedAE) against finetune size, one curve per objective.
 
     Drawn: each point with its 95% interval, the factory floor as a dashed line, and, when
-    ``analysis`` (``curve.json``'s summary) has them, the fitted curve with its band, the TF-IDF
-    baseline, and the size reaching 90% of the attainable gain.
+    ``analysis`` (``curve.json``'s summary) has them, each objective's fitted curve with its band,
+    the TF-IDF baseline, and the size reaching 90% of the attainable gain (one objective).
     """
     analysis = analysis or {}
     import matplotlib
@@ -223,50 +263,63 @@ def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    points = sorted(points, key=lambda p: p.finetune_size)
-    sizes = [p.finetune_size for p in points]
+    curves = by_objective(points)
+    several = len(curves) > 1
+    sizes_all = sorted({p.finetune_size for p in points})
     figure, axes = plt.subplots(1, len(METRICS), figsize=(18, 4.2), constrained_layout=True)
-    positive = [s for s in sizes if s > 0]
+    positive = [s for s in sizes_all if s > 0]
     # A symlog axis keeps the factory-floor point (0) on the plot while spreading 1k..100k out.
     use_symlog = len(positive) >= 2 and max(positive) / min(positive) >= 20
+    sections = analysis.get("objectives") or {}
     for axis, (key, name, higher_is_better) in zip(axes, METRICS):
-        values = [v if v is not None else float("nan") for v in (getattr(p, key) for p in points)]
-        fit = (analysis.get("fit") or {}).get(key)
-        if fit and fit.get("grid"):
-            grid = fit["grid"]
-            xs = [x for x, y in zip(grid["sizes"], grid["predicted"]) if y is not None]
-            axis.plot(xs, [y for y in grid["predicted"] if y is not None], color="tab:orange", linewidth=1.2,
-                      label=f"fit ({fit['family']})")
-            band = [(x, lo, hi) for x, lo, hi in zip(grid["sizes"], grid["low"], grid["high"])
-                    if lo is not None and hi is not None]
-            if band:
-                axis.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
-                                  color="tab:orange", alpha=0.15, label="fit 95% band")
-        intervals = [p.extras.get("intervals", {}).get(key) for p in points]
-        if all(intervals):
-            lower = [v - i["low"] for v, i in zip(values, intervals)]
-            upper = [i["high"] - v for v, i in zip(values, intervals)]
-            axis.errorbar(sizes, values, yerr=[lower, upper], fmt="none", ecolor="tab:blue", alpha=0.5, capsize=3)
-        axis.plot(sizes, values, marker="o", color="tab:blue", label=name)
+        floor_drawn = False
+        for index, (objective, curve) in enumerate(curves.items()):
+            color = OBJECTIVE_COLORS.get(objective, f"C{index}")
+            section = sections.get(objective) or (analysis if index == 0 else {})
+            sizes = [p.finetune_size for p in curve]
+            values = [v if v is not None else float("nan") for v in (getattr(p, key) for p in curve)]
+            prefix = f"{_display(objective)} " if several else ""
+            fit = (section.get("fit") or {}).get(key)
+            if fit and fit.get("grid"):
+                grid = fit["grid"]
+                xs = [x for x, y in zip(grid["sizes"], grid["predicted"]) if y is not None]
+                axis.plot(xs, [y for y in grid["predicted"] if y is not None], color="tab:orange" if not several
+                          else color, linewidth=1.2, linestyle="-" if not several else ":",
+                          label=f"{prefix}fit ({fit['family']})")
+                band = [(x, lo, hi) for x, lo, hi in zip(grid["sizes"], grid["low"], grid["high"])
+                        if lo is not None and hi is not None]
+                if band:
+                    axis.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
+                                      color="tab:orange" if not several else color, alpha=0.12,
+                                      label=f"{prefix}fit 95% band")
+            intervals = [p.extras.get("intervals", {}).get(key) for p in curve]
+            if curve and all(intervals):
+                lower = [v - i["low"] for v, i in zip(values, intervals)]
+                upper = [i["high"] - v for v, i in zip(values, intervals)]
+                axis.errorbar(sizes, values, yerr=[lower, upper], fmt="none", ecolor=color, alpha=0.5, capsize=3)
+            axis.plot(sizes, values, marker="o", color=color, label=_display(objective) if several else name)
+            answer = section.get("answer") or {}
+            n90 = (answer.get("n_for_90") or {}).get("n_needed")
+            if key == answer.get("metric", "r2") and n90 is not None and math.isfinite(n90):  # the answer's panel
+                axis.axvline(n90, color="tab:green" if not several else color, linestyle="-.", linewidth=1,
+                             label=f"{prefix}90% of gain: {n90:,.0f}")
+            if sizes and sizes[0] == 0 and not floor_drawn:
+                axis.axhline(values[0], linestyle="--", color="grey", linewidth=1, label="factory floor (f0)")
+                floor_drawn = True
+            if index == 0:
+                for size, value, point in zip(sizes, values, curve):
+                    axis.annotate(point.label, (size, value), textcoords="offset points", xytext=(0, 6),
+                                  ha="center", fontsize=7, color="dimgray")
+            if any(not math.isfinite(v) for v in values):
+                axis.set_title("non-finite values")
         baseline = (analysis.get("baselines") or {})
         if baseline.get(key) is not None:
             axis.axhline(baseline[key], linestyle=":", color="tab:red", linewidth=1, label="TF-IDF + probe")
-        answer = analysis.get("answer") or {}
-        n90 = (answer.get("n_for_90") or {}).get("n_needed")
-        if key == answer.get("metric", "r2") and n90 is not None and math.isfinite(n90):  # on the answer's panel
-            axis.axvline(n90, color="tab:green", linestyle="-.", linewidth=1, label=f"90% of gain: {n90:,.0f}")
-        if sizes and sizes[0] == 0:
-            axis.axhline(values[0], linestyle="--", color="grey", linewidth=1, label="factory floor (f0)")
-        for size, value, point in zip(sizes, values, points):
-            axis.annotate(point.label, (size, value), textcoords="offset points", xytext=(0, 6),
-                          ha="center", fontsize=7, color="dimgray")
         if use_symlog:
             axis.set_xscale("symlog", linthresh=min(positive))
         axis.set_xlabel("finetune examples")
         axis.set_ylabel(name + (" (higher is better)" if higher_is_better else " (lower is better)"))
         axis.grid(True, alpha=0.3)
-        if any(not math.isfinite(v) for v in values):
-            axis.set_title("non-finite values")
     axes[0].legend(loc="lower right", fontsize=8)
     figure.suptitle(title or "Downstream price probe vs MLM finetuning data", fontsize=11)
     with atomic_path(path) as tmp:

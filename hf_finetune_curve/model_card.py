@@ -79,7 +79,13 @@ class RunInfo:
         report = _read_json(report_path) if report_path.is_file() else {}
         run = cls(run_dir=run_dir, saved=saved, curve=curve, data_report=report)
         done = {point["label"] for point in run.points}
-        missing = [label for label in saved.get("labels", []) if label not in done]
+        from .objectives import parse_objectives
+
+        config = saved.get("config") or {}
+        objectives = parse_objectives(config.get("objectives") or config.get("objective") or "mlm")
+        missing = list(dict.fromkeys(objective.file_label(label) for objective in objectives
+                                     for label in saved.get("labels", [])
+                                     if objective.file_label(label) not in done))
         if missing:
             raise PublishError(
                 f"{run_dir} is not finished: no result yet for {', '.join(missing)}. Re-run the same "
@@ -96,7 +102,12 @@ class RunInfo:
 
     @property
     def points(self) -> list[dict[str, Any]]:
-        return sorted(self.curve.get("points", []), key=lambda p: p["finetune_size"])
+        """The run's points by size, the shared f0 once; a point of another objective than MLM is
+        labelled by its key (``tsdae/f200``: its path under checkpoints/ and its repo suffix ``tsdae-f200``),
+        ``size_label`` keeping ``f200``."""
+        from .space import _sorted_points
+
+        return _sorted_points(self.curve.get("points", []))
 
     def point(self, label: str) -> dict[str, Any]:
         for point in self.points:
@@ -183,7 +194,8 @@ class HubNames:
                    base_label=base["label"] if base else None, endpoint=(endpoint or DEFAULT_HUB_ENDPOINT).rstrip("/"))
 
     def model_repo_id(self, label: str) -> str:
-        return f"{self.org}/{self.name}-{label}"
+        """``ORG/NAME-f50k`` (MLM), ``ORG/NAME-tsdae-f50k`` for the point key ``tsdae/f50k``."""
+        return f"{self.org}/{self.name}-{label.replace('/', '-')}"
 
     def repo_id(self, label: str) -> str:
         """The Hub id that holds ``label``: the base model's own id for f0."""
@@ -377,8 +389,20 @@ def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any])
     ]
     for key, value in sorted((tune.get("trainer_kwargs") or {}).items()):
         rows.append((f"TrainingArguments.{key}", json.dumps(value)))
+    objective = str(point.get("objective") or "mlm")
+    if objective != "mlm":  # the MLM-only rows become the sentence objective's own
+        from .objectives import Objective
+
+        own = {"objective": Objective(objective).description,
+               "examples": f"{tune.get('text_unit', 'sentences')} of the texts (truncated at {chunk} tokens)"}
+        if objective == "tsdae":
+            own["words deleted (TSDAE noise)"] = f"{tune.get('tsdae_deletion_ratio', 0.6):g}"
+        skip = {"MLM head", "MLM masking probability", "chunks of packed tokens", "chunk length (tokens)"}
+        rows = [row for row in rows if row[0] not in skip]
+        rows[:0] = list(own.items())
     loss = _finite(point.get("final_mlm_loss"))
-    rows.append(("final MLM loss", f"{loss:.4f}" if loss is not None else "–"))
+    rows.append(("final MLM loss" if objective == "mlm" else f"final {objective} loss",
+                 f"{loss:.4f}" if loss is not None else "–"))
     train_seconds = _finite(point.get("train_seconds"))
     device = run.saved.get("device") or config.get("device") or "?"
     rows.append(("training time", f"{train_seconds:.0f} s on {device}" if train_seconds is not None else "–"))
@@ -486,7 +510,8 @@ def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license:
     folder = run.checkpoint_dir(label)
     stats_path = folder / "finetune_stats.json"
     stats = _read_json(stats_path) if stats_path.is_file() else {}
-    tags = list(TAGS) + (["synthetic-data"] if run.is_synthetic else [])
+    objective_tag = str(point.get("objective") or "mlm")  # "mlm", "tsdae" or "simcse"
+    tags = [t for t in TAGS if t != "mlm"] + [objective_tag] + (["synthetic-data"] if run.is_synthetic else [])
     card_data = ModelCardData(
         model_name=repo_id,
         base_model=names.base_model_id if names.base_is_hub else None,
@@ -510,9 +535,16 @@ def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license:
         license_text = "not determined: the base model's license terms apply"
     example = ("1990 Porsche 911 Carrera 4 coupe, 5-speed manual, 62k miles, clean California title"
                if run.is_synthetic else "A text like the ones in the finetuning corpus")
+    from .objectives import Objective
+
+    objective = Objective(point.get("objective") or "mlm")
     variables.update(
         repo_id=repo_id,
         label=label,
+        size_label=point.get("size_label") or label,
+        objective=objective.value,
+        objective_display=objective.display,
+        objective_description=objective.description,
         this=this,
         texts_seen=f"{int(point.get('finetune_texts_seen') or point['finetune_size']):,}",
         tokens_seen=f"{int(point.get('finetune_tokens_seen') or 0):,}",

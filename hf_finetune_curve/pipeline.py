@@ -34,6 +34,7 @@ from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .finetune import FinetuneResult, resolve_device
 from .io_utils import atomic_path, exclusive_lock, read_json, write_json_atomic
 from .models import load_sentence_transformer
+from .objectives import Objective
 from .probe import fit_and_score
 from .subsets import Splits, make_splits, parse_sizes, size_label
 
@@ -42,7 +43,8 @@ logger = logging.getLogger(__name__)
 # Everything a run writes; --overwrite removes exactly these.
 RUN_OUTPUTS = ("config.json", "data_report.json", "splits.npz", "curve.csv", "curve.json", "curve.png",
                "points", "checkpoints", "embeddings", "probes", "predictions", "baselines", "seeds", "samples.parquet",
-               "training_plan.json", "branching.json", "logs")
+               "training_plan.json", "branching.json", "logs",
+               *(f"training_plan.{o.value}.json" for o in Objective))
 _VERIFY_SAMPLE = 16
 LOCK_FILE = ".lock"
 # Held-out rows below which scores are refused, and below which the log warns.
@@ -293,28 +295,43 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
                           base_model_id=resolved.model_id, device=device, show_progress=show_progress,
                           sample_texts=[corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]],
                           callbacks=list(callbacks))
-    # f0 is the same model in every replicate: it is scored once, in the main run.
+    objectives = config.resolved_objectives()
+    if len(objectives) > 1:
+        logger.info("Objectives %s on the same split, sizes, seeds and probe; f0 is shared",
+                    ", ".join(o.value for o in objectives))
+    # f0 is the same model in every replicate and for every objective: it is scored once, in the main run.
     replicate_sizes = [size for size in sizes if size > 0]
-    progress = tqdm(total=len(sizes) + len(replicate_sizes) * (len(replicates) - 1), desc="curve points",
-                    unit="point", disable=not show_progress)
-    all_points: list[list[CurvePoint]] = []
+    progress = tqdm(total=len(objectives) * (len(sizes) + len(replicate_sizes) * (len(replicates) - 1)),
+                    desc="curve points", unit="point", disable=not show_progress)
+    # all_points[objective][r]: the points of replicate r (0: the main seed) of one objective's curve.
+    all_points: dict[Objective, list[list[CurvePoint]]] = {objective: [] for objective in objectives}
+    main_curves: dict[Objective, list[CurvePoint]] = {}
     for replicate in replicates:
-        def record(point: CurvePoint, points: list[CurvePoint]) -> None:
-            write_point(replicate.run_dir, point)
-            points.append(point)
-            points.sort(key=lambda p: p.finetune_size)
-            if replicate.seed == config.seed:
-                write_curve(run_dir, points, _summary(config, corpus, resolved.to_dict()))
-            if on_point is not None:
-                on_point(point)
+        shared_f0: CurvePoint | None = None
+        for objective in objectives:
+            track = dataclasses.replace(replicate, objective=objective)
 
-        all_points.append(_run_replicate(context, replicate, sizes if replicate is replicates[0] else replicate_sizes,
-                                         progress, record))
+            def record(point: CurvePoint, points: list[CurvePoint], track: _Replicate = track) -> None:
+                if point.finetune_size != 0 or track.objective is objectives[0]:  # f0 is written once
+                    write_point(track.run_dir, point)
+                points.append(point)
+                points.sort(key=lambda p: p.finetune_size)
+                if track.seed == config.seed:
+                    main_curves[track.objective] = points
+                    write_curve(run_dir, [p for curve in main_curves.values() for p in curve],
+                                _summary(config, corpus, resolved.to_dict()))
+                if on_point is not None:
+                    on_point(point)
+
+            curve = _run_replicate(context, track, sizes if replicate is replicates[0] else replicate_sizes, progress,
+                                   record, shared_f0=shared_f0)
+            shared_f0 = next((p for p in curve if p.finetune_size == 0), shared_f0)
+            all_points[objective].append(curve)
     progress.close()
-    points = all_points[0]
+    points = [p for objective in objectives for p in all_points[objective][0]]
     if not main_process:
         return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits)
-    analysis = _analyze(context, splits, points, all_points[1:], [r.run_dir for r in replicates[1:]])
+    analysis = _analyze_objectives(context, splits, objectives, all_points, [r.run_dir for r in replicates[1:]])
     write_curve(run_dir, points, {**_summary(config, corpus, resolved.to_dict()), **analysis})
     from .space import build_samples
 
@@ -326,14 +343,22 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
 
 @dataclass
 class _Replicate:
-    """One pass over the sizes: the main run, or a repeat with another data order (``--seeds``)."""
+    """One pass over the sizes of one objective: the main run, or a repeat with another data order
+    (``--seeds``). Its files: ``checkpoints/f200`` etc. for MLM, ``checkpoints/tsdae/f200`` etc. otherwise."""
 
     seed: int
     run_dir: Path
     splits: Splits
+    objective: Objective = Objective.MLM
 
     def suffix(self, main_seed: int) -> str:
-        return "" if self.seed == main_seed else f" (seed {self.seed})"
+        parts = ([] if self.objective is Objective.MLM else [self.objective.display]) + \
+            ([] if self.seed == main_seed else [f"seed {self.seed}"])
+        return f" ({', '.join(parts)})" if parts else ""
+
+    def file_label(self, label: str) -> str:
+        """``f200`` or ``tsdae/f200``: a point's path under checkpoints/, probes/, predictions/, points/."""
+        return self.objective.file_label(label)
 
 
 @dataclass
@@ -350,18 +375,40 @@ class _RunContext:
     callbacks: list[Any] = dataclasses.field(default_factory=list)
 
 
-def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
-             replicate_points: list[list[CurvePoint]], replicate_dirs: list[Path]) -> dict[str, Any]:
-    config, run_dir, corpus = context.config, context.run_dir, context.corpus
-    y_test = corpus.targets[splits.test_indices]
-    with atomic_path(run_dir / "predictions" / "y_test.npy") as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, y_test)
-    # Per label: (finetune seeds, probe seeds, test rows); f0 has one finetune "seed" (it is shared).
+def _analyze_objectives(context: _RunContext, splits: Splits, objectives: list[Objective],
+                        all_points: dict[Objective, list[list[CurvePoint]]],
+                        replicate_dirs: list[Path]) -> dict[str, Any]:
+    """The first objective's analysis at the top level (as for a one-objective run), each objective's
+    under ``objectives``, and with several, the paired comparison between them (``comparison``)."""
+    analyses = {objective: _analyze(context, splits, all_points[objective][0], all_points[objective][1:],
+                                    replicate_dirs, baseline=objective is objectives[0])
+                for objective in objectives}
+    analysis = dict(analyses[objectives[0]])
+    if len(objectives) > 1:
+        from .compare import compare_objectives
+
+        run_dir = context.run_dir
+        y_test = context.corpus.targets[splits.test_indices]
+        curves = {o.value: all_points[o][0] for o in objectives}
+        predictions = {o.value: _load_predictions(run_dir, all_points[o][0], replicate_dirs) for o in objectives}
+        analysis["objectives"] = {o.value: {k: v for k, v in analyses[o].items() if k != "baselines"}
+                                  for o in objectives}
+        analysis["comparison"] = compare_objectives(curves, predictions, y_test,
+                                                    n_resamples=int(context.config.bootstrap_resamples),
+                                                    seed=context.config.seed)
+    return analysis
+
+
+def _load_predictions(run_dir: Path, points: Sequence[CurvePoint], replicate_dirs: Sequence[Path]
+                      ) -> dict[str, np.ndarray]:
+    """One objective's held-out predictions by label, shaped (finetune seeds, probe seeds, test rows).
+
+    f0 is scored once (main run) and shared: it has one finetune "seed".
+    """
     predictions: dict[str, np.ndarray] = {}
     for point in points:
         runs = [run_dir] + ([] if point.finetune_size == 0 else list(replicate_dirs))
-        found = [load_seed_predictions(directory, point.label) for directory in runs]
+        found = [load_seed_predictions(directory, point.label, point.objective) for directory in runs]
         found = [array for array in found if array is not None]
         if found and len({array.shape for array in found}) == 1:
             predictions[point.label] = np.stack(found)
@@ -369,8 +416,21 @@ def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
             logger.warning("%s: replicates were scored with different probe seeds %s; using the main run's only",
                            point.label, [array.shape[0] for array in found])
             predictions[point.label] = found[0][None]
+    return predictions
+
+
+def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
+             replicate_points: list[list[CurvePoint]], replicate_dirs: list[Path],
+             baseline: bool = True) -> dict[str, Any]:
+    config, run_dir, corpus = context.config, context.run_dir, context.corpus
+    y_test = corpus.targets[splits.test_indices]
+    with atomic_path(run_dir / "predictions" / "y_test.npy") as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, y_test)
+    predictions = _load_predictions(run_dir, points, replicate_dirs)
+    want_baseline = baseline
     baseline = None
-    if config.tfidf_baseline:
+    if config.tfidf_baseline and want_baseline:
         try:
             baseline = _tfidf_baseline(context, splits, y_test)
         except Exception as exc:  # an optional comparison: the curve stands without it
@@ -413,16 +473,25 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
 
 
 def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int], progress,
-                   record: Callable[[CurvePoint, list[CurvePoint]], None]) -> list[CurvePoint]:
-    """Every size of one replicate: skip finished ones, score saved checkpoints, train the rest."""
+                   record: Callable[[CurvePoint, list[CurvePoint]], None],
+                   shared_f0: CurvePoint | None = None) -> list[CurvePoint]:
+    """Every size of one replicate: skip finished ones, score saved checkpoints, train the rest.
+
+    ``shared_f0``: the base model's point, already scored for another objective on this replicate's
+    split: every objective's curve starts from that same point.
+    """
     config = context.config
-    finished = {point.label: point for point in read_points(replicate.run_dir)}
+    finished = {point.label: point for point in read_points(replicate.run_dir, replicate.objective.value)}
     points: list[CurvePoint] = []
     to_train: list[int] = []
     for finetune_size in sizes:
         label = size_label(finetune_size)
-        checkpoint_dir = replicate.run_dir / "checkpoints" / label
-        if label in finished:
+        checkpoint_dir = replicate.run_dir / "checkpoints" / replicate.file_label(label)
+        if finetune_size == 0 and shared_f0 is not None:
+            point = dataclasses.replace(shared_f0, objective=replicate.objective.value, extras={})
+            record(point, points)
+            progress.update()
+        elif label in finished:
             logger.info("%s%s already finished, skipping", label, replicate.suffix(config.seed))
             points.append(finished[label])
             progress.update()
@@ -441,7 +510,8 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
             logger.info("%s: reusing the verified checkpoint %s", label, checkpoint_dir)
             model = SentenceTransformer(str(checkpoint_dir), device=context.device)
             stats = read_json(checkpoint_dir / "finetune_stats.json")
-            _score_and_record(context, replicate, finetune_size, model, stats, f"checkpoints/{label}", points, record)
+            _score_and_record(context, replicate, finetune_size, model, stats,
+                              f"checkpoints/{replicate.file_label(label)}", points, record)
             progress.update()
         else:
             to_train.append(finetune_size)
@@ -453,14 +523,28 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         label = size_label(finetune_size)
         # Rank 0 saves and writes; every rank embeds its share of the probe's rows (collective).
         stats = _save_trained(context, replicate, label, result) if is_main_process() else {}
-        _score_and_record(context, replicate, finetune_size, result.model, stats, f"checkpoints/{label}", points,
-                          record)
+        _score_and_record(context, replicate, finetune_size, result.model, stats,
+                          f"checkpoints/{replicate.file_label(label)}", points, record)
 
     pool_texts = [context.corpus.texts[i] for i in replicate.splits.pool_order]
     positive = [size for size in sizes if size > 0]
     done = {size for size in positive if size not in to_train}
     common = dict(seed=replicate.seed, device=context.device, completed=done, callbacks=context.callbacks,
                   show_progress=context.show_progress, log_dir=replicate.run_dir / "logs")
+    if replicate.objective is not Objective.MLM:
+        from .sentence_objectives import finetune_objective_independent
+
+        if config.schedule == "branching":
+            logger.info("Independent schedule%s, not branching: every size trains from the base model. A branch "
+                        "resumes a Trainer checkpoint, and sentence-transformers' checkpoints do not hold TSDAE's "
+                        "decoder; branching the sentence objectives is not implemented", replicate.suffix(config.seed))
+        plan = finetune_objective_independent(
+            context.base_model, pool_texts, positive, config.finetune, replicate.objective, on_point=trained,
+            work_dir=replicate.run_dir / "checkpoints" / f".{replicate.objective.value}", **common,
+        )
+        if is_main_process():
+            write_json_atomic(replicate.run_dir / f"training_plan.{replicate.objective.value}.json", plan)
+        return sorted(points, key=lambda p: p.finetune_size)
     if config.schedule == "branching":
         from .branching import finetune_branching
 
@@ -487,9 +571,10 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
 
 def _save_trained(context: _RunContext, replicate: _Replicate, label: str, result: FinetuneResult) -> dict[str, Any]:
     """Save and verify a trained checkpoint with its statistics (one rename); return the statistics."""
-    checkpoint_dir = replicate.run_dir / "checkpoints" / label
+    checkpoint_dir = replicate.run_dir / "checkpoints" / replicate.file_label(label)
     recipe = result.recipe
     stats = {
+        "objective": replicate.objective.value,
         "schedule": result.schedule,
         "finetune_texts_seen": result.texts_seen,
         "finetune_tokens_seen": result.tokens_seen,
@@ -501,6 +586,7 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
         "planned_lr_integral": recipe.lr_integral() if recipe else None,
         "final_lr": result.final_lr,
         "head": result.head,
+        "text_unit": context.config.finetune.text_unit if replicate.objective is not Objective.MLM else None,
         "final_mlm_loss": result.final_loss,
         "train_seconds": result.train_seconds,
         "chunk_length": result.chunk_length,
@@ -532,9 +618,9 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         f":rows-{hashlib.sha256(rows.astype(np.int64).tobytes()).hexdigest()[:12]}"
     # The base model embeds identically in every replicate: one cache entry serves them all.
     checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
-        f"{context.result_key}:{replicate.seed}:{label}{sampled}"
+        f"{context.result_key}:{replicate.seed}:{replicate.file_label(label)}{sampled}"
     cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
-    cache_path = context.run_dir / "embeddings" / f"{label}-{cache_key}.npy"
+    cache_path = context.run_dir / "embeddings" / f"{replicate.file_label(label)}-{cache_key}.npy"
     texts = [corpus.texts[i] for i in rows]
     return embed_texts(model, texts, batch_size=config.embed_batch_size, cache_path=cache_path,
                        show_progress=context.show_progress, distributed=True)
@@ -563,11 +649,12 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         n_seeds=int(config.probe_seeds),
     )
     probe_seconds = time.perf_counter() - probe_started
-    result.probe.save(run_dir / "probes" / f"{label}.json")
+    result.probe.save(run_dir / "probes" / f"{replicate.file_label(label)}.json")
     # Every probe seed's predictions (the intervals resample them), then their mean (what the
     # point scores): a point whose mean file exists is complete.
-    for path, values in ((seed_predictions_path(run_dir, label), result.seed_predictions),
-                         (predictions_path(run_dir, label), result.predictions)):
+    objective = replicate.objective.value
+    for path, values in ((seed_predictions_path(run_dir, label, objective), result.seed_predictions),
+                         (predictions_path(run_dir, label, objective), result.predictions)):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, values)
@@ -596,13 +683,16 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         embed_seconds=float(embedded.seconds),
         probe_seconds=float(probe_seconds),
         checkpoint=checkpoint,
-        probe_path=f"probes/{label}.json",
+        probe_path=f"probes/{replicate.file_label(label)}.json",
+        objective=replicate.objective.value,
     )
 
 
 def _summary(config: CurveConfig, corpus: Corpus, model: dict[str, str]) -> dict[str, Any]:
+    objectives = [o.display for o in config.resolved_objectives()]
     return {
-        "title": f"{config.model} on {corpus.report.source}: price probe vs MLM finetuning data",
+        "title": f"{config.model} on {corpus.report.source}: price probe vs {' / '.join(objectives)} finetuning data",
+        "objectives_measured": [o.value for o in config.resolved_objectives()],
         "model": model,
         "corpus": {"source": corpus.report.source, "fingerprint": corpus.fingerprint, "rows": len(corpus)},
         "target_transform": config.probe.target_transform,

@@ -309,4 +309,54 @@ def plan_curve(
                      data_steps=data_steps, main_stream=np.asarray(stream, dtype=np.int64))
 
 
-__all__ = ["CurvePlan", "PackedChunks", "PointRecipe", "TokenizedTexts", "chunks_per_step", "lr_factor", "pack_segments", "plan_curve"]
+@dataclass
+class UnitPlan:
+    """Draw orders of the sentence objectives (TSDAE, SimCSE), on the MLM plan's recipes.
+
+    A *unit* is one training example: a whole text, or one sentence of it. ``unit_text[u]`` is the
+    pool index of the text unit ``u`` came from, in pool order, so the units of ``pool[:n]`` are the
+    first ``unit_ends[k]`` units. Every point keeps the MLM point's :class:`PointRecipe` (steps,
+    warmup, cooldown): curves of different objectives are compared at equal optimizer steps and
+    learning-rate integrals; only what a step draws differs (``chunks_per_step`` units instead of
+    packed chunks).
+    """
+
+    sizes: list[int]
+    unit_text: np.ndarray
+    unit_ends: list[int]
+    chunks_per_step: int
+    seed: int
+    recipes: dict[int, PointRecipe]
+
+    def independent_stream(self, size: int) -> np.ndarray:
+        """Unit ids a point draws, in order: fresh permutations of its subset's units, cycled."""
+        k = self.sizes.index(size)
+        ids = np.arange(self.unit_ends[k])
+        return np.asarray(_draws(ids, self.recipes[size].steps * self.chunks_per_step, [self.seed, 5, k]),
+                          dtype=np.int64)
+
+    def max_text_index(self, stream: np.ndarray) -> int:
+        return int(self.unit_text[stream].max()) if len(stream) else -1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "sizes": list(self.sizes),
+            "points": {str(s): {**self.recipes[s].to_dict(), "units": int(self.unit_ends[self.sizes.index(s)])}
+                       for s in self.sizes},
+            "chunks_per_step": self.chunks_per_step,
+            "independent_steps": sum(self.recipes[s].steps for s in self.sizes),
+        }
+
+
+def plan_units(unit_text: np.ndarray, plan: CurvePlan) -> UnitPlan:
+    """A :class:`UnitPlan` over ``unit_text`` (source text of each unit, ascending) with ``plan``'s recipes."""
+    unit_text = np.asarray(unit_text, dtype=np.int64)
+    if len(unit_text) and np.any(np.diff(unit_text) < 0):
+        raise ValueError("units must be in pool order (unit_text ascending).")
+    ends = [int(np.searchsorted(unit_text, size, side="left")) for size in plan.sizes]
+    return UnitPlan(sizes=list(plan.sizes), unit_text=unit_text, unit_ends=ends,
+                    chunks_per_step=plan.chunks_per_step, seed=plan.seed, recipes=dict(plan.recipes))
+
+
+__all__ = ["CurvePlan", "PackedChunks", "PointRecipe", "TokenizedTexts", "chunks_per_step", "lr_factor", "pack_segments", "plan_curve",
+           "UnitPlan", "plan_units"]

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -76,10 +77,12 @@ def _pca2(embeddings: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _embedding_file(run_dir: Path, label: str, n_rows: int) -> Path | None:
-    folder = run_dir / "embeddings"
+    # A point key such as "tsdae/f200" is cached under embeddings/tsdae/.
+    subfolder, _, name = label.rpartition("/")
+    folder = run_dir / "embeddings" / subfolder if subfolder else run_dir / "embeddings"
     if not folder.is_dir():
         return None
-    pattern = re.compile(_EMBEDDING_FILE.format(label=re.escape(label)))
+    pattern = re.compile(_EMBEDDING_FILE.format(label=re.escape(name)))
     candidates = sorted((p for p in folder.iterdir() if pattern.match(p.name)), key=lambda p: p.stat().st_mtime,
                         reverse=True)
     for path in candidates:
@@ -172,8 +175,10 @@ def build_samples(run_dir: str | os.PathLike, corpus=None, splits=None, n_sample
     expected_rows = meta.get("corpus", {}).get("rows")
     if expected_rows is not None and int(expected_rows) != len(corpus):
         raise SpaceError(f"The corpus has {len(corpus)} rows but the run in {run_dir} used {expected_rows}.")
-    points = [p for p in load_curve(run_dir) if (run_dir / "probes" / f"{p.label}.json").exists()
-              or (run_dir / "predictions" / f"{p.label}.npy").exists()]
+    # Point keys: "f200" for MLM and the shared f0, "tsdae/f200" for the other objectives.
+    keyed = {point_key(p.to_dict()): p for p in load_curve(run_dir)}
+    points = [dataclasses.replace(p, label=key) for key, p in keyed.items()
+              if (run_dir / "probes" / f"{key}.json").exists() or (run_dir / "predictions" / f"{key}.npy").exists()]
     if not points:
         raise SpaceError(f"{run_dir} has no finished checkpoints yet; nothing to sample.")
     test = np.asarray(splits.test_indices)
@@ -258,9 +263,23 @@ def read_samples(path: str | os.PathLike) -> Samples:
 # Where the app's data comes from: a local run directory or a published curve dataset repo
 # ----------------------------------------------------------------------------------------------------
 def derived_model_repo(curve_repo: str, label: str) -> str:
-    """``org/bat-curve`` -> ``org/bat-f50``: the naming a published run's model repos follow."""
+    """``org/bat-curve`` -> ``org/bat-f50`` (or ``org/bat-tsdae-f50`` for the point key ``tsdae/f50``):
+    the naming a published run's model repos follow."""
     base = curve_repo[: -len("-curve")] if curve_repo.endswith("-curve") else curve_repo
-    return f"{base}-{label}"
+    return f"{base}-{label.replace('/', '-')}"
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """How the app names a point: its label for MLM and f0, ``<objective>/<label>`` otherwise (the
+    point's path under checkpoints/, probes/, predictions/)."""
+    from .objectives import OBJECTIVE_NAMES, Objective
+
+    label = str(point.get("size_label") or point.get("label"))
+    try:
+        objective = Objective(point.get("objective") or "mlm")
+    except ValueError:
+        return label
+    return objective.file_label(label)
 
 
 @dataclass
@@ -348,7 +367,21 @@ def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
 
 
 def _sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted((dict(p) for p in points), key=lambda p: p.get("finetune_size", 0))
+    """Points by size, keyed for the app (``label`` becomes :func:`point_key`; ``size_label`` keeps
+    ``f200``), the shared f0 once."""
+    keyed: dict[str, dict[str, Any]] = {}
+    for point in points:
+        entry = dict(point)
+        entry.setdefault("objective", "mlm")
+        entry.setdefault("size_label", entry.get("label"))
+        entry["label"] = point_key(entry)
+        keyed.setdefault(entry["label"], entry)
+    return sorted(keyed.values(), key=lambda p: p.get("finetune_size", 0))
+
+
+def point_objectives(points: Sequence[dict[str, Any]]) -> list[str]:
+    """The objectives of a run's points in order of appearance (f0 counts for the first)."""
+    return list(dict.fromkeys(str(p.get("objective") or "mlm") for p in points))
 
 
 def resolve_source(app_dir: str | os.PathLike | None = None) -> str | None:
@@ -485,6 +518,8 @@ def curve_figure(points: Sequence[dict[str, Any]], curve: dict[str, Any], metric
 
     key, name, higher_is_better = _METRIC_BY_NAME.get(metric, METRICS[0])
     points = _sorted_points(points)
+    if len(point_objectives(points)) > 1:
+        return _objectives_figure(points, curve, key, name, higher_is_better, log_x=log_x, show_fit=show_fit)
     sizes = [int(p.get("finetune_size", 0)) for p in points]
     values = [float(p.get(key, float("nan"))) for p in points]
     positive = [s for s in sizes if s > 0]
@@ -560,13 +595,96 @@ def curve_figure(points: Sequence[dict[str, Any]], curve: dict[str, Any], metric
     return figure
 
 
+# Plotly colours of the objectives' curves (the same hues as curve.png's).
+_OBJECTIVE_PLOT_COLORS = {"mlm": "#636EFA", "tsdae": "#00A15A", "simcse": "#AB63FA"}
+
+
+def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key: str, name: str,
+                       higher_is_better: bool, *, log_x: bool, show_fit: bool):
+    """One curve per objective on the same axes, each starting at the shared f0, with 95% intervals
+    and (``show_fit``) each objective's fitted curve."""
+    import plotly.graph_objects as go
+
+    from .objectives import OBJECTIVE_NAMES, Objective
+
+    objectives = point_objectives(points)
+    base = next((p for p in points if int(p.get("finetune_size", 0)) == 0), None)
+    sizes_all = sorted({int(p.get("finetune_size", 0)) for p in points})
+    positive = [s for s in sizes_all if s > 0]
+    use_log = bool(log_x and positive)
+    zero_x = min(positive) / 4 if use_log else 0.0
+
+    def xmap(size: float) -> float:
+        return zero_x if size <= 0 else float(size)
+
+    figure = go.Figure()
+    sections = curve.get("objectives") or {}
+    for objective in objectives:
+        color = _OBJECTIVE_PLOT_COLORS.get(objective, "#636EFA")
+        display = Objective(objective).display if objective in OBJECTIVE_NAMES else objective
+        own = [p for p in points if p.get("objective") == objective and int(p.get("finetune_size", 0)) > 0]
+        series = ([base] if base is not None else []) + own
+        grid = _fit_grid(sections.get(objective) or {}, key) if show_fit else None
+        if grid is not None:
+            pairs = [(xmap(s), i) for i, s in enumerate(grid["sizes"]) if not (use_log and 0 < s < zero_x)]
+            figure.add_trace(go.Scatter(
+                x=[x for x, _ in pairs], y=[grid["predicted"][i] for _, i in pairs], mode="lines",
+                name=f"{display} fit", line=dict(dash="dash", color=color, width=1), hoverinfo="skip"))
+        values = [float(p.get(key, float("nan"))) for p in series]
+        intervals = [_interval(p, key) for p in series]
+        hover = []
+        for point, value, interval in zip(series, values, intervals):
+            text = (f"<b>{html.escape(display)} {html.escape(str(point.get('size_label') or point.get('label')))}</b> "
+                    f"({int(point.get('finetune_size', 0)):,} finetune texts)<br>{name}: {format_value(value, key)}")
+            if interval is not None:
+                text += f"<br>95% CI: [{format_value(interval[0], key)}, {format_value(interval[1], key)}]"
+            hover.append(text)
+        error_y = None
+        if any(interval is not None for interval in intervals):
+            error_y = dict(type="data", symmetric=False, thickness=1.2, width=4, color=color,
+                           array=[max(iv[1] - v, 0) if iv else 0 for iv, v in zip(intervals, values)],
+                           arrayminus=[max(v - iv[0], 0) if iv else 0 for iv, v in zip(intervals, values)])
+        sizes = [int(p.get("finetune_size", 0)) for p in series]
+        figure.add_trace(go.Scatter(
+            x=[xmap(s) for s in sizes], y=values, mode="lines+markers", name=display,
+            marker=dict(size=[14 if s == 0 else 9 for s in sizes], symbol=["star" if s == 0 else "circle" for s in sizes],
+                        color=color), line=dict(color=color), error_y=error_y, hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>"))
+    if base is not None and math.isfinite(float(base.get(key, float("nan")))):
+        figure.add_hline(y=float(base[key]), line_dash="dot", line_color="#EF553B", line_width=1,
+                         annotation_text=f"factory floor (f0): {format_value(base[key], key)}",
+                         annotation_position="bottom right", annotation_font_color="#EF553B")
+    baseline = _baseline(curve, key)
+    if baseline is not None:
+        figure.add_hline(y=baseline[1], line_dash="dashdot", line_color="gray", line_width=1,
+                         annotation_text=f"{baseline[0]} baseline: {format_value(baseline[1], key)}",
+                         annotation_position="top right", annotation_font_color="gray")
+    xaxis: dict[str, Any] = dict(title="finetune examples" + (" (log scale; f0 drawn at the left)" if use_log else ""))
+    if use_log:
+        xaxis.update(type="log", tickvals=[xmap(s) for s in sizes_all],
+                     ticktext=["0" if s == 0 else f"{s:,}" for s in sizes_all])
+    figure.update_layout(
+        title=dict(text=f"{name} vs finetune size by objective ({'higher' if higher_is_better else 'lower'} is better)",
+                   x=0.01),
+        xaxis=xaxis, yaxis=dict(title=name), hovermode="closest", height=460, template="plotly_white",
+        margin=dict(l=60, r=20, t=60, b=60), legend=dict(orientation="h", y=-0.2),
+    )
+    return figure
+
+
 def points_table_markdown(run: RunData) -> str:
     if not run.points:
         return "*No finished sizes yet.*"
     base = run.points[0] if run.points[0].get("finetune_size") == 0 else None
+    several = len(point_objectives(run.points)) > 1
     lines = ["| size | checkpoint | R² [95% CI] | log R² | ΔR² vs f0 [95% CI] | MAE | MedAE | tokens seen |",
              "|---:|:---|:---|---:|:---|---:|---:|---:|"]
-    for point in run.points:
+    if several:  # one block per objective, each against the shared f0
+        lines = ["| objective " + lines[0], "|:---" + lines[1]]
+    order = point_objectives(run.points)
+    for point in sorted(run.points, key=lambda p: (0 if int(p.get("finetune_size", 0)) == 0
+                                                   else 1 + order.index(str(p.get("objective") or "mlm")),
+                                                   int(p.get("finetune_size", 0)))):
         label = str(point.get("label"))
         url = run.hub_url(label)
         name = f"[{label}]({url})" if url else label
@@ -582,7 +700,8 @@ def points_table_markdown(run: RunData) -> str:
             paired = (point.get("extras") or {}).get("delta_vs_f0", {}).get("r2")
             if isinstance(paired, dict) and paired.get("low") is not None and paired.get("high") is not None:
                 delta += f" [{paired['low']:+.3f}, {paired['high']:+.3f}]"
-        lines.append(f"| {int(point.get('finetune_size', 0)):,} | {name} | {r2} | "
+        lines.append(("| " + ("all" if point is base else str(point.get("objective") or "mlm")) + " " if several else "")
+                     + f"| {int(point.get('finetune_size', 0)):,} | {name} | {r2} | "
                      f"{format_value(point.get('r2_log'), 'r2_log')} | {delta} | "
                      f"{format_value(point.get('mae'))} | {format_value(point.get('median_ae'))} | "
                      f"{int(point.get('finetune_tokens_seen', 0)):,} |")

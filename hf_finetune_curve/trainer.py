@@ -258,8 +258,13 @@ def training_arguments(
     show_progress: bool,
     save: bool = False,
     logging_steps: int | None = None,
+    args_class: type[TrainingArguments] = TrainingArguments,
 ) -> TrainingArguments:
-    """The ``TrainingArguments`` of every curve run (``trainer_kwargs`` on top, validated)."""
+    """The ``TrainingArguments`` of every curve run (``trainer_kwargs`` on top, validated).
+
+    ``args_class``: a ``TrainingArguments`` subclass (``SentenceTransformerTrainingArguments`` for
+    the sentence objectives), given the same fields.
+    """
     validate_trainer_kwargs(config.trainer_kwargs)
     report_to = config.report_to if isinstance(config.report_to, list) else \
         [part.strip() for part in str(config.report_to).split(",") if part.strip()]
@@ -287,7 +292,7 @@ def training_arguments(
     if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
         kwargs["train_sampling_strategy"] = "sequential"  # the plan fixed the order
     kwargs.update(config.trainer_kwargs)
-    return TrainingArguments(**kwargs)
+    return args_class(**kwargs)
 
 
 def use_bf16(device: str) -> bool:

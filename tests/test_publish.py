@@ -392,3 +392,40 @@ def test_model_card_reproduce_command_reproduces_the_curve(pushed, hub_server, t
     for before, after in zip(original, again):
         assert after["r2"] == pytest.approx(before["r2"], abs=1e-9, rel=0)
         assert after["r2_log"] == pytest.approx(before["r2_log"], abs=1e-9, rel=0)
+
+
+def test_objective_checkpoints_are_published_under_their_objective(hub_server, base_on_hub, tmp_path):
+    """A two-objective run: MLM keeps ORG/NAME-f<n>, TSDAE is ORG/NAME-tsdae-f<n>; both load, both cards
+    name their objective and link their siblings."""
+    corpus = tmp_path / "listings.jsonl"
+    write_jsonl(generate_listings(200, seed=11), corpus)
+    out = tmp_path / "two"
+    code = main(_run_args(corpus, out, "--objectives", "mlm,tsdae", "--push-to-hub", "--hub-org", "org",
+                          "--hub-name", "two", "--hub-token", TOKEN))
+    assert code == 0
+    api = HfApi()
+    assert api.repo_exists("org/two-f50") and api.repo_exists("org/two-tsdae-f50")
+    assert not api.repo_exists("org/two-f0") and not api.repo_exists("org/two-tsdae-f0")
+    from sentence_transformers import SentenceTransformer
+
+    for repo, folder in (("org/two-f50", "f50"), ("org/two-tsdae-f50", "tsdae/f50")):
+        remote = SentenceTransformer(repo, device="cpu").encode(TEXTS)
+        local = SentenceTransformer(str(out / "checkpoints" / folder), device="cpu").encode(TEXTS)
+        assert np.abs(remote - local).max() <= 1e-6, repo
+    tsdae_card = ModelCard.load("org/two-tsdae-f50")
+    assert "tsdae" in tsdae_card.data.tags and "mlm" not in tsdae_card.data.tags
+    assert "TSDAE" in tsdae_card.text and "DenoisingAutoEncoderLoss" in tsdae_card.text
+    assert "no contrastive" not in tsdae_card.text  # the MLM-only caveat is MLM's
+    mlm_card = ModelCard.load("org/two-f50")
+    assert "masked-language-model (MLM) finetuning" in mlm_card.text and "mlm" in mlm_card.data.tags
+    endpoint = api.endpoint
+    # Every card links its siblings of the other objective (its own row reads "this model").
+    assert f"[org/two-f50]({endpoint}/org/two-f50)" in tsdae_card.text and "**this model: tsdae/f50**" in tsdae_card.text
+    assert f"[org/two-tsdae-f50]({endpoint}/org/two-tsdae-f50)" in mlm_card.text and "**this model: f50**" in mlm_card.text
+    # The Space's table and model locations follow the same names.
+    from hf_finetune_curve.space import load_run_data
+
+    run = load_run_data(out)
+    assert run.labels == ["f0", "f50", "tsdae/f50"]
+    # The TSDAE card's hyperparameters are TSDAE's, not MLM's.
+    assert "| words deleted (TSDAE noise) | 0.6 |" in tsdae_card.text and "MLM masking probability" not in tsdae_card.text

@@ -325,3 +325,77 @@ def test_push_space_and_read_the_run_from_the_hub(space_run, hub_server, tmp_pat
     assert rows["f0"]["price"] == pytest.approx(local["f0"]["price"], rel=1e-5)
     assert rows["f160"]["price"] is None and rows["f160"]["error"]
     assert f"[f50]({os.environ['HF_ENDPOINT']}/{model_repo})" in points_table_markdown(run)
+
+
+# -------------------------------------------------------------------------------------------------
+# Several objectives: one curve each, on the same axes, from the shared f0
+# -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def objectives_run(tiny_model_dir, tmp_path_factory):
+    """A tiny two-objective run (MLM and TSDAE, sizes 0, 50, all on 200 rows) with its samples.parquet."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = tmp_path_factory.mktemp("objectives-data") / "listings.jsonl"
+        write_jsonl(generate_listings(200, seed=11), data)
+        out = tmp_path_factory.mktemp("objectives-runs") / "two"
+        assert main(["run", "--data", str(data), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
+                     "--objectives", "mlm,tsdae", "--output-dir", str(out), *FAST]) == 0
+        yield out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_two_objectives_in_the_app_and_in_headless_chromium(objectives_run, tmp_path):
+    run = load_run_data(objectives_run)
+    assert run.labels == ["f0", "f50", "tsdae/f50", "f160", "tsdae/f160"]
+    assert run.model_location("tsdae/f50") == str(objectives_run / "checkpoints" / "tsdae" / "f50")
+    samples = read_samples(objectives_run / "samples.parquet")
+    assert samples.labels == run.labels  # every checkpoint of both curves on the map, f0 once
+    tsdae_predictions = np.load(objectives_run / "predictions" / "tsdae" / "f50.npy")
+    assert np.array_equal(samples.frame["pred:tsdae/f50"].to_numpy(), tsdae_predictions[samples.frame["test_position"]])
+    figure = curve_figure(run.points, run.curve, "R²")
+    curves = {trace.name: trace for trace in figure.data if trace.mode == "lines+markers"}
+    assert set(curves) == {"MLM", "TSDAE"}
+    for name, trace in curves.items():  # both start at the shared f0, each with its own points and intervals
+        assert len(trace.x) == 3 and trace.marker.symbol[0] == "star" and trace.error_y.array is not None
+        assert trace.y[0] == run.points[0]["r2"]
+    assert list(curves["TSDAE"].y[1:]) == [p["r2"] for p in run.points if p["objective"] == "tsdae"]
+    table = points_table_markdown(run)
+    assert "| objective |" in table and "| tsdae | 50 | tsdae/f50 |" in table
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    demo, url = launch_space(objectives_run, port=_free_port(), block=False)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+                    ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) else route.abort())
+                page.goto(url)
+                page.wait_for_selector("#curve-plot .scatterlayer path.point", timeout=60_000)
+                # Two curves of three markers each (f0 starts both), and a legend naming both objectives.
+                assert page.locator("#curve-plot .scatterlayer .trace").count() >= 2
+                assert page.locator("#curve-plot .scatterlayer path.point").count() == 6
+                legend = page.locator("#curve-plot .legend").text_content()
+                assert "MLM" in legend and "TSDAE" in legend
+                page.screenshot(path=str(tmp_path / "space-objectives.png"), full_page=True)
+                page.get_by_role("tab", name="Listings").click()
+                page.locator("#description textarea").fill(DESCRIPTION)
+                page.locator("#predict-btn").click()
+                page.wait_for_selector("#prices tr.price-row", timeout=90_000)
+                rows = page.locator("#prices tr.price-row")
+                assert rows.evaluate_all("els => els.map(e => e.dataset.label)") == run.labels
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+    try:
+        shutil.copy(tmp_path / "space-objectives.png", "/tmp/space_objectives_screenshot.png")
+    except OSError:
+        pass

@@ -1,0 +1,156 @@
+"""Finetuning objectives, and how their checkpoints, files and Hub repos are named.
+
+Three objectives adapt the encoder to the corpus without labels:
+
+* ``mlm``: masked-language modelling of the transformer (the mission's objective,
+  :mod:`hf_finetune_curve.finetune` / :mod:`hf_finetune_curve.branching`);
+* ``tsdae``: a denoising auto-encoder (Wang et al. 2021, TSDAE): the sentence embedding of a text with
+  60% of its words deleted must let a decoder rebuild the whole text
+  (sentence-transformers' ``DenoisingAutoEncoderLoss``);
+* ``simcse``: unsupervised SimCSE (Gao et al. 2021): a text paired with itself, the two dropout
+  masks being the only noise, in-batch negatives (``MultipleNegativesRankingLoss``).
+
+Both sentence objectives train with :mod:`hf_finetune_curve.sentence_objectives`. MLM keeps the
+mission's names (``checkpoints/f50k``, ``ORG/NAME-f50k``); the others live under their objective's
+name (``checkpoints/tsdae/f50k``, ``ORG/NAME-tsdae-f50k``). ``f0`` is the base model: shared by
+every objective.
+
+Example:
+    >>> from hf_finetune_curve.objectives import Objective, parse_objectives, delete_words
+    >>> parse_objectives("mlm, tsdae")
+    [<Objective.MLM: 'mlm'>, <Objective.TSDAE: 'tsdae'>]
+    >>> Objective.TSDAE.file_label("f200")
+    'tsdae/f200'
+    >>> Objective.MLM.repo_suffix("f200"), Objective.SIMCSE.repo_suffix("f200")
+    ('f200', 'simcse-f200')
+    >>> delete_words("a b c d e f g h i j", 0.6, [1, 2]) == delete_words("a b c d e f g h i j", 0.6, [1, 2])
+    True
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+class Objective(str, enum.Enum):
+    """What a curve finetunes the encoder on."""
+
+    MLM = "mlm"
+    TSDAE = "tsdae"
+    SIMCSE = "simcse"
+
+    @property
+    def subdir(self) -> str:
+        """Folder under ``checkpoints/``, ``points/``, ``probes/``, ``predictions/`` ('' for MLM)."""
+        return "" if self is Objective.MLM else self.value
+
+    def file_label(self, label: str) -> str:
+        """A point's file stem relative to those folders: ``f200`` (MLM, f0) or ``tsdae/f200``."""
+        return label if self is Objective.MLM or label == "f0" else f"{self.value}/{label}"
+
+    def repo_suffix(self, label: str) -> str:
+        """The Hub repo name suffix after ``NAME-``: ``f50k`` for MLM, ``tsdae-f50k`` otherwise."""
+        return label if self is Objective.MLM else f"{self.value}-{label}"
+
+    @property
+    def display(self) -> str:
+        return {"mlm": "MLM", "tsdae": "TSDAE", "simcse": "SimCSE"}[self.value]
+
+    @property
+    def description(self) -> str:
+        return {
+            "mlm": "masked-language-model finetuning of the transformer (20% of tokens masked)",
+            "tsdae": "TSDAE: denoising auto-encoder on the sentence embedding (60% of words deleted, "
+                     "sentence-transformers' DenoisingAutoEncoderLoss)",
+            "simcse": "unsupervised SimCSE: each text paired with itself, dropout as noise, in-batch negatives "
+                      "(MultipleNegativesRankingLoss)",
+        }[self.value]
+
+
+class TextUnit(str, enum.Enum):
+    """How the sentence objectives are fed a corpus text."""
+
+    WHOLE = "whole"          # the whole text, truncated to max_seq_length tokens
+    SENTENCES = "sentences"  # each sentence of the text as its own example
+
+
+OBJECTIVE_NAMES = tuple(o.value for o in Objective)
+TEXT_UNITS = tuple(u.value for u in TextUnit)
+
+
+def parse_objective(value: str | Objective) -> Objective:
+    try:
+        return Objective(str(getattr(value, "value", value)).strip().lower())
+    except ValueError:
+        raise ConfigError(f"objective must be one of {list(OBJECTIVE_NAMES)}; got {value!r}.") from None
+
+
+def parse_objectives(spec: str | Sequence[str]) -> list[Objective]:
+    """``"mlm,tsdae"`` (or a list) -> objectives in the given order, without repeats."""
+    parts = [p for p in (spec.split(",") if isinstance(spec, str) else spec) if str(p).strip()]
+    if not parts:
+        raise ConfigError("objectives must name at least one of " + ", ".join(OBJECTIVE_NAMES) + ".")
+    objectives = [parse_objective(p) for p in parts]
+    if len(set(objectives)) != len(objectives):
+        raise ConfigError(f"objectives lists an objective twice: {spec!r}.")
+    return objectives
+
+
+# A sentence ends at . ! or ? followed by whitespace and an upper-case letter, a digit or a quote;
+# abbreviations such as "approx. 5" or "St. John" mostly survive (the next word is lower case / a name
+# is rare after them in listings), and no language model is needed (nltk's punkt is not reachable).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str, min_words: int = 3) -> list[str]:
+    """The sentences of ``text``; fragments shorter than ``min_words`` words join the previous one."""
+    sentences: list[str] = []
+    for part in _SENTENCE_END.split(text.strip()):
+        part = part.strip()
+        if not part:
+            continue
+        if sentences and len(part.split()) < min_words:
+            sentences[-1] = f"{sentences[-1]} {part}"
+        else:
+            sentences.append(part)
+    return sentences or [text]
+
+
+def text_units(texts: Sequence[str], unit: TextUnit | str) -> tuple[list[str], np.ndarray]:
+    """The training examples of ``texts`` and, for each, the index of the text it came from."""
+    unit = TextUnit(getattr(unit, "value", unit))
+    if unit is TextUnit.WHOLE:
+        return list(texts), np.arange(len(texts), dtype=np.int64)
+    units: list[str] = []
+    source: list[int] = []
+    for index, text in enumerate(texts):
+        for sentence in split_sentences(text):
+            units.append(sentence)
+            source.append(index)
+    return units, np.asarray(source, dtype=np.int64)
+
+
+def delete_words(text: str, ratio: float, seed_parts: Sequence[int]) -> str:
+    """TSDAE's noise: delete each whitespace-separated word with probability ``ratio`` (at least one kept).
+
+    A pure function of ``(text, ratio, seed_parts)``: the same damaged text on resume, on any
+    process, in any run (the TSDAE paper deletes 60% of the words).
+    """
+    words = text.split()
+    if not words:
+        return text
+    rng = np.random.default_rng([int(p) & 0xFFFF_FFFF for p in seed_parts])
+    keep = rng.random(len(words)) >= float(ratio)
+    if not keep.any():
+        keep[int(rng.integers(len(words)))] = True
+    return " ".join(word for word, kept in zip(words, keep) if kept)
+
+
+__all__ = ["OBJECTIVE_NAMES", "Objective", "TEXT_UNITS", "TextUnit", "delete_words", "parse_objective",
+           "parse_objectives", "split_sentences", "text_units"]

@@ -1,0 +1,245 @@
+"""TSDAE and unsupervised SimCSE curve points, trained with sentence-transformers' Trainer.
+
+Every point ``f<n>`` of these objectives trains on the same :class:`~hf_finetune_curve.recipe.PointRecipe`
+as the MLM point of that size (steps, warmup, cooldown, learning-rate integral), from the base
+model, on units (whole texts or sentences, ``FinetuneConfig.text_unit``) of ``pool[:n]`` only. The
+engine is :class:`SentenceCurveTrainer`, a ``SentenceTransformerTrainer`` (itself a transformers
+``Trainer``) with the curve's sequential draw order and :class:`~hf_finetune_curve.trainer.RecipeSchedule`,
+so ``report_to``, callbacks, ``trainer_kwargs`` and several processes behave as for MLM.
+
+* TSDAE: ``DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)``; the input is the text with
+  ``tsdae_deletion_ratio`` of its words deleted (:func:`~hf_finetune_curve.objectives.delete_words`,
+  seeded by the draw), the target the text itself. The decoder is built from the encoder's
+  checkpoint path (so the base model must be a local folder or a reachable id; the default model
+  resolves to its packaged copy).
+* SimCSE: ``MultipleNegativesRankingLoss`` on (text, text): the two forward passes differ only by
+  dropout, the other texts of the batch are the negatives.
+
+Only the independent schedule: a branch would resume a Trainer checkpoint, and sentence-transformers'
+checkpoints hold the SentenceTransformer but not the TSDAE decoder's own weights (cross-attention,
+LM head), so a resumed TSDAE branch would not continue the run it branched from. SimCSE's loss has no
+weights of its own and could branch; that is not implemented yet. The log says which schedule ran.
+
+Example:
+    >>> from hf_finetune_curve.sentence_objectives import finetune_objective_independent
+    >>> finetune_objective_independent(model, pool_texts, [200, 400], FinetuneConfig(), Objective.TSDAE,
+    ...                                seed=42, work_dir="runs/x/checkpoints/.tsdae",
+    ...                                on_point=lambda n, result: result.model.save(f"tsdae-f{n}"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .config import FinetuneConfig
+from .finetune import (FinetuneResult, _result_device, chunk_length_for, keep_logs, resolve_device, tokenize_texts,
+                       transformer_module)
+from .objectives import Objective, delete_words, text_units
+from .recipe import UnitPlan, plan_curve, plan_units
+from .trainer import PointProgress, RecipeSchedule, training_arguments, world_size
+
+logger = logging.getLogger(__name__)
+
+SENTENCE_OBJECTIVES = (Objective.TSDAE, Objective.SIMCSE)
+
+
+def _sentence_trainer_class():
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers import DefaultBatchSampler
+
+    class SentenceCurveTrainer(SentenceTransformerTrainer):
+        """``SentenceTransformerTrainer`` drawing its examples in the plan's order with a recipe schedule."""
+
+        def __init__(self, *args, lr_factor: Callable[[int], float], **kwargs) -> None:
+            self.lr_factor = lr_factor
+            super().__init__(*args, **kwargs)
+
+        def get_batch_sampler(self, dataset, batch_size, drop_last, valid_label_columns=None, generator=None,
+                              seed=0):
+            # The plan fixed the order (the dataset is the draw stream itself); the Trainer shards
+            # the batches across processes.
+            return DefaultBatchSampler(torch.utils.data.SequentialSampler(dataset), batch_size=batch_size,
+                                       drop_last=False, valid_label_columns=valid_label_columns)
+
+        def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+            if self.lr_scheduler is None:
+                self.lr_scheduler = RecipeSchedule(optimizer or self.optimizer, self.lr_factor)
+            return self.lr_scheduler
+
+    return SentenceCurveTrainer
+
+
+def build_loss(model, objective: Objective):
+    """The sentence-transformers loss of ``objective`` on ``model`` (TSDAE: a decoder tied to it)."""
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.losses import (DenoisingAutoEncoderLoss,
+                                                                       MultipleNegativesRankingLoss)
+    except ImportError:  # pragma: no cover - older releases
+        from sentence_transformers.losses import DenoisingAutoEncoderLoss, MultipleNegativesRankingLoss
+
+    if objective is Objective.TSDAE:
+        # The decoder loads from the encoder's checkpoint path and tying replaces the encoder's
+        # parameters with the decoder's: put the in-memory weights back into the tied parameters so
+        # the point starts from exactly the base model.
+        state = {k: v.detach().clone() for k, v in transformer_module(model).auto_model.state_dict().items()}
+        from .finetune import _quiet_transformers
+
+        with _quiet_transformers():  # the decoder's new cross-attention and LM head are expected, not news
+            loss = DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)
+        transformer_module(model).auto_model.load_state_dict(state, strict=False)
+        return loss
+    if objective is Objective.SIMCSE:
+        return MultipleNegativesRankingLoss(model)
+    raise ValueError(f"{objective} is not a sentence objective (MLM trains in hf_finetune_curve.finetune).")
+
+
+def examples_for(objective: Objective, units: Sequence[str], stream: np.ndarray, config: FinetuneConfig,
+                 seed: int) -> dict[str, list[str]]:
+    """The two text columns a point's Trainer reads, one row per draw of ``stream``.
+
+    TSDAE: (damaged, original), the deletion seeded by (seed, unit, draw); SimCSE: (text, text).
+    """
+    originals = [units[int(u)] for u in stream]
+    if objective is Objective.TSDAE:
+        damaged = [delete_words(units[int(u)], config.tsdae_deletion_ratio, [seed, 6, int(u), draw])
+                   for draw, u in enumerate(stream)]
+        return {"damaged": damaged, "original": originals}
+    return {"anchor": originals, "positive": list(originals)}
+
+
+def plan_objective(model, pool_texts: Sequence[str], sizes: Sequence[int], config: FinetuneConfig,
+                   seed: int) -> tuple[UnitPlan, list[str], np.ndarray]:
+    """The sentence objective's plan (the MLM plan's recipes), its units and their token counts."""
+    tokenizer = transformer_module(model).tokenizer
+    chunk_length = chunk_length_for(model, config.max_seq_length)
+    texts = list(pool_texts[: max(sizes)])
+    mlm_plan = plan_curve(tokenize_texts(texts, tokenizer), sizes, config, seed=seed, chunk_length=chunk_length,
+                          world_size=world_size())
+    units, unit_text = text_units(texts, config.text_unit)
+    offsets = tokenize_texts(units, tokenizer).offsets
+    lengths = np.minimum(np.diff(offsets), chunk_length)  # what the Trainer's inputs hold after truncation
+    return plan_units(unit_text, mlm_plan), units, np.asarray(lengths, dtype=np.int64)
+
+
+def finetune_objective_independent(
+    model,
+    pool_texts: Sequence[str],
+    sizes: Sequence[int],
+    config: FinetuneConfig,
+    objective: Objective,
+    *,
+    seed: int,
+    device: str | None = "auto",
+    work_dir: str | Path,
+    on_point: Callable[[int, FinetuneResult], None],
+    completed: set[int] | frozenset[int] = frozenset(),
+    callbacks: Sequence[Any] = (),
+    show_progress: bool = True,
+    log_dir: str | Path | None = None,
+    audit: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
+    """Train every size of a TSDAE or SimCSE curve from the base model; returns the plan's summary.
+
+    Each point draws only units of ``pool_texts[:n]`` (checked: :class:`~hf_finetune_curve.errors.SubsetLeakError`)
+    and is handed to ``on_point(n, result)`` in ascending order; sizes in ``completed`` are skipped.
+    ``audit`` receives each point's drawn unit ids (tests).
+    """
+    from .finetune import check_no_leak
+
+    objective = Objective(objective)
+    if objective not in SENTENCE_OBJECTIVES:
+        raise ValueError(f"{objective.value} is not trained here; use finetune_independent / finetune_branching.")
+    device = resolve_device(device)
+    sizes = sorted(int(s) for s in sizes)
+    work_dir = Path(work_dir)
+    plan, units, unit_tokens = plan_objective(model, pool_texts, sizes, config, seed)
+    pending = [s for s in sizes if s not in completed]
+    try:
+        for size in pending:
+            result = _train_point(model, plan, units, unit_tokens, size, config, objective, seed=seed, device=device,
+                                  output_dir=work_dir / f"f{size}", callbacks=callbacks, show_progress=show_progress,
+                                  audit=audit)
+            check_no_leak(result, size)
+            keep_logs(work_dir, log_dir)
+            shutil.rmtree(work_dir / f"f{size}", ignore_errors=True)
+            on_point(size, result)
+    finally:
+        keep_logs(work_dir, log_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return {"objective": objective.value, "schedule": "independent", "text_unit": config.text_unit, **plan.summary()}
+
+
+def _train_point(model, plan: UnitPlan, units: list[str], unit_tokens: np.ndarray, size: int,
+                 config: FinetuneConfig, objective: Objective, *, seed: int, device: str, output_dir: Path,
+                 callbacks: Sequence[Any], show_progress: bool, audit: dict[str, list[int]] | None) -> FinetuneResult:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from transformers import set_seed
+
+    recipe = plan.recipes[size]
+    k = plan.sizes.index(size)
+    logger.info("%s f%d: independent run, %d steps (warmup %d, cooldown %d) on %d units (%s)", objective.display,
+                size, recipe.steps, recipe.warmup_steps, recipe.cooldown_steps, plan.unit_ends[k], config.text_unit)
+    stream = plan.independent_stream(size)
+    if audit is not None:
+        audit[f"{objective.value}:{size}"] = stream.tolist()
+    set_seed(seed)
+    trained = copy.deepcopy(model).to(device)
+    base_length = trained.max_seq_length
+    # Inputs as long as MLM's chunks; the saved model keeps the base model's own length for embedding.
+    trained.max_seq_length = chunk_length_for(model, config.max_seq_length)
+    loss = build_loss(trained, objective)
+    if not config.train_word_embeddings:  # as for MLM: rows of tokens a subset never uses would drift
+        transformer_module(trained).auto_model.get_input_embeddings().weight.requires_grad_(False)
+    rate = config.effective_learning_rate()
+    args = training_arguments(config, output_dir=output_dir, seed=seed, max_steps=recipe.steps, device=device,
+                              learning_rate=rate, show_progress=show_progress,
+                              logging_steps=max(1, recipe.steps // 20),
+                              args_class=SentenceTransformerTrainingArguments)
+    progress = PointProgress(peak_lr=rate)
+    trainer = _sentence_trainer_class()(
+        model=trained, args=args, train_dataset=Dataset.from_dict(examples_for(objective, units, stream, config, seed)),
+        loss=loss, callbacks=[progress, *callbacks], lr_factor=recipe.lr_factor,
+    )
+    if not show_progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    progress = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, PointProgress))
+    # A copy of the SentenceTransformer alone: the TSDAE decoder (which shares its tensors) stays behind.
+    finetuned = copy.deepcopy(trained)
+    finetuned.max_seq_length = base_length
+    finetuned.to(_result_device(device) or model.device)
+    finetuned.eval()
+    del trainer, loss, trained
+    return FinetuneResult(
+        model=finetuned,
+        texts_seen=int(round(float(config.epochs) * size)),
+        tokens_seen=int(unit_tokens[stream].sum()) if len(stream) else 0,
+        optimizer_steps=int(progress.steps),
+        train_seconds=seconds,
+        final_loss=progress.mean_loss,
+        chunk_length=chunk_length_for(model, config.max_seq_length),
+        num_chunks=int(plan.unit_ends[k]),
+        schedule="independent",
+        recipe=recipe,
+        lr_integral=float(progress.lr_sum),
+        final_lr=progress.final_lr,
+        subset_epochs=len(stream) / max(1, plan.unit_ends[k]),
+        max_text_index=plan.max_text_index(stream),
+        head="none",  # no MLM head: the objective trains the sentence embedding itself
+    )
+
+
+__all__ = ["SENTENCE_OBJECTIVES", "build_loss", "examples_for", "finetune_objective_independent", "plan_objective"]
