@@ -75,6 +75,16 @@ DELTA_COLUMNS = [f"delta_{metric}_vs_f0{part}" for metric, _, _ in METRICS for p
 SEED_COLUMNS = [f"{metric}_seed_{stat}" for metric, _, _ in METRICS for stat in ("mean", "std")]
 
 
+def csv_table(points: Sequence[CurvePoint]) -> tuple[list[dict[str, Any]], list[str]]:
+    """``curve.csv``'s rows and columns: the interval and seed columns only when some point has them."""
+    columns = list(CSV_COLUMNS)
+    if any(p.extras.get("intervals") for p in points):
+        columns += INTERVAL_COLUMNS + DELTA_COLUMNS
+    if any(p.extras.get("seeds") for p in points):
+        columns += SEED_COLUMNS
+    return [_csv_row(p) for p in points], columns
+
+
 def _csv_row(point: "CurvePoint") -> dict[str, Any]:
     row = point.to_dict()
     intervals = point.extras.get("intervals", {})
