@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import CurveConfig
     from .corpus import DataReport
     from .probe import PriceProbe
+    from .samples import Samples
     from .subsets import Splits
 
 #: The default objective; its points keep the unprefixed paths.
@@ -495,6 +496,11 @@ class RunDirectory:
         with atomic_path(self.samples_path) as tmp:
             pq.write_table(table, tmp, compression="zstd")
         return self.samples_path
+
+    def read_samples(self) -> "Samples | None":
+        from .samples import read_samples
+
+        return read_samples(self.samples_path) if self.samples_path.is_file() else None
 
 
 def load_curve(run_dir: str | os.PathLike) -> list[CurvePoint]:

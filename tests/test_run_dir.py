@@ -1,5 +1,5 @@
-"""The run directory: typed round trips of every file kind, the curve.json format version, atomic writes and
-objective prefixes."""
+"""The run directory: typed round trips of every file kind, the curve.json format version, atomic writes,
+objective prefixes, and a real run fully described by :class:`RunDirectory`."""
 
 import json
 from pathlib import Path
@@ -7,11 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hf_finetune_curve.cli import main
 from hf_finetune_curve.corpus import DataReport
 from hf_finetune_curve.curve import CurvePoint
 from hf_finetune_curve.errors import FinetuneCurveError, NotARunDirectoryError, RunDirectoryFormatError
 from hf_finetune_curve.run_dir import CURVE_FORMAT_VERSION, RunDirectory
+from hf_finetune_curve.sample_data import generate_listings, write_jsonl
 from hf_finetune_curve.subsets import make_splits
+
+FAST = ["--probe-trees", "20", "--max-seq-length", "32", "--batch-size", "16", "--no-progress", "--min-steps", "2",
+        "--head-warmup-steps", "2", "--warmup-steps", "1", "--min-cooldown-steps", "1",
+        "--bootstrap-resamples", "100"]
+
 
 def _point(size: int, r2: float = 0.5, **extras) -> CurvePoint:
     return CurvePoint(size, f"f{size}", r2=r2, mae=1000.0, median_ae=800.0, n_test=40, n_probe_train=160,
@@ -94,7 +101,9 @@ def test_curve_round_trip_carries_points_summary_and_version(tmp_path):
     assert run.curve_png_path.stat().st_size > 0
 
 
-def test_plans_baseline_checkpoint_stats_and_embedding_cache_round_trip(tmp_path):
+def test_plans_baseline_checkpoint_stats_samples_and_embedding_cache_round_trip(tmp_path):
+    import pyarrow as pa
+
     run = RunDirectory(tmp_path)
     assert run.read_training_plan() is None and run.read_branching_summary() is None
     run.write_training_plan({"points": {"200": {"steps": 40}}})
@@ -111,6 +120,15 @@ def test_plans_baseline_checkpoint_stats_and_embedding_cache_round_trip(tmp_path
     (run.checkpoint_dir("f200") / "modules.json").write_text("[]")
     run.checkpoint_stats_path("f200").write_text(json.dumps({"finetune_steps": 40}))
     assert run.has_checkpoint("f200") and run.read_checkpoint_stats("f200") == {"finetune_steps": 40}
+
+    assert run.read_samples() is None
+    vectors = np.arange(6, dtype=np.float32)
+    table = pa.table({"row": pa.array([1, 2], type=pa.int64()),
+                      "emb:f0": pa.FixedSizeListArray.from_arrays(pa.array(vectors), 3)})
+    assert run.write_samples_table(table) == run.samples_path
+    samples = run.read_samples()
+    assert samples.labels == ["f0"]
+    np.testing.assert_array_equal(samples.embeddings["f0"], vectors.reshape(2, 3))
 
     assert run.embedding_cache_files("f200") == [] and run.cached_embeddings("f200") is None
     cached = run.embedding_cache_path("f200", "0123456789abcdef")
@@ -179,8 +197,9 @@ def test_replicates_and_outputs(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # The format version and atomicity
 # ---------------------------------------------------------------------------------------------------------------
-def test_a_newer_curve_json_is_refused_naming_the_file_and_both_versions(tmp_path):
+def test_a_newer_curve_json_is_refused_naming_the_file_and_both_versions(tmp_path, capsys):
     run = RunDirectory(tmp_path)
+    run.write_config({"config": {"model": "m"}, "corpus": {"source": "d", "rows": 1}, "split": {"test_rows": 1}})
     run.write_curve([_point(0)], {"title": "t"})
     payload = json.loads(run.curve_json_path.read_text())
     payload["format_version"] = CURVE_FORMAT_VERSION + 1
@@ -190,6 +209,9 @@ def test_a_newer_curve_json_is_refused_naming_the_file_and_both_versions(tmp_pat
     message = str(caught.value)
     assert str(run.curve_json_path) in message
     assert f"format_version {CURVE_FORMAT_VERSION + 1}" in message and f"format_version {CURVE_FORMAT_VERSION}" in message
+    # Every reader goes through it: the report command says the same, as an error, not a traceback.
+    assert main(["report", str(tmp_path)]) == 2
+    assert "format_version" in capsys.readouterr().err
 
     # A curve.json written before the field existed is version 1.
     del payload["format_version"]
@@ -216,3 +238,47 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
         run.write_curve([old], {"title": "lost", "bad": object()})
     assert run.read_analysis() == {"title": "kept"}
     assert _leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A real run, fully described
+# ---------------------------------------------------------------------------------------------------------------
+def test_every_file_a_run_writes_is_reachable_through_the_run_directory(tiny_model_dir, tmp_path):
+    data = tmp_path / "listings.jsonl"
+    write_jsonl(generate_listings(120, seed=3), data)
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(data), "--model", str(tiny_model_dir), "--output-dir", str(out), "--sizes",
+                 "0,20", "--seeds", "2", *FAST]) == 0
+    run = RunDirectory(out)
+    labels = run.read_config()["labels"]
+    assert labels == ["f0", "f20"] and run.replicate_seeds() == [43]
+
+    files = {run.config_path, run.data_report_path, run.splits_path, run.curve_csv_path, run.curve_json_path,
+             run.curve_png_path, run.samples_path, run.lock_path, run.y_test_path, run.tfidf_baseline_path}
+    folders = set()
+    for label in labels:
+        files |= set(run.embedding_cache_files(label))
+    for directory, its_labels in ((run, labels), (run.replicate(43), labels[1:])):
+        files |= {directory.training_plan_path, directory.branching_path}
+        folders.add(directory.logs_dir)
+        for label in its_labels:
+            files |= {directory.point_path(label), directory.probe_path(label), directory.predictions_path(label),
+                      directory.seed_predictions_path(label)}
+            if label != "f0":  # f0 is the base model itself, not copied
+                assert directory.has_checkpoint(label) and directory.read_checkpoint_stats(label)
+                folders.add(directory.checkpoint_dir(label))
+    written = {path for path in out.rglob("*") if path.is_file()}
+    unexplained = {path for path in written
+                   if path not in files and not any(folder in path.parents for folder in folders)}
+    assert unexplained == set(), f"written but not reachable through RunDirectory: {sorted(map(str, unexplained))}"
+    missing = {path for path in files if not path.is_file()}
+    assert missing == set(), f"accessors that name files the run did not write: {sorted(map(str, missing))}"
+
+    # And the typed readers agree with what the run reported.
+    curve = run.read_curve()
+    assert [p.label for p in curve.points] == labels and curve.summary["result_key"] == run.read_config()["result_key"]
+    assert [p.label for p in run.replicate(43).read_points()] == ["f20"]
+    assert run.read_samples().labels == labels
+    assert run.read_seed_predictions("f20").shape[1] == len(run.read_y_test())
+    assert curve.points[1].checkpoint == run.relative(run.checkpoint_dir("f20"))
+    assert curve.points[1].probe_path == run.relative(run.probe_path("f20"))
