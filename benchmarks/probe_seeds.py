@@ -29,11 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_finetune_curve.config import CurveConfig
 from hf_finetune_curve.corpus import load_corpus
-from hf_finetune_curve.curve import load_seed_predictions, read_points
 from hf_finetune_curve.probe import METRICS, fit_and_score, regression_scores
-from hf_finetune_curve.subsets import Splits
+from hf_finetune_curve.run_dir import RunDirectory
 from hf_finetune_curve.uncertainty import bootstrap_replicates
 
 KS = (1, 2, 3, 5)
@@ -45,15 +43,16 @@ def main() -> None:
     parser.add_argument("--refit", type=int, default=0, help="refit with N probe seeds (0: the saved predictions)")
     parser.add_argument("--labels", help="comma-separated checkpoints (default: every finished one)")
     args = parser.parse_args()
-    config = CurveConfig.load(args.run_dir)
+    run = RunDirectory(args.run_dir)
+    config = run.read_curve_config()
     corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
-    splits = Splits.load(args.run_dir / "splits.npz")
+    splits = run.read_splits()
     rows = splits.probe_rows
     position = {row: i for i, row in enumerate(rows)}
     train = np.array([position[r] for r in splits.train_indices])
     test = np.array([position[r] for r in splits.test_indices])
     y_train, y_test = corpus.targets[splits.train_indices], corpus.targets[splits.test_indices]
-    labels = args.labels.split(",") if args.labels else [p.label for p in read_points(args.run_dir)]
+    labels = args.labels.split(",") if args.labels else [p.label for p in run.read_points()]
     print(f"{args.run_dir}: {len(train)} probe-train / {len(test)} test rows, "
           f"{'refitting ' + str(args.refit) if args.refit else 'saved'} probe seeds, checkpoints {', '.join(labels)}")
     keys = [key for key, _, _ in METRICS]
@@ -61,16 +60,16 @@ def main() -> None:
     started = time.perf_counter()
     for label in labels:
         if args.refit:
-            cached = sorted((args.run_dir / "embeddings").glob(f"{label}-*.npy"))
-            if not cached:
+            cached = run.cached_embeddings(label, len(rows))
+            if cached is None:
                 print(f"{label}: no cached embeddings, skipped")
                 continue
-            embeddings = np.load(cached[0])
+            embeddings = np.load(cached)
             preds = fit_and_score(embeddings[train], y_train, embeddings[test], y_test,
                                   dataclasses.replace(config.probe, seed=config.seed),
                                   n_seeds=args.refit).seed_predictions
         else:
-            preds = load_seed_predictions(args.run_dir, label)
+            preds = run.read_seed_predictions(label)
             if preds is None or len(preds) < 2:
                 print(f"{label}: fewer than 2 saved probe seeds, skipped (use --refit)")
                 continue

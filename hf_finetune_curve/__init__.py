@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CurveConfig": "config", "FinetuneConfig": "config",
     "Corpus": "corpus", "DataReport": "corpus", "load_corpus": "corpus",
-    "CurvePoint": "curve", "format_table": "curve", "load_curve": "curve",
+    "CurvePoint": "curve", "format_table": "curve", "load_curve": "run_dir", "RunDirectory": "run_dir",
     "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
@@ -33,12 +33,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .analysis import analyze_curve
     from .config import CurveConfig, FinetuneConfig
     from .corpus import Corpus, DataReport, load_corpus
-    from .curve import CurvePoint, format_table, load_curve
+    from .curve import CurvePoint, format_table
     from .errors import (CheckpointVerificationError, ConfigError, CorpusError, FinetuneCurveError,
                          ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
                          SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
     from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores
+    from .run_dir import RunDirectory, load_curve
     from .subsets import make_splits, parse_sizes, size_label
 
 

@@ -61,7 +61,11 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"Finetuning curve: {result.config.model} on {result.corpus.report.source}")
     print(result.table())
     _print_answer(result.analysis)
-    print(f"\nResults in {result.run_dir} (curve.csv, curve.json, curve.png); {elapsed:.0f} s")
+    from .run_dir import RunDirectory
+
+    run = RunDirectory(result.run_dir)
+    written = ", ".join(path.name for path in (run.curve_csv_path, run.curve_json_path, run.curve_png_path))
+    print(f"\nResults in {result.run_dir} ({written}); {elapsed:.0f} s")
     if hub_target is not None:
         _push(result.run_dir, args, *hub_target)
     return 0
@@ -101,25 +105,18 @@ def _print_answer(analysis: dict[str, Any]) -> None:
 
 
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .curve import format_table, load_analysis, load_curve, plot_curve
-    from .io_utils import read_json
+    from .curve import format_table
+    from .run_dir import RunDirectory
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").exists():
-        raise FinetuneCurveError(f"{run_dir} is not a run directory (no config.json).")
-    points = load_curve(run_dir)
-    analysis = load_analysis(run_dir)
-    saved = read_json(run_dir / "config.json")
-    report_path = run_dir / "data_report.json"
-    print(f"Run {run_dir}: {saved['config']['model']} on {saved['corpus']['source']} "
+    run = RunDirectory(args.run_dir)
+    run.require_run()
+    points = run.curve_points()
+    analysis = run.read_analysis()
+    saved = run.read_config()
+    print(f"Run {run.path}: {saved['config']['model']} on {saved['corpus']['source']} "
           f"({saved['corpus']['rows']} rows; {saved['split']['test_rows']} held out for the probe)")
-    if report_path.exists():
-        from .corpus import DataReport
-
-        import dataclasses
-
-        known = {f.name for f in dataclasses.fields(DataReport)}
-        report = DataReport(**{k: v for k, v in read_json(report_path).items() if k in known})
+    report = run.read_data_report()
+    if report is not None:
         for line in report.summary_lines()[1:]:
             print(line)
     print(format_table(points))
@@ -135,8 +132,7 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if missing:
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
     if points:
-        plot_curve(points, run_dir / "curve.png", title=analysis.get("title"), analysis=analysis)
-        print(f"Plot: {run_dir / 'curve.png'}")
+        print(f"Plot: {run.draw_curve(points, analysis)}")
     return 0
 
 

@@ -275,10 +275,12 @@ class CurveConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "CurveConfig":
-        """Load the config saved in a run directory (or a ``config.json`` path)."""
+        """Load the config saved in a run directory (or in a run record's JSON file)."""
         path = Path(path)
         if path.is_dir():
-            path = path / "config.json"
+            from .run_dir import RunDirectory
+
+            return RunDirectory(path).read_curve_config()
         payload = json.loads(path.read_text(encoding="utf-8"))
         return cls.from_dict(payload["config"] if "config" in payload else payload)
 

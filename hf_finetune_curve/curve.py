@@ -1,7 +1,9 @@
-"""Curve stage: one row per finetune size, written as CSV, JSON and a three-panel plot.
+"""Curve stage: one row per finetune size, as a table, CSV rows and a four-panel plot.
+
+Where they are written and read back is :mod:`hf_finetune_curve.run_dir`'s business.
 
 Example:
-    >>> from hf_finetune_curve.curve import CurvePoint, format_table, load_curve
+    >>> from hf_finetune_curve.curve import CurvePoint, format_table
     >>> points = [CurvePoint(0, "f0", r2=0.52, mae=19_618, median_ae=11_281, n_test=400, n_probe_train=1600),
     ...           CurvePoint(500, "f500", r2=0.55, mae=18_900, median_ae=10_950, n_test=400, n_probe_train=1600)]
     >>> print(format_table(points))
@@ -9,6 +11,7 @@ Example:
     ----  -----  ------  ------  ---------  ------  ------  -----  ------  -------  -------
        0     f0  0.5200       -    +0.0000  19,618  11,281      0       0        0        0
      500   f500  0.5500       -    +0.0300  18,900  10,950      0       0        0        0
+    >>> from hf_finetune_curve.run_dir import load_curve
     >>> print(format_table(load_curve("runs/bat")))  # a finished run's table  # doctest: +SKIP
 """
 
@@ -19,10 +22,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from .io_utils import atomic_path, read_json, write_csv_atomic, write_json_atomic
+from .io_utils import atomic_path
 from .probe import METRICS  # (key, display name, higher is better)
 
-POINTS_DIR = "points"
 # One colour per objective on every plot (the curve.png panels and the Space).
 OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purple"}
 
@@ -87,6 +89,16 @@ DELTA_COLUMNS = [f"delta_{metric}_vs_f0{part}" for metric, _, _ in METRICS for p
 SEED_COLUMNS = [f"{metric}_seed_{stat}" for metric, _, _ in METRICS for stat in ("mean", "std")]
 
 
+def csv_table(points: Sequence[CurvePoint]) -> tuple[list[dict[str, Any]], list[str]]:
+    """``curve.csv``'s rows and columns: the interval and seed columns only when some point has them."""
+    columns = list(CSV_COLUMNS)
+    if any(p.extras.get("intervals") for p in points):
+        columns += INTERVAL_COLUMNS + DELTA_COLUMNS
+    if any(p.extras.get("seeds") for p in points):
+        columns += SEED_COLUMNS
+    return [_csv_row(p) for p in points], columns
+
+
 def _csv_row(point: "CurvePoint") -> dict[str, Any]:
     row = point.to_dict()
     intervals = point.extras.get("intervals", {})
@@ -104,57 +116,6 @@ def _csv_row(point: "CurvePoint") -> dict[str, Any]:
     return row
 
 
-PREDICTIONS_DIR = "predictions"
-
-
-def predictions_path(run_dir: str | Path, label: str, objective: str = "mlm") -> Path:
-    """A point's held-out predictions: the mean over its probe seeds, shape ``(n_test,)``."""
-    from .objectives import Objective
-
-    return Path(run_dir) / PREDICTIONS_DIR / f"{Objective(objective).file_label(label)}.npy"
-
-
-def seed_predictions_path(run_dir: str | Path, label: str, objective: str = "mlm") -> Path:
-    """Every probe seed's held-out predictions of a point, shape ``(probe_seeds, n_test)``."""
-    from .objectives import Objective
-
-    return Path(run_dir) / PREDICTIONS_DIR / f"{Objective(objective).file_label(label)}.probe-seeds.npy"
-
-
-def load_seed_predictions(run_dir: str | Path, label: str, objective: str = "mlm") -> "np.ndarray | None":
-    """``(probe_seeds, n_test)`` predictions of a point (one row when only the mean was saved)."""
-    import numpy as np
-
-    path = seed_predictions_path(run_dir, label, objective)
-    if path.exists():
-        return np.atleast_2d(np.load(path))
-    mean = predictions_path(run_dir, label, objective)
-    return np.load(mean)[None, :] if mean.exists() else None
-
-
-def point_path(run_dir: str | Path, label: str, objective: str = "mlm") -> Path:
-    """``points/f200.json`` (MLM and the shared f0) or ``points/tsdae/f200.json``."""
-    from .objectives import Objective
-
-    return Path(run_dir) / POINTS_DIR / f"{Objective(objective).file_label(label)}.json"
-
-
-def write_point(run_dir: str | Path, point: CurvePoint) -> None:
-    """Record a finished size; its existence is what lets a resumed run skip the size."""
-    write_json_atomic(point_path(run_dir, point.label, point.objective), point.to_dict())
-
-
-def read_points(run_dir: str | Path, objective: str = "mlm") -> list[CurvePoint]:
-    """The finished points of one objective's curve (its own folder; MLM's and f0 at the top)."""
-    from .objectives import Objective
-
-    folder = Path(run_dir) / POINTS_DIR / Objective(objective).subdir
-    if not folder.is_dir():
-        return []
-    points = [CurvePoint.from_dict(read_json(path)) for path in folder.glob("*.json")]
-    return sorted(points, key=lambda point: point.finetune_size)
-
-
 def objectives_of(points: Sequence[CurvePoint]) -> list[str]:
     """The objectives of ``points`` in the order they first appear."""
     return list(dict.fromkeys(p.objective for p in points))
@@ -166,39 +127,9 @@ def by_objective(points: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]:
             for objective in objectives_of(points)}
 
 
-def write_curve(run_dir: str | Path, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None) -> None:
-    """Write ``curve.csv``, ``curve.json`` and ``curve.png`` into ``run_dir`` (each atomically)."""
-    run_dir = Path(run_dir)
-    ordered = [p for curve in by_objective(points).values() for p in curve]
-    columns = list(CSV_COLUMNS)
-    if any(p.extras.get("intervals") for p in ordered):
-        columns += INTERVAL_COLUMNS + DELTA_COLUMNS
-    if any(p.extras.get("seeds") for p in ordered):
-        columns += SEED_COLUMNS
-    write_csv_atomic(run_dir / "curve.csv", [_csv_row(p) for p in ordered], columns)
-    payload = {"points": [p.to_dict() for p in ordered]}
-    if summary:
-        payload.update(summary)
-    write_json_atomic(run_dir / "curve.json", payload)
-    plot_curve(points, run_dir / "curve.png", title=(summary or {}).get("title"), analysis=summary)
-
-
-def load_analysis(run_dir: str | Path) -> dict[str, Any]:
-    """The summary sections of ``curve.json`` (fit, answer, baselines, ...); empty if absent."""
-    path = Path(run_dir) / "curve.json"
-    if not path.exists():
-        return {}
-    payload = read_json(path)
-    payload.pop("points", None)
-    return payload
-
-
-def load_curve(run_dir: str | Path) -> list[CurvePoint]:
-    """The points of a run: from ``curve.json`` when present, else from the finished sizes."""
-    path = Path(run_dir) / "curve.json"
-    if path.exists():
-        return [CurvePoint.from_dict(row) for row in read_json(path)["points"]]
-    return read_points(run_dir)
+def ordered_points(points: Sequence[CurvePoint]) -> list[CurvePoint]:
+    """``points`` as curve.csv / curve.json list them: one block per objective (first-seen order), by size."""
+    return [p for curve in by_objective(points).values() for p in curve]
 
 
 def _money(value: float) -> str:

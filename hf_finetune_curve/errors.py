@@ -41,3 +41,12 @@ class SubsetLeakError(FinetuneCurveError):
 
 class RunDirectoryLockedError(FinetuneCurveError):
     """Another process holds the run directory's lock; the message names its PID and host."""
+
+
+class NotARunDirectoryError(FinetuneCurveError, FileNotFoundError):
+    """A directory given as a run holds no run (no ``config.json``); the message names it."""
+
+
+class RunDirectoryFormatError(FinetuneCurveError, ValueError):
+    """A file of a run directory is in a layout this version cannot read (written by a newer version);
+    the message names the file, its version and the newest this version reads."""

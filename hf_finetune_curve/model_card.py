@@ -23,6 +23,8 @@ from .corpus import DATA_FILE_SUFFIXES
 from .errors import PublishError
 from .io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
 from .probe import METRICS as _PROBE_METRICS
+from .run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
+                      RunDirectory, parse_file_label)
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
@@ -58,7 +60,7 @@ def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
 
 @dataclass
 class RunInfo:
-    """What a finished run directory says: ``config.json``, ``curve.json`` and ``data_report.json``."""
+    """What a finished run directory says: its run record (``saved``), ``curve.json`` and data report."""
 
     run_dir: Path
     saved: dict[str, Any]
@@ -68,16 +70,16 @@ class RunInfo:
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunInfo":
         """Read a run directory; raise :class:`PublishError` if it is not a finished run."""
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.json").is_file():
-            raise PublishError(f"{run_dir} is not a run directory (no config.json).")
-        if not (run_dir / "curve.json").is_file():
-            raise PublishError(f"{run_dir} has no curve.json yet; finish the run with `hf-curve run` first.")
-        saved = _read_json(run_dir / "config.json")
-        curve = _read_json(run_dir / "curve.json")
-        report_path = run_dir / "data_report.json"
-        report = _read_json(report_path) if report_path.is_file() else {}
-        run = cls(run_dir=run_dir, saved=saved, curve=curve, data_report=report)
+        directory = RunDirectory(run_dir)
+        directory.require_run(PublishError)
+        curve = directory.read_curve()
+        if curve is None:
+            raise PublishError(f"{directory.path} has no {directory.curve_json_path.name} yet; finish the run with "
+                               "`hf-curve run` first.")
+        saved = directory.read_config()
+        report = directory.read_data_report()
+        run = cls(run_dir=directory.path, saved=saved, curve=curve.to_dict(),
+                  data_report=report.to_dict() if report is not None else {})
         done = {point["label"] for point in run.points}
         from .objectives import parse_objectives
 
@@ -168,12 +170,22 @@ class RunInfo:
         except Exception:  # a config written by another version: fall back to the folder name
             return self.run_dir.resolve().name
 
+    @property
+    def directory(self) -> RunDirectory:
+        return RunDirectory(self.run_dir)
+
     def checkpoint_dir(self, label: str) -> Path:
-        return self.run_dir / "checkpoints" / label
+        """``label`` is a point key: ``f200`` (MLM) or ``tsdae/f200`` (another objective)."""
+        return self.directory.checkpoint_dir(*parse_file_label(label))
+
+    def checkpoint_stats(self, label: str) -> dict[str, Any]:
+        """The training statistics saved with the checkpoint (empty when there are none)."""
+        return self.directory.read_checkpoint_stats(*parse_file_label(label)) or {}
 
     def probe_path(self, label: str) -> Path:
-        point = self.point(label)
-        return self.run_dir / (point.get("probe_path") or f"probes/{label}.json")
+        """The probe the point recorded (relative to the run), else where the run keeps a probe of ``label``."""
+        recorded = self.point(label).get("probe_path")
+        return self.directory.resolve(recorded) if recorded else self.directory.probe_path(*parse_file_label(label))
 
 
 @dataclass(frozen=True)
@@ -508,8 +520,7 @@ def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license:
     point = run.point(label)
     repo_id = names.model_repo_id(label)
     folder = run.checkpoint_dir(label)
-    stats_path = folder / "finetune_stats.json"
-    stats = _read_json(stats_path) if stats_path.is_file() else {}
+    stats = run.checkpoint_stats(label)
     objective_tag = str(point.get("objective") or "mlm")  # "mlm", "tsdae" or "simcse"
     tags = [t for t in TAGS if t != "mlm"] + [objective_tag] + (["synthetic-data"] if run.is_synthetic else [])
     card_data = ModelCardData(
@@ -565,13 +576,16 @@ def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license:
     return card
 
 
+# The curve dataset repo's files (it keeps the run directory's names), as the dataset card describes them.
 DATASET_FILES = (
-    ("curve.csv", "one row per finetune size: R², MAE, median AE (with interval columns when computed), tokens, timings"),
-    ("curve.json", "the same points with their intervals, plus the curve fit, the answer and baselines when computed"),
-    ("curve.png", "the plot above"),
-    ("config.json", "the run's configuration, resolved model and corpus, split sizes and library versions"),
-    ("data_report.json", "what was read from the corpus, what was dropped and why"),
-    ("samples.parquet", "sample rows of the corpus"),
+    (CURVE_CSV_FILE, "one row per finetune size: R², MAE, median AE (with interval columns when computed), tokens, "
+                     "timings"),
+    (CURVE_JSON_FILE, "the same points with their intervals, plus the curve fit, the answer and baselines when "
+                      "computed"),
+    (CURVE_PNG_FILE, "the plot above"),
+    (CONFIG_FILE, "the run's configuration, resolved model and corpus, split sizes and library versions"),
+    (DATA_REPORT_FILE, "what was read from the corpus, what was dropped and why"),
+    (SAMPLES_FILE, "sample rows of the corpus"),
 )
 
 

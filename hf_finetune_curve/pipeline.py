@@ -1,4 +1,6 @@
-"""``run_curve``: data -> subsets -> finetune -> embed -> probe -> curve, resumable.
+"""``run_curve``: data -> subsets -> finetune -> embed -> probe -> curve -> samples, resumable.
+
+Every file it reads or writes is named by :class:`~hf_finetune_curve.run_dir.RunDirectory`.
 
 Example:
     >>> from hf_finetune_curve import CurveConfig, run_curve
@@ -27,26 +29,20 @@ from .analysis import analyze_curve, answer_lines
 from .checkpoint import save_checkpoint
 from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
 from .corpus import Corpus, load_corpus
-from .curve import (CurvePoint, format_table, load_seed_predictions, predictions_path, read_points,
-                    seed_predictions_path, write_curve, write_point)
+from .curve import CurvePoint, format_table
 from .embed import embed_texts, embedding_cache_key
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .finetune import FinetuneResult, resolve_device
-from .io_utils import atomic_path, exclusive_lock, read_json, write_json_atomic
 from .models import load_sentence_transformer
 from .objectives import Objective
 from .probe import fit_and_score
+from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
+from .samples import build_samples
 from .subsets import Splits, make_splits, parse_sizes, size_label
 
 logger = logging.getLogger(__name__)
 
-# Everything a run writes; --overwrite removes exactly these.
-RUN_OUTPUTS = ("config.json", "data_report.json", "splits.npz", "curve.csv", "curve.json", "curve.png",
-               "points", "checkpoints", "embeddings", "probes", "predictions", "baselines", "seeds", "samples.parquet",
-               "training_plan.json", "branching.json", "logs",
-               *(f"training_plan.{o.value}.json" for o in Objective))
 _VERIFY_SAMPLE = 16
-LOCK_FILE = ".lock"
 # Held-out rows below which scores are refused, and below which the log warns.
 MIN_TEST_ROWS = 10
 WARN_TEST_ROWS = 50
@@ -140,12 +136,11 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
     return differences
 
 
-def _prepare_run_dir(run_dir: Path, config: CurveConfig, result_key: str, corpus: Corpus,
+def _prepare_run_dir(run: RunDirectory, config: CurveConfig, result_key: str, corpus: Corpus,
                      overwrite: bool) -> dict[str, Any] | None:
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
+    saved = run.read_config()
+    if saved is None:
         return None
-    saved = read_json(config_path)
     if saved.get("result_key") == result_key:
         return saved
     if not overwrite:
@@ -160,16 +155,11 @@ def _prepare_run_dir(run_dir: Path, config: CurveConfig, result_key: str, corpus
             differences.append(f"recipe version: {saved.get('recipe_version', 1)} -> {RECIPE_VERSION} (points are "
                                "trained or scored differently since)")
         raise RunDirectoryConflictError(
-            f"{run_dir} holds a run with a different configuration or data ({'; '.join(differences[:6]) or 'unknown'}). "
+            f"{run.path} holds a run with a different configuration or data ({'; '.join(differences[:6]) or 'unknown'}). "
             "Use another --output-dir, or --overwrite to discard that run."
         )
-    logger.warning("Overwriting the run in %s", run_dir)
-    for name in RUN_OUTPUTS:
-        target = run_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    logger.warning("Overwriting the run in %s", run.path)
+    run.remove_outputs()
     return None
 
 
@@ -201,54 +191,49 @@ def run_curve(
         ModelResolutionError.
     """
     config = config or CurveConfig()
-    run_dir = config.resolved_output_dir()
+    run = RunDirectory(config.resolved_output_dir())
     main_process = is_main_process()
-    created = main_process and not run_dir.exists()
+    created = main_process and not run.path.exists()
     # One run per directory: a second one fails at once instead of corrupting the first.
-    lock = exclusive_lock(run_dir / LOCK_FILE) if main_process else contextlib.nullcontext()
+    lock = run.lock() if main_process else contextlib.nullcontext()
     try:
         with lock:
-            return _run_curve(config, run_dir, overwrite=overwrite, show_progress=show_progress, on_point=on_point,
+            return _run_curve(config, run, overwrite=overwrite, show_progress=show_progress, on_point=on_point,
                               callbacks=callbacks)
     except BaseException:
-        if created:
-            _remove_if_nothing_to_resume(run_dir)
+        # After a failed first attempt, leave no run directory that holds nothing a rerun could use.
+        if created and run.holds_nothing_to_resume():
+            shutil.rmtree(run.path, ignore_errors=True)
         raise
 
 
-def _remove_if_nothing_to_resume(run_dir: Path) -> None:
-    """After a failed first attempt, leave no run directory that holds nothing a rerun could use."""
-    metadata = {LOCK_FILE, "config.json", "data_report.json", "splits.npz"}
-    if run_dir.is_dir() and all(entry.name in metadata for entry in run_dir.iterdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_progress: bool,
+def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_progress: bool,
                on_point: Callable[[CurvePoint], None] | None, callbacks: Sequence[Any]) -> CurveResult:
+    run_dir = run.path
     main_process = is_main_process()
     distributed = _init_distributed(config.device)
     corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
     result_key = config.result_key(corpus.fingerprint)
     # Rank 0 alone checks (and with --overwrite clears) the run directory; the others wait for it.
-    saved_config = _prepare_run_dir(run_dir, config, result_key, corpus, overwrite) if main_process else None
+    saved_config = _prepare_run_dir(run, config, result_key, corpus, overwrite) if main_process else None
     if distributed is not None:
         distributed.wait_for_everyone()
     run_dir.mkdir(parents=True, exist_ok=True)
     if main_process:
         for line in corpus.report.summary_lines():
             logger.info(line)
-        write_json_atomic(run_dir / "data_report.json", corpus.report.to_dict())
+        run.write_data_report(corpus.report)
 
     splits = make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune,
                          probe_rows=config.probe_rows)
     _log_probe_sample(corpus, config, splits)
     _check_scoreable(corpus, splits)
     if main_process:
-        splits.save(run_dir / "splits.npz")
+        run.write_splits(splits)
     requested = parse_sizes(config.sizes, len(splits.pool_order))
     # Sizes only add: the sizes a finished run of the same result key measured stay in its curve,
     # so `--sizes` with new sizes on an existing run directory trains just the new ones.
-    finished_sizes = {point.finetune_size for point in read_points(run_dir)}
+    finished_sizes = {point.finetune_size for point in run.read_points()}
     sizes = sorted(set(requested) | finished_sizes)
     if finished_sizes - set(requested):
         logger.info("Keeping the sizes measured before: %s",
@@ -275,23 +260,23 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
         "updated": now,
     }
     if main_process:
-        write_json_atomic(run_dir / "config.json", run_record)
+        run.write_config(run_record)
     logger.info(
         "Run %s: %d rows (%d probe-train / %d test), finetune pool %d, sizes %s",
         run_dir, len(corpus), len(splits.train_indices), len(splits.test_indices), len(splits.pool_order),
         ", ".join(size_label(s) for s in sizes),
     )
 
-    replicates = [_Replicate(seed=config.seed, run_dir=run_dir, splits=splits)]
+    replicates = [_Replicate(seed=config.seed, run=run, splits=splits)]
     for offset in range(1, int(config.seeds)):
         replicate_seed = config.seed + offset
         replicates.append(_Replicate(
             seed=replicate_seed,
-            run_dir=run_dir / "seeds" / f"seed-{replicate_seed}",
+            run=run.replicate(replicate_seed),
             splits=make_splits(len(corpus), config.test_fraction, config.seed, config.include_test_in_finetune,
                                order_seed=replicate_seed, probe_rows=config.probe_rows),
         ))
-    context = _RunContext(config=config, run_dir=run_dir, corpus=corpus, base_model=base_model, result_key=result_key,
+    context = _RunContext(config=config, run=run, corpus=corpus, base_model=base_model, result_key=result_key,
                           base_model_id=resolved.model_id, device=device, show_progress=show_progress,
                           sample_texts=[corpus.texts[i] for i in splits.test_indices[:_VERIFY_SAMPLE]],
                           callbacks=list(callbacks))
@@ -313,13 +298,13 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
 
             def record(point: CurvePoint, points: list[CurvePoint], track: _Replicate = track) -> None:
                 if point.finetune_size != 0 or track.objective is objectives[0]:  # f0 is written once
-                    write_point(track.run_dir, point)
+                    track.run.write_point(point, point.objective)
                 points.append(point)
                 points.sort(key=lambda p: p.finetune_size)
                 if track.seed == config.seed:
                     main_curves[track.objective] = points
-                    write_curve(run_dir, [p for curve in main_curves.values() for p in curve],
-                                _summary(config, corpus, resolved.to_dict()))
+                    run.write_curve([p for curve in main_curves.values() for p in curve],
+                                    _summary(config, corpus, resolved.to_dict()))
                 if on_point is not None:
                     on_point(point)
 
@@ -331,12 +316,11 @@ def _run_curve(config: CurveConfig, run_dir: Path, *, overwrite: bool, show_prog
     points = [p for objective in objectives for p in all_points[objective][0]]
     if not main_process:
         return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits)
-    analysis = _analyze_objectives(context, splits, objectives, all_points, [r.run_dir for r in replicates[1:]])
-    write_curve(run_dir, points, {**_summary(config, corpus, resolved.to_dict()), **analysis})
-    from .space import build_samples
-
-    # A few hundred held-out listings with each checkpoint's predictions and 2-D map, for the Space.
-    build_samples(run_dir, corpus, splits)
+    analysis = _analyze_objectives(context, splits, objectives, all_points, [r.run for r in replicates[1:]])
+    run.write_curve(points, {**_summary(config, corpus, resolved.to_dict()), **analysis})
+    # The samples stage: a few hundred held-out listings with each checkpoint's predictions and 2-D map
+    # (every objective's), which the Space reads.
+    build_samples(run, corpus, splits)
     return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits,
                        analysis=analysis)
 
@@ -347,7 +331,7 @@ class _Replicate:
     (``--seeds``). Its files: ``checkpoints/f200`` etc. for MLM, ``checkpoints/tsdae/f200`` etc. otherwise."""
 
     seed: int
-    run_dir: Path
+    run: RunDirectory
     splits: Splits
     objective: Objective = Objective.MLM
 
@@ -364,7 +348,7 @@ class _Replicate:
 @dataclass
 class _RunContext:
     config: CurveConfig
-    run_dir: Path
+    run: RunDirectory
     result_key: str
     corpus: Corpus
     base_model: Any
@@ -377,20 +361,20 @@ class _RunContext:
 
 def _analyze_objectives(context: _RunContext, splits: Splits, objectives: list[Objective],
                         all_points: dict[Objective, list[list[CurvePoint]]],
-                        replicate_dirs: list[Path]) -> dict[str, Any]:
+                        replicate_runs: list[RunDirectory]) -> dict[str, Any]:
     """The first objective's analysis at the top level (as for a one-objective run), each objective's
     under ``objectives``, and with several, the paired comparison between them (``comparison``)."""
     analyses = {objective: _analyze(context, splits, all_points[objective][0], all_points[objective][1:],
-                                    replicate_dirs, baseline=objective is objectives[0])
+                                    replicate_runs, baseline=objective is objectives[0])
                 for objective in objectives}
     analysis = dict(analyses[objectives[0]])
     if len(objectives) > 1:
         from .compare import compare_objectives
 
-        run_dir = context.run_dir
         y_test = context.corpus.targets[splits.test_indices]
         curves = {o.value: all_points[o][0] for o in objectives}
-        predictions = {o.value: _load_predictions(run_dir, all_points[o][0], replicate_dirs) for o in objectives}
+        predictions = {o.value: _load_predictions(context.run, all_points[o][0], replicate_runs)
+                       for o in objectives}
         analysis["objectives"] = {o.value: {k: v for k, v in analyses[o].items() if k != "baselines"}
                                   for o in objectives}
         analysis["comparison"] = compare_objectives(curves, predictions, y_test,
@@ -399,7 +383,7 @@ def _analyze_objectives(context: _RunContext, splits: Splits, objectives: list[O
     return analysis
 
 
-def _load_predictions(run_dir: Path, points: Sequence[CurvePoint], replicate_dirs: Sequence[Path]
+def _load_predictions(run: RunDirectory, points: Sequence[CurvePoint], replicate_runs: Sequence[RunDirectory]
                       ) -> dict[str, np.ndarray]:
     """One objective's held-out predictions by label, shaped (finetune seeds, probe seeds, test rows).
 
@@ -407,8 +391,8 @@ def _load_predictions(run_dir: Path, points: Sequence[CurvePoint], replicate_dir
     """
     predictions: dict[str, np.ndarray] = {}
     for point in points:
-        runs = [run_dir] + ([] if point.finetune_size == 0 else list(replicate_dirs))
-        found = [load_seed_predictions(directory, point.label, point.objective) for directory in runs]
+        runs = [run] + ([] if point.finetune_size == 0 else list(replicate_runs))
+        found = [directory.read_seed_predictions(point.label, point.objective) for directory in runs]
         found = [array for array in found if array is not None]
         if found and len({array.shape for array in found}) == 1:
             predictions[point.label] = np.stack(found)
@@ -420,14 +404,13 @@ def _load_predictions(run_dir: Path, points: Sequence[CurvePoint], replicate_dir
 
 
 def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
-             replicate_points: list[list[CurvePoint]], replicate_dirs: list[Path],
+             replicate_points: list[list[CurvePoint]], replicate_runs: list[RunDirectory],
              baseline: bool = True) -> dict[str, Any]:
-    config, run_dir, corpus = context.config, context.run_dir, context.corpus
+    config, corpus = context.config, context.corpus
     y_test = corpus.targets[splits.test_indices]
-    with atomic_path(run_dir / "predictions" / "y_test.npy") as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, y_test)
-    predictions = _load_predictions(run_dir, points, replicate_dirs)
+    context.run.write_y_test(y_test)
+    # Per label: (finetune seeds, probe seeds, test rows); f0 has one finetune "seed" (it is shared).
+    predictions = _load_predictions(context.run, points, replicate_runs)
     want_baseline = baseline
     baseline = None
     if config.tfidf_baseline and want_baseline:
@@ -446,11 +429,9 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
     from .uncertainty import hierarchical_bootstrap
 
     config, corpus = context.config, context.corpus
-    cache = context.run_dir / "baselines" / "tfidf.json"
-    if cache.exists():
-        saved = read_json(cache)
-        if saved.get("result_key") == context.result_key:
-            return saved["tfidf"]
+    cached = context.run.read_tfidf_baseline(context.result_key)
+    if cached is not None:
+        return cached
     logger.info("TF-IDF baseline on the same split")
     result = tfidf_baseline(
         [corpus.texts[i] for i in splits.train_indices], corpus.targets[splits.train_indices],
@@ -468,7 +449,7 @@ def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) ->
         "n_components": int(result.n_components),
         "seconds": result.seconds,
     }
-    write_json_atomic(cache, {"result_key": context.result_key, "tfidf": summary})
+    context.run.write_tfidf_baseline(context.result_key, summary)
     return summary
 
 
@@ -480,15 +461,15 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
     ``shared_f0``: the base model's point, already scored for another objective on this replicate's
     split: every objective's curve starts from that same point.
     """
-    config = context.config
-    finished = {point.label: point for point in read_points(replicate.run_dir, replicate.objective.value)}
+    config, run, objective = context.config, replicate.run, replicate.objective
+    finished = {point.label: point for point in run.read_points(objective)}
     points: list[CurvePoint] = []
     to_train: list[int] = []
     for finetune_size in sizes:
         label = size_label(finetune_size)
-        checkpoint_dir = replicate.run_dir / "checkpoints" / replicate.file_label(label)
+        checkpoint_dir = run.checkpoint_dir(label, objective)
         if finetune_size == 0 and shared_f0 is not None:
-            point = dataclasses.replace(shared_f0, objective=replicate.objective.value, extras={})
+            point = dataclasses.replace(shared_f0, objective=objective.value, extras={})
             record(point, points)
             progress.update()
         elif label in finished:
@@ -498,20 +479,20 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         elif finetune_size == 0:
             _score_and_record(context, replicate, 0, context.base_model, {}, context.base_model_id, points, record)
             progress.update()
-        elif (checkpoint_dir / "modules.json").exists() and not (checkpoint_dir / "finetune_stats.json").exists():
+        elif run.has_checkpoint(label, objective) and run.read_checkpoint_stats(label, objective) is None:
             # Not a checkpoint this version wrote in one step (statistics missing): train it again.
-            logger.warning("%s: %s has no finetune_stats.json; training it again", label, checkpoint_dir)
+            logger.warning("%s: %s has no %s; training it again", label, checkpoint_dir, CHECKPOINT_STATS_FILE)
             shutil.rmtree(checkpoint_dir)
             to_train.append(finetune_size)
-        elif (checkpoint_dir / "modules.json").exists():
+        elif run.has_checkpoint(label, objective):
             # Saved and verified before an interruption (saving renames into place only after the check).
             from sentence_transformers import SentenceTransformer
 
             logger.info("%s: reusing the verified checkpoint %s", label, checkpoint_dir)
             model = SentenceTransformer(str(checkpoint_dir), device=context.device)
-            stats = read_json(checkpoint_dir / "finetune_stats.json")
-            _score_and_record(context, replicate, finetune_size, model, stats,
-                              f"checkpoints/{replicate.file_label(label)}", points, record)
+            stats = run.read_checkpoint_stats(label, objective)
+            _score_and_record(context, replicate, finetune_size, model, stats, run.relative(checkpoint_dir), points,
+                              record)
             progress.update()
         else:
             to_train.append(finetune_size)
@@ -524,14 +505,14 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         # Rank 0 saves and writes; every rank embeds its share of the probe's rows (collective).
         stats = _save_trained(context, replicate, label, result) if is_main_process() else {}
         _score_and_record(context, replicate, finetune_size, result.model, stats,
-                          f"checkpoints/{replicate.file_label(label)}", points, record)
+                          run.relative(run.checkpoint_dir(label, objective)), points, record)
 
     pool_texts = [context.corpus.texts[i] for i in replicate.splits.pool_order]
     positive = [size for size in sizes if size > 0]
     done = {size for size in positive if size not in to_train}
     common = dict(seed=replicate.seed, device=context.device, completed=done, callbacks=context.callbacks,
-                  show_progress=context.show_progress, log_dir=replicate.run_dir / "logs")
-    if replicate.objective is not Objective.MLM:
+                  show_progress=context.show_progress, log_dir=run.logs_dir)
+    if objective is not Objective.MLM:
         from .sentence_objectives import finetune_objective_independent
 
         if config.schedule == "branching":
@@ -539,11 +520,11 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
                         "resumes a Trainer checkpoint, and sentence-transformers' checkpoints do not hold TSDAE's "
                         "decoder; branching the sentence objectives is not implemented", replicate.suffix(config.seed))
         plan = finetune_objective_independent(
-            context.base_model, pool_texts, positive, config.finetune, replicate.objective, on_point=trained,
-            work_dir=replicate.run_dir / "checkpoints" / f".{replicate.objective.value}", **common,
+            context.base_model, pool_texts, positive, config.finetune, objective, on_point=trained,
+            work_dir=run.independent_work_dir(objective), **common,
         )
         if is_main_process():
-            write_json_atomic(replicate.run_dir / f"training_plan.{replicate.objective.value}.json", plan)
+            run.write_training_plan(plan, objective)
         return sorted(points, key=lambda p: p.finetune_size)
     if config.schedule == "branching":
         from .branching import finetune_branching
@@ -552,26 +533,25 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
                     replicate.suffix(config.seed), ", ".join(size_label(s) for s in positive))
         branching = finetune_branching(
             context.base_model, pool_texts, positive, config.finetune, on_branch=trained,
-            state_dir=replicate.run_dir / "checkpoints" / ".branching-state", **common,
+            state_dir=run.branching_state_dir, **common,
         )
         plan = branching.plan
         if is_main_process():
-            write_json_atomic(replicate.run_dir / "branching.json", branching.to_dict())
+            run.write_branching_summary(branching.to_dict())
     else:
         from .finetune import finetune_independent
 
         plan = finetune_independent(
             context.base_model, pool_texts, positive, config.finetune, on_point=trained,
-            work_dir=replicate.run_dir / "checkpoints" / ".independent", **common,
+            work_dir=run.independent_work_dir(), **common,
         ).summary()
     if is_main_process():
-        write_json_atomic(replicate.run_dir / "training_plan.json", plan)
+        run.write_training_plan(plan)
     return sorted(points, key=lambda p: p.finetune_size)
 
 
 def _save_trained(context: _RunContext, replicate: _Replicate, label: str, result: FinetuneResult) -> dict[str, Any]:
     """Save and verify a trained checkpoint with its statistics (one rename); return the statistics."""
-    checkpoint_dir = replicate.run_dir / "checkpoints" / replicate.file_label(label)
     recipe = result.recipe
     stats = {
         "objective": replicate.objective.value,
@@ -592,7 +572,8 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
         "chunk_length": result.chunk_length,
         "num_chunks": result.num_chunks,
     }
-    save_checkpoint(result.model, checkpoint_dir, context.sample_texts, extra_json={"finetune_stats.json": stats})
+    save_checkpoint(result.model, replicate.run.checkpoint_dir(label, replicate.objective), context.sample_texts,
+                    extra_json={CHECKPOINT_STATS_FILE: stats})
     return stats
 
 
@@ -620,7 +601,8 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
         f"{context.result_key}:{replicate.seed}:{replicate.file_label(label)}{sampled}"
     cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
-    cache_path = context.run_dir / "embeddings" / f"{replicate.file_label(label)}-{cache_key}.npy"
+    # The main run's cache serves every replicate (the key names the replicate's seed).
+    cache_path = context.run.embedding_cache_path(label, cache_key, replicate.objective)
     texts = [corpus.texts[i] for i in rows]
     return embed_texts(model, texts, batch_size=config.embed_batch_size, cache_path=cache_path,
                        show_progress=context.show_progress, distributed=True)
@@ -630,7 +612,7 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
                  checkpoint: str) -> CurvePoint:
     """Fit the probe on the train split of the embedded probe rows and score the test split."""
     config, corpus = context.config, context.corpus
-    run_dir, splits = replicate.run_dir, replicate.splits
+    run, splits = replicate.run, replicate.splits
     label = size_label(finetune_size)
     rows = splits.probe_rows
     sampled = len(rows) != len(corpus)
@@ -649,15 +631,10 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         n_seeds=int(config.probe_seeds),
     )
     probe_seconds = time.perf_counter() - probe_started
-    result.probe.save(run_dir / "probes" / f"{replicate.file_label(label)}.json")
+    run.write_probe(label, result.probe, replicate.objective)
     # Every probe seed's predictions (the intervals resample them), then their mean (what the
     # point scores): a point whose mean file exists is complete.
-    objective = replicate.objective.value
-    for path, values in ((seed_predictions_path(run_dir, label, objective), result.seed_predictions),
-                         (predictions_path(run_dir, label, objective), result.predictions)):
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, values)
+    run.write_predictions(label, result.predictions, result.seed_predictions, replicate.objective)
     logger.info("%s%s: R² %.4f  log R² %.4f  MAE %.2f  MedAE %.2f", label, replicate.suffix(config.seed),
                 result.scores["r2"], result.scores["r2_log"], result.scores["mae"], result.scores["median_ae"])
     return CurvePoint(
@@ -683,7 +660,7 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         embed_seconds=float(embedded.seconds),
         probe_seconds=float(probe_seconds),
         checkpoint=checkpoint,
-        probe_path=f"probes/{replicate.file_label(label)}.json",
+        probe_path=run.relative(run.probe_path(label, replicate.objective)),
         objective=replicate.objective.value,
     )
 

@@ -42,14 +42,12 @@ from .model_card import (
     build_model_card,
     read_license,
 )
+from .run_dir import RunDirectory, parse_file_label
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PublishError", "PublishResult", "publish_run", "resolve_target", "validate_hub_name"]
 
-# Files of the curve dataset repo, as (path in the run directory, required).
-CURVE_FILES = (("curve.csv", True), ("curve.json", True), ("curve.png", True), ("config.json", True),
-               ("data_report.json", True), ("samples.parquet", False))
 # config.json keys left out of the uploaded copy: they change on every `hf-curve run` without changing a result,
 # and would otherwise make a re-run push a new commit.
 VOLATILE_CONFIG_KEYS = ("updated",)
@@ -227,7 +225,7 @@ def _with_retries(action: Callable[[], Any], what: str, *, max_retries: int, wai
 def _model_files(run: RunInfo, label: str) -> list[tuple[str, Path]]:
     """(path in repo, local file) for the model repo of ``label``, README excluded (the card replaces it)."""
     folder = run.checkpoint_dir(label)
-    if not (folder / "modules.json").is_file():
+    if not run.directory.has_checkpoint(*parse_file_label(label)):  # a point key: f200 or tsdae/f200
         raise PublishError(
             f"{folder} is missing or is not a saved SentenceTransformer (no modules.json); cannot publish {label}. "
             "Re-run the same `hf-curve run` command to rebuild it."
@@ -251,22 +249,30 @@ def _json_bytes(payload: Any) -> bytes:
     return (json.dumps(payload, indent=2) + "\n").encode("utf-8")
 
 
+def curve_repo_sources(directory: RunDirectory) -> list[tuple[Path, bool]]:
+    """The run's files that the curve dataset repo holds, as (file, required). The repo keeps the run
+    directory's names (and its probes), so the Space reads a snapshot of it as it reads a run."""
+    return [(directory.curve_csv_path, True), (directory.curve_json_path, True), (directory.curve_png_path, True),
+            (directory.config_path, True), (directory.data_report_path, True), (directory.samples_path, False)]
+
+
 def _curve_files(run: RunInfo) -> list[tuple[str, Path | bytes]]:
+    directory = run.directory
     files: list[tuple[str, Path | bytes]] = []
-    for name, required in CURVE_FILES:
-        path = run.run_dir / name
+    for path, required in curve_repo_sources(directory):
         if not path.is_file():
             if required:
                 raise PublishError(f"{path} is missing; re-run `hf-curve run` (or `hf-curve report`) to rebuild it.")
             continue
-        if name == "config.json":
+        if path == directory.config_path:
             saved = {key: value for key, value in run.saved.items() if key not in VOLATILE_CONFIG_KEYS}
-            files.append((name, _json_bytes(saved)))
+            files.append((directory.relative(path), _json_bytes(saved)))
         else:
-            files.append((name, path))
+            files.append((directory.relative(path), path))
     # Every size's probe, f0's included (f0 has no model repo): the Space prices descriptions with them.
-    for probe in sorted((run.run_dir / "probes").glob("*.json")):
-        files.append((f"probes/{probe.name}", probe))
+    for probe in sorted(directory.probe_path(*parse_file_label(point["label"])) for point in run.points):
+        if probe.is_file():
+            files.append((directory.relative(probe), probe))
     return files
 
 

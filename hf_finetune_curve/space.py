@@ -1,26 +1,23 @@
-"""The finetuning-curve Space: sample listings for its map, the Gradio app, launching and publishing it.
+"""The finetuning-curve Space: the Gradio app, launching and publishing it.
 
-A finished run gets ``samples.parquet`` (a few hundred held-out listings with every checkpoint's
-predicted price, 2-D map coordinates and embeddings), so the app draws its maps and finds nearest
-neighbours without embedding anything. The app itself reads a local run directory or a published
-curve dataset repo and never writes into either.
+The app reads a local run directory or a published curve dataset repo (the same file names, read
+through :class:`~hf_finetune_curve.run_dir.RunDirectory`) and never writes into either. Its maps and
+nearest neighbours come from the run's ``samples.parquet`` (:mod:`hf_finetune_curve.samples`, a stage
+of the run; ``build_samples`` is importable from here too), so it embeds nothing but what a user types.
 
 Example:
-    >>> from hf_finetune_curve.space import build_samples, launch_space, push_space
-    >>> build_samples("runs/bat")                                   # doctest: +SKIP
+    >>> from hf_finetune_curve.space import launch_space, push_space
     >>> launch_space("runs/bat", port=7860)                         # doctest: +SKIP
     >>> push_space("runs/bat", "my-org/bat-space", token="hf_...")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import logging
 import math
 import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,14 +27,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import SpaceError
-from .io_utils import HUB_REPO_ID as _REPO_ID, atomic_path, hub_endpoint, read_json
+from .io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
 from .model_card import PROBE_PATH_IN_REPO
 from .probe import METRICS  # (key, display name, higher is better)
+from .run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
+                      RunDirectory, parse_file_label)
+# build_samples and read_samples lived here before the samples stage had its own module: still importable from here.
+from .samples import Samples, build_samples, column_name, point_key, read_samples  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-SAMPLES_FILE = "samples.parquet"
-SAMPLES_META_KEY = b"hf_finetune_curve"
 SPACE_CONFIG_FILE = "curve_space.json"
 ENV_RUN_DIR = "HF_CURVE_RUN_DIR"
 ENV_REPO = "HF_CURVE_REPO"
@@ -45,218 +44,6 @@ ENV_MAX_MODELS = "HF_CURVE_MAX_MODELS"
 MAX_DESCRIPTION_CHARS = 2_000
 N_NEIGHBOURS = 5
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
-_EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
-
-
-# ----------------------------------------------------------------------------------------------------
-# samples.parquet
-# ----------------------------------------------------------------------------------------------------
-def _column(kind: str, label: str) -> str:
-    return f"{kind}:{label}"
-
-
-def _pca2(embeddings: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-    """Project onto the first two principal components (signs fixed so reruns draw the same map)."""
-    X = np.asarray(embeddings, dtype=np.float64)
-    mean = X.mean(axis=0)
-    centred = X - mean
-    components = np.zeros((2, X.shape[1]))
-    explained = [0.0, 0.0]
-    if len(X) >= 2:
-        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-        take = min(2, vt.shape[0])
-        components[:take] = vt[:take]
-        total = float(np.sum(singular ** 2)) or 1.0
-        explained[:take] = [float(s ** 2 / total) for s in singular[:take]]
-    for row in components:
-        pivot = int(np.argmax(np.abs(row)))
-        if row[pivot] < 0:
-            row *= -1
-    coords = centred @ components.T
-    return coords, {"mean": mean.tolist(), "components": components.tolist(), "explained_variance_ratio": explained}
-
-
-def _embedding_file(run_dir: Path, label: str, n_rows: int) -> Path | None:
-    # A point key such as "tsdae/f200" is cached under embeddings/tsdae/.
-    subfolder, _, name = label.rpartition("/")
-    folder = run_dir / "embeddings" / subfolder if subfolder else run_dir / "embeddings"
-    if not folder.is_dir():
-        return None
-    pattern = re.compile(_EMBEDDING_FILE.format(label=re.escape(name)))
-    candidates = sorted((p for p in folder.iterdir() if pattern.match(p.name)), key=lambda p: p.stat().st_mtime,
-                        reverse=True)
-    for path in candidates:
-        try:
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError):
-            continue
-        if array.ndim == 2 and array.shape[0] == n_rows:
-            return path
-    return None
-
-
-def _model_location(run_dir: Path, meta: dict[str, Any], label: str) -> str:
-    if label == "f0":
-        model = meta.get("model", {})
-        path = model.get("path")
-        return path if path and Path(path).exists() else model.get("model_id") or meta["config"]["model"]
-    return str(run_dir / "checkpoints" / label)
-
-
-def _sample_embeddings(run_dir: Path, meta: dict[str, Any], label: str, rows: np.ndarray, embedded_rows: np.ndarray,
-                       texts: list[str]) -> np.ndarray:
-    """Embeddings of corpus ``rows`` from the run's cache (which holds ``embedded_rows``, sorted)."""
-    path = _embedding_file(run_dir, label, len(embedded_rows))
-    if path is not None:
-        return np.asarray(np.load(path, mmap_mode="r")[np.searchsorted(embedded_rows, rows)], dtype=np.float32)
-    # No cached corpus embeddings (deleted to save space): embed just the samples.
-    from .models import load_sentence_transformer
-
-    logger.info("%s: no cached embeddings; embedding %d sample listings", label, len(texts))
-    model, _ = load_sentence_transformer(_model_location(run_dir, meta, label))
-    return np.asarray(model.encode(texts, convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
-
-
-def _sample_predictions(run_dir: Path, label: str, positions: np.ndarray, n_test: int,
-                        embeddings: np.ndarray) -> np.ndarray:
-    path = run_dir / "predictions" / f"{label}.npy"
-    if path.exists():
-        predictions = np.load(path)
-        if predictions.ndim == 1 and len(predictions) == n_test:
-            return np.asarray(predictions[positions], dtype=np.float64)
-        logger.warning("Ignoring %s: %s predictions for %d test rows", path, predictions.shape, n_test)
-    from .probe import PriceProbe
-
-    return PriceProbe.load(run_dir / "probes" / f"{label}.json").predict(embeddings)
-
-
-def _load_run_corpus(meta: dict[str, Any]):
-    from .corpus import load_corpus
-
-    config = meta["config"]
-    corpus = load_corpus(config.get("data"), config.get("text_column", "text"),
-                         config.get("target_column", "price"), config.get("max_rows"))
-    expected = meta.get("corpus", {}).get("fingerprint")
-    if expected and corpus.fingerprint != expected:
-        raise SpaceError(
-            f"The corpus at {config.get('data')!r} has changed since the run (fingerprint {corpus.fingerprint}, "
-            f"run has {expected}); cannot rebuild {SAMPLES_FILE}."
-        )
-    return corpus
-
-
-def build_samples(run_dir: str | os.PathLike, corpus=None, splits=None, n_samples: int = 300,
-                  seed: int = 0) -> Path:
-    """Write ``run_dir/samples.parquet``: held-out listings for the Space's map and nearest neighbours.
-
-    Rows are ``n_samples`` listings drawn (with ``seed``) from the probe's test split, in test-split
-    order. Columns: ``row`` (corpus index), ``test_position`` (index into ``predictions/<label>.npy``),
-    ``text``, ``price`` (true target), and for every finished checkpoint label ``pred:<label>``
-    (its probe's test prediction), ``x:<label>``/``y:<label>`` (2-D PCA of that checkpoint's
-    embeddings of these samples, fitted per checkpoint) and ``emb:<label>`` (the embedding, float32).
-    The schema metadata ``hf_finetune_curve`` holds the labels and each PCA (mean, components), so a
-    new text can be placed on the same map.
-
-    Cheap: reads cached corpus embeddings by memory map (embeds the samples only when the cache
-    is gone). ``corpus``/``splits`` default to reloading them from the run.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from .curve import load_curve
-    from .subsets import Splits
-
-    run_dir = Path(run_dir)
-    meta = read_json(run_dir / "config.json")
-    if splits is None:
-        splits = Splits.load(run_dir / "splits.npz")
-    if corpus is None:
-        corpus = _load_run_corpus(meta)
-    expected_rows = meta.get("corpus", {}).get("rows")
-    if expected_rows is not None and int(expected_rows) != len(corpus):
-        raise SpaceError(f"The corpus has {len(corpus)} rows but the run in {run_dir} used {expected_rows}.")
-    # Point keys: "f200" for MLM and the shared f0, "tsdae/f200" for the other objectives.
-    keyed = {point_key(p.to_dict()): p for p in load_curve(run_dir)}
-    points = [dataclasses.replace(p, label=key) for key, p in keyed.items()
-              if (run_dir / "probes" / f"{key}.json").exists() or (run_dir / "predictions" / f"{key}.npy").exists()]
-    if not points:
-        raise SpaceError(f"{run_dir} has no finished checkpoints yet; nothing to sample.")
-    test = np.asarray(splits.test_indices)
-    k = min(int(n_samples), len(test))
-    if k < 1:
-        raise SpaceError(f"n_samples must be >= 1; got {n_samples}.")
-    positions = np.sort(np.random.default_rng(seed).choice(len(test), size=k, replace=False))
-    rows = test[positions]
-    texts = [corpus.texts[i] for i in rows]
-    columns: dict[str, Any] = {
-        "row": pa.array(rows.astype(np.int64)),
-        "test_position": pa.array(positions.astype(np.int64)),
-        "text": pa.array(texts, type=pa.string()),
-        "price": pa.array(np.asarray(corpus.targets, dtype=np.float64)[rows]),
-    }
-    pca: dict[str, Any] = {}
-    labels: list[str] = []
-    sizes: dict[str, int] = {}
-    for point in sorted(points, key=lambda p: p.finetune_size):
-        label = point.label
-        embeddings = _sample_embeddings(run_dir, meta, label, rows, splits.probe_rows, texts)
-        predictions = _sample_predictions(run_dir, label, positions, len(test), embeddings)
-        coords, pca[label] = _pca2(embeddings)
-        dim = embeddings.shape[1]
-        columns[_column("pred", label)] = pa.array(predictions.astype(np.float64))
-        columns[_column("x", label)] = pa.array(coords[:, 0].astype(np.float32))
-        columns[_column("y", label)] = pa.array(coords[:, 1].astype(np.float32))
-        columns[_column("emb", label)] = pa.FixedSizeListArray.from_arrays(
-            pa.array(np.ascontiguousarray(embeddings, dtype=np.float32).ravel()), dim)
-        labels.append(label)
-        sizes[label] = int(point.finetune_size)
-    table = pa.table(columns)
-    info = {"version": 1, "labels": labels, "finetune_sizes": sizes, "seed": int(seed), "n_test": int(len(test)),
-            "text_column": meta["config"].get("text_column", "text"),
-            "target_column": meta["config"].get("target_column", "price"), "pca": pca}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), SAMPLES_META_KEY: json.dumps(info)})
-    path = run_dir / SAMPLES_FILE
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-    logger.info("Wrote %s (%d listings x %d checkpoints)", path, k, len(labels))
-    return path
-
-
-@dataclass
-class Samples:
-    """``samples.parquet`` read back: a frame of scalars plus per-label embeddings and PCA."""
-
-    frame: Any  # pandas.DataFrame: row, test_position, text, price, pred:/x:/y:<label>
-    embeddings: dict[str, np.ndarray]
-    info: dict[str, Any]
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.info.get("labels", []))
-
-    def project(self, label: str, vectors: np.ndarray) -> np.ndarray:
-        pca = self.info["pca"][label]
-        return (np.atleast_2d(vectors) - np.asarray(pca["mean"])) @ np.asarray(pca["components"]).T
-
-
-def read_samples(path: str | os.PathLike) -> Samples:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    info = json.loads((table.schema.metadata or {}).get(SAMPLES_META_KEY, b"{}"))
-    embeddings = {}
-    scalar_columns = []
-    for name in table.column_names:
-        if name.startswith("emb:"):
-            column = table.column(name).combine_chunks()
-            dim = column.type.list_size
-            embeddings[name[4:]] = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
-        else:
-            scalar_columns.append(name)
-    frame = table.select(scalar_columns).to_pandas()
-    if "labels" not in info:
-        info["labels"] = list(embeddings)
-    return Samples(frame=frame, embeddings=embeddings, info=info)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -267,19 +54,6 @@ def derived_model_repo(curve_repo: str, label: str) -> str:
     the naming a published run's model repos follow."""
     base = curve_repo[: -len("-curve")] if curve_repo.endswith("-curve") else curve_repo
     return f"{base}-{label.replace('/', '-')}"
-
-
-def point_key(point: dict[str, Any]) -> str:
-    """How the app names a point: its label for MLM and f0, ``<objective>/<label>`` otherwise (the
-    point's path under checkpoints/, probes/, predictions/)."""
-    from .objectives import OBJECTIVE_NAMES, Objective
-
-    label = str(point.get("size_label") or point.get("label"))
-    try:
-        objective = Objective(point.get("objective") or "mlm")
-    except ValueError:
-        return label
-    return objective.file_label(label)
 
 
 @dataclass
@@ -300,6 +74,11 @@ class RunData:
         return [p["label"] for p in self.points]
 
     @property
+    def directory(self) -> RunDirectory:
+        """The run directory, or the curve repo's snapshot (it keeps the run directory's file names)."""
+        return RunDirectory(self.root)
+
+    @property
     def base_model_id(self) -> str:
         return self.meta.get("model", {}).get("model_id") or self.meta.get("config", {}).get("model", "")
 
@@ -313,13 +92,14 @@ class RunData:
             if self.local and path and Path(path).exists():
                 return path
             return self.base_model_id or None
-        if self.local and (self.root / "checkpoints" / label / "modules.json").exists():
-            return str(self.root / "checkpoints" / label)
+        # A point key ("f200", "tsdae/f200") names the checkpoint's label and objective.
+        if self.local and self.directory.has_checkpoint(*parse_file_label(label)):
+            return str(self.directory.checkpoint_dir(*parse_file_label(label)))
         return self.model_repos.get(label)
 
     def probe_file(self, label: str) -> Path | None:
         """The saved probe for ``label``: in the run / curve repo, else in the checkpoint's model repo."""
-        local = self.root / "probes" / f"{label}.json"
+        local = self.directory.probe_path(*parse_file_label(label))
         if local.exists():
             return local
         repo = self.model_repos.get(label)
@@ -337,33 +117,33 @@ class RunData:
 
 
 def _load_local_run(run_dir: Path) -> RunData:
-    from .curve import read_points
-
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json).")
-    meta = read_json(run_dir / "config.json")
-    curve = read_json(run_dir / "curve.json") if (run_dir / "curve.json").exists() else {}
-    points = curve.get("points") or [p.to_dict() for p in read_points(run_dir)]
-    samples = read_samples(run_dir / SAMPLES_FILE) if (run_dir / SAMPLES_FILE).exists() else None
-    return RunData(root=run_dir, points=_sorted_points(points), curve=curve, meta=meta, samples=samples,
-                   curve_repo=None, local=True, model_repos={})
+    run = RunDirectory(run_dir)
+    run.require_run()  # NotARunDirectoryError, a FileNotFoundError
+    curve_file = run.read_curve()
+    curve = curve_file.to_dict() if curve_file is not None else {}
+    points = curve.get("points") or [p.to_dict() for p in run.read_points()]
+    return RunData(root=run_dir, points=_sorted_points(points), curve=curve, meta=run.read_config(),
+                   samples=run.read_samples(), curve_repo=None, local=True, model_repos={})
 
 
 def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
     from huggingface_hub import snapshot_download
 
+    # The curve repo keeps the run directory's names for the files it publishes.
     root = Path(snapshot_download(
         curve_repo, repo_type="dataset", token=token,
-        allow_patterns=["config.json", "curve.json", "curve.csv", "data_report.json", SAMPLES_FILE, "probes/*"],
+        allow_patterns=[CONFIG_FILE, CURVE_JSON_FILE, CURVE_CSV_FILE, DATA_REPORT_FILE, SAMPLES_FILE, f"{PROBES_DIR}/*"],
     ))
-    meta = read_json(root / "config.json")
-    curve = read_json(root / "curve.json")
-    points = _sorted_points(curve.get("points", []))
+    run = RunDirectory(root)
+    curve_file = run.read_curve()
+    if curve_file is None:
+        raise FileNotFoundError(f"The curve repo {curve_repo} has no {CURVE_JSON_FILE}.")
+    curve = curve_file.to_dict()
+    points = _sorted_points(curve["points"])
     repos = {point["label"]: derived_model_repo(curve_repo, point["label"]) for point in points
              if point["label"] != "f0"}
-    samples = read_samples(root / SAMPLES_FILE) if (root / SAMPLES_FILE).exists() else None
-    return RunData(root=root, points=points, curve=curve, meta=meta, samples=samples, curve_repo=curve_repo,
-                   local=False, model_repos=repos)
+    return RunData(root=root, points=points, curve=curve, meta=run.read_config(), samples=run.read_samples(),
+                   curve_repo=curve_repo, local=False, model_repos=repos)
 
 
 def _sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -786,7 +566,7 @@ def map_figure(samples: Samples | None, label: str, colour_by: str = COLOUR_OPTI
         return figure
     frame = samples.frame
     true = frame["price"].to_numpy(dtype=float)
-    predicted = frame[_column("pred", label)].to_numpy(dtype=float)
+    predicted = frame[column_name("pred", label)].to_numpy(dtype=float)
     if colour_by == COLOUR_OPTIONS[1]:
         colour, colour_title, scale = np.log10(np.clip(predicted, 1e-9, None)), "log10 predicted", "Viridis"
     elif colour_by == COLOUR_OPTIONS[2]:
@@ -800,7 +580,7 @@ def map_figure(samples: Samples | None, label: str, colour_by: str = COLOUR_OPTI
     if colour_by == COLOUR_OPTIONS[2]:
         limit = float(np.nanmax(np.abs(colour))) if len(colour) else 1.0
         marker.update(cmin=-limit, cmax=limit, cmid=0)
-    figure.add_trace(go.Scatter(x=frame[_column("x", label)], y=frame[_column("y", label)], mode="markers",
+    figure.add_trace(go.Scatter(x=frame[column_name("x", label)], y=frame[column_name("y", label)], mode="markers",
                                 name="held-out listings", marker=marker, hovertext=hover,
                                 hovertemplate="%{hovertext}<extra></extra>"))
     if query is not None:
@@ -874,7 +654,7 @@ class CurveExplorer:
         similarity = (matrix @ vector) / np.where(norms == 0, 1.0, norms)
         frame = samples.frame
         return [{"similarity": float(similarity[i]), "price": float(frame["price"].iloc[i]),
-                 "predicted": float(frame[_column("pred", label)].iloc[i]), "text": str(frame["text"].iloc[i]),
+                 "predicted": float(frame[column_name("pred", label)].iloc[i]), "text": str(frame["text"].iloc[i]),
                  "row": int(frame["row"].iloc[i])}
                 for i in np.argsort(-similarity)[:N_NEIGHBOURS]]
 
@@ -1056,14 +836,14 @@ def launch_space(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int 
     With ``block=False`` it returns ``(demo, url)`` right away; call ``demo.close()`` when done.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise SpaceError(f"{run_dir} is not a run directory (no config.json).")
-    if not (run_dir / SAMPLES_FILE).exists():
-        logger.info("%s has no %s yet; building it", run_dir, SAMPLES_FILE)
+    run = RunDirectory(run_dir)
+    run.require_run(SpaceError)
+    if not run.samples_path.exists():
+        logger.info("%s has no %s yet; building it", run_dir, run.samples_path.name)
         try:
-            build_samples(run_dir)
+            build_samples(run)
         except Exception as exc:  # the curve tab still works; the map says the samples are missing
-            logger.warning("Could not build %s (%s); the Listings tab will have no map.", SAMPLES_FILE, exc)
+            logger.warning("Could not build %s (%s); the Listings tab will have no map.", run.samples_path.name, exc)
     demo = build_app(run_dir)
     demo.queue(default_concurrency_limit=2)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=share, show_error=False,
@@ -1203,7 +983,7 @@ def push_space(run_dir_or_curve_repo: str | os.PathLike, repo_id: str, *, token:
         raise SpaceError(f"The curve repo id must look like 'namespace/name-curve'; got {curve_repo!r}.")
     api = HfApi(token=token)
     try:  # the Space would have nothing to show without the curve repo: fail before creating anything
-        meta = read_json(hf_hub_download(curve_repo, "config.json", repo_type="dataset", token=token))
+        meta = read_json(hf_hub_download(curve_repo, CONFIG_FILE, repo_type="dataset", token=token))
     except (RepositoryNotFoundError, EntryNotFoundError) as exc:
         raise SpaceError(
             f"No curve dataset repo {curve_repo} (with a config.json) on {hub_endpoint()}. Publish the run first "

@@ -1,7 +1,8 @@
 import numpy as np
 
 from hf_finetune_curve.analysis import analyze_curve, answer_lines
-from hf_finetune_curve.curve import CurvePoint, format_table, load_analysis, write_curve
+from hf_finetune_curve.curve import CurvePoint, format_table
+from hf_finetune_curve.run_dir import RunDirectory
 from hf_finetune_curve.probe import regression_scores
 from hf_finetune_curve.subsets import size_label
 
@@ -37,9 +38,9 @@ def test_saturating_curve_gets_an_answer_with_intervals(tmp_path):
     assert last["delta_vs_f0"]["mae"]["better"] is True
     lines = answer_lines(summary)
     assert any(line.startswith("N for 90% of the attainable R² gain:") for line in lines)
-    write_curve(tmp_path, points, summary)
+    RunDirectory(tmp_path).write_curve(points, summary)
     assert "r2_low" in (tmp_path / "curve.csv").read_text().splitlines()[0]
-    assert load_analysis(tmp_path)["answer"]["n_for_90"]["n_needed"] == n90["n_needed"]
+    assert RunDirectory(tmp_path).read_analysis()["answer"]["n_for_90"]["n_needed"] == n90["n_needed"]
     assert "R² 95% CI" in format_table(points)
 
 

@@ -1,0 +1,546 @@
+"""The run directory: where every file of a run lives, and the typed reading and writing of each.
+
+Nothing else in the package builds a path inside a run: the pipeline, ``hf-curve report``, the cards,
+publishing, the Space and the benchmarks all go through :class:`RunDirectory`. Every write is atomic
+(a temporary file renamed into place, :mod:`hf_finetune_curve.io_utils`), so an interrupted run or a
+failed write leaves the previous file, never half of a new one.
+
+Layout (the MLM objective, the default)::
+
+    config.json              the run record: CurveConfig, resolved sizes, model, corpus, versions
+    data_report.json         rows read / kept, drops by reason
+    splits.npz               probe test / train rows and the finetune pool's order
+    curve.csv, curve.json    one row per size; curve.json adds the analysis and a format version
+    curve.png                the plot
+    training_plan.json       every point's recipe; branching.json the branching schedule's summary
+                             (training_plan.<objective>.json for another objective)
+    samples.parquet          held-out listings for the Space (the samples stage)
+    .lock                    held while a run writes here
+    logs/                    TensorBoard logs of the Trainer runs
+    embeddings/<label>-<key>.npy     embedding cache, keyed by checkpoint and corpus
+    baselines/tfidf.json     the TF-IDF baseline, cached
+    points/<label>.json      a finished size (written last: what a resumed run skips)
+    checkpoints/<label>/     SentenceTransformer folder with finetune_stats.json (f0 is the base model, not copied)
+    checkpoints/.branching-state/, checkpoints/.independent/   training state while sizes are unfinished
+    probes/<label>.json      the point's XGBoost probe
+    predictions/<label>.npy, predictions/<label>.probe-seeds.npy, predictions/y_test.npy
+    seeds/seed-<n>/          a replicate with another data order (``--seeds``): the same layout, holding
+                             what a replicate writes (points, checkpoints, probes, predictions, plans, logs)
+
+Objectives: every accessor of a point's files takes ``objective`` (default ``"mlm"``, :data:`MLM`).
+MLM keeps the paths above; another objective ``x`` puts its points under an ``x/`` prefix:
+``checkpoints/x/<label>/``, ``points/x/<label>.json``, ``probes/x/<label>.json``,
+``predictions/x/<label>.npy``, ``embeddings/x/<label>-<key>.npy``, the scratch space ``checkpoints/.x/``
+and ``training_plan.x.json``. ``f0`` is the base model, shared
+by every objective, so its files never take the prefix. An ``objective`` may be a string or a
+``str``-valued enum member.
+
+Example:
+    >>> import tempfile
+    >>> from hf_finetune_curve.curve import CurvePoint
+    >>> from hf_finetune_curve.run_dir import RunDirectory
+    >>> run = RunDirectory(tempfile.mkdtemp())
+    >>> run.relative(run.checkpoint_dir("f10k")), run.relative(run.checkpoint_dir("f10k", objective="tsdae"))
+    ('checkpoints/f10k', 'checkpoints/tsdae/f10k')
+    >>> run.relative(run.predictions_path("f0", objective="tsdae"))  # the base model's files are shared
+    'predictions/f0.npy'
+    >>> run.relative(run.replicate(43).point_path("f200"))
+    'seeds/seed-43/points/f200.json'
+    >>> run.write_point(CurvePoint(0, "f0", r2=0.52, mae=19_618, median_ae=11_281, n_test=400, n_probe_train=1600))
+    >>> [point.label for point in run.read_points()]
+    ['f0']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .curve import CurvePoint, csv_table, ordered_points, plot_curve
+from .errors import NotARunDirectoryError, RunDirectoryFormatError
+from .io_utils import atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
+from .objectives import OBJECTIVE_NAMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import CurveConfig
+    from .corpus import DataReport
+    from .probe import PriceProbe
+    from .samples import Samples
+    from .subsets import Splits
+
+#: The default objective; its points keep the unprefixed paths.
+MLM = "mlm"
+#: The ``curve.json`` layout this version writes, and the newest it reads.
+CURVE_FORMAT_VERSION = 1
+#: The training statistics saved inside each checkpoint folder.
+CHECKPOINT_STATS_FILE = "finetune_stats.json"
+
+CONFIG_FILE = "config.json"
+DATA_REPORT_FILE = "data_report.json"
+SPLITS_FILE = "splits.npz"
+CURVE_CSV_FILE = "curve.csv"
+CURVE_JSON_FILE = "curve.json"
+CURVE_PNG_FILE = "curve.png"
+TRAINING_PLAN_FILE = "training_plan.json"
+BRANCHING_FILE = "branching.json"
+SAMPLES_FILE = "samples.parquet"
+LOCK_FILE = ".lock"
+POINTS_DIR = "points"
+CHECKPOINTS_DIR = "checkpoints"
+PROBES_DIR = "probes"
+PREDICTIONS_DIR = "predictions"
+EMBEDDINGS_DIR = "embeddings"
+BASELINES_DIR = "baselines"
+SEEDS_DIR = "seeds"
+LOGS_DIR = "logs"
+
+#: Everything a run writes at its top level; ``--overwrite`` removes exactly these.
+RUN_OUTPUTS = (CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE,
+               POINTS_DIR, CHECKPOINTS_DIR, EMBEDDINGS_DIR, PROBES_DIR, PREDICTIONS_DIR, BASELINES_DIR, SEEDS_DIR,
+               SAMPLES_FILE, TRAINING_PLAN_FILE, BRANCHING_FILE, LOGS_DIR,
+               *(f"training_plan.{name}.json" for name in OBJECTIVE_NAMES if name != MLM))
+# What a failed first attempt may leave that holds nothing a rerun could resume from.
+_METADATA_ONLY = frozenset({LOCK_FILE, CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE})
+_SEED_DIR = re.compile(r"^seed-(\d+)$")
+_EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
+
+
+def objective_name(objective: Any = MLM) -> str:
+    """The objective's name: a string, or a ``str``-valued enum member's value.
+
+    >>> objective_name("TSDAE"), objective_name(None)
+    ('tsdae', 'mlm')
+    """
+    return str(getattr(objective, "value", objective) or MLM).strip().lower()
+
+
+def file_label(label: str, objective: Any = MLM) -> str:
+    """A point's file stem under ``points/``, ``probes/``, ``predictions/``, ``checkpoints/``, ``embeddings/``.
+
+    >>> file_label("f200"), file_label("f200", "tsdae"), file_label("f0", "tsdae")
+    ('f200', 'tsdae/f200', 'f0')
+    """
+    name = objective_name(objective)
+    return label if name == MLM or label == "f0" else f"{name}/{label}"
+
+
+def parse_file_label(stem: str) -> tuple[str, str]:
+    """The inverse of :func:`file_label`: ``(label, objective)`` of a stem such as ``tsdae/f200``.
+
+    >>> parse_file_label("tsdae/f200"), parse_file_label("f200")
+    (('f200', 'tsdae'), ('f200', 'mlm'))
+    """
+    objective, _, label = str(stem).rpartition("/")
+    return label, objective_name(objective or MLM)
+
+
+@dataclass
+class CurveFile:
+    """``curve.json`` read back: the points and the summary sections (fit, answer, baselines, warnings, ...)."""
+
+    points: list[CurvePoint]
+    summary: dict[str, Any] = field(default_factory=dict)
+    format_version: int = CURVE_FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape without the version field: ``{"points": [...], **summary}``."""
+        return {"points": [point.to_dict() for point in self.points], **self.summary}
+
+
+class RunDirectory:
+    """One run's directory (or a replicate's under ``seeds/``, or a snapshot of a published curve repo,
+    which keeps the same names for the files it has).
+
+    Path accessors never create anything; ``write_*`` methods create folders as needed and write
+    atomically; ``read_*`` methods return None (or an empty list) for a file the run has not written.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDirectory) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """``path`` relative to this directory, with forward slashes (as points record their files)."""
+        return Path(path).relative_to(self.path).as_posix()
+
+    def resolve(self, relative: str) -> Path:
+        """The inverse of :meth:`relative`."""
+        return self.path / relative
+
+    # -- the run's own files ------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def data_report_path(self) -> Path:
+        return self.path / DATA_REPORT_FILE
+
+    @property
+    def splits_path(self) -> Path:
+        return self.path / SPLITS_FILE
+
+    @property
+    def curve_csv_path(self) -> Path:
+        return self.path / CURVE_CSV_FILE
+
+    @property
+    def curve_json_path(self) -> Path:
+        return self.path / CURVE_JSON_FILE
+
+    @property
+    def curve_png_path(self) -> Path:
+        return self.path / CURVE_PNG_FILE
+
+    @property
+    def training_plan_path(self) -> Path:
+        """MLM's training plan (:meth:`objective_training_plan_path` for any objective)."""
+        return self.path / TRAINING_PLAN_FILE
+
+    def objective_training_plan_path(self, objective: Any = MLM) -> Path:
+        """``training_plan.json`` for MLM, ``training_plan.<objective>.json`` for another objective."""
+        name = objective_name(objective)
+        return self.training_plan_path if name == MLM else self.path / f"training_plan.{name}.json"
+
+    @property
+    def branching_path(self) -> Path:
+        return self.path / BRANCHING_FILE
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / SAMPLES_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / LOGS_DIR
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.path / EMBEDDINGS_DIR
+
+    @property
+    def tfidf_baseline_path(self) -> Path:
+        return self.path / BASELINES_DIR / "tfidf.json"
+
+    @property
+    def y_test_path(self) -> Path:
+        """The held-out targets, in the order of every ``predictions/<label>.npy``."""
+        return self.path / PREDICTIONS_DIR / "y_test.npy"
+
+    @property
+    def branching_state_dir(self) -> Path:
+        """The branching schedule's main-run checkpoints, until every size is done."""
+        return self.path / CHECKPOINTS_DIR / ".branching-state"
+
+    def independent_work_dir(self, objective: Any = MLM) -> Path:
+        """Scratch space of the independent schedule (``.independent`` for MLM, ``.<objective>`` otherwise)."""
+        name = objective_name(objective)
+        return self.path / CHECKPOINTS_DIR / (".independent" if name == MLM else f".{name}")
+
+    # -- a point's files ----------------------------------------------------------------------------------------
+    def point_path(self, label: str, objective: Any = MLM) -> Path:
+        return self.path / POINTS_DIR / f"{file_label(label, objective)}.json"
+
+    def checkpoint_dir(self, label: str, objective: Any = MLM) -> Path:
+        return self.path / CHECKPOINTS_DIR / file_label(label, objective)
+
+    def checkpoint_stats_path(self, label: str, objective: Any = MLM) -> Path:
+        return self.checkpoint_dir(label, objective) / CHECKPOINT_STATS_FILE
+
+    def probe_path(self, label: str, objective: Any = MLM) -> Path:
+        return self.path / PROBES_DIR / f"{file_label(label, objective)}.json"
+
+    def predictions_path(self, label: str, objective: Any = MLM) -> Path:
+        """A point's held-out predictions: the mean over its probe seeds, shape ``(n_test,)``."""
+        return self.path / PREDICTIONS_DIR / f"{file_label(label, objective)}.npy"
+
+    def seed_predictions_path(self, label: str, objective: Any = MLM) -> Path:
+        """Every probe seed's held-out predictions of a point, shape ``(probe_seeds, n_test)``."""
+        return self.path / PREDICTIONS_DIR / f"{file_label(label, objective)}.probe-seeds.npy"
+
+    def embedding_cache_path(self, label: str, cache_key: str, objective: Any = MLM) -> Path:
+        """Where a checkpoint's embeddings of the probe rows are cached (``cache_key``: :func:`embed.embedding_cache_key`)."""
+        return self.embeddings_dir / f"{file_label(label, objective)}-{cache_key}.npy"
+
+    def replicate(self, seed: int) -> "RunDirectory":
+        """The replicate finetuned with data-order seed ``seed`` (``--seeds``)."""
+        return RunDirectory(self.path / SEEDS_DIR / f"seed-{int(seed)}")
+
+    def replicate_seeds(self) -> list[int]:
+        """Seeds of the replicates this run holds, ascending."""
+        folder = self.path / SEEDS_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(int(match.group(1)) for entry in folder.iterdir() if (match := _SEED_DIR.match(entry.name)))
+
+    # -- the whole directory ------------------------------------------------------------------------------------
+    @property
+    def is_run(self) -> bool:
+        """True once the run has recorded its configuration."""
+        return self.config_path.is_file()
+
+    def require_run(self, error: type[Exception] = NotARunDirectoryError) -> None:
+        """Raise ``error`` naming the directory unless it holds a run's ``config.json``."""
+        if not self.is_run:
+            raise error(f"{self.path} is not a run directory (no {CONFIG_FILE}).")
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the run's exclusive lock for a block (:func:`io_utils.exclusive_lock`)."""
+        return exclusive_lock(self.lock_path)
+
+    def remove_outputs(self) -> None:
+        """Delete everything a run writes here (``--overwrite``); the lock and foreign files stay."""
+        for name in RUN_OUTPUTS:
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+
+    def holds_nothing_to_resume(self) -> bool:
+        """True when the directory holds only what a run writes before training (or nothing)."""
+        return self.path.is_dir() and all(entry.name in _METADATA_ONLY for entry in self.path.iterdir())
+
+    # -- config.json, data_report.json, splits.npz -------------------------------------------------------------
+    def read_config(self) -> dict[str, Any] | None:
+        """The run record (``config``, ``result_key``, ``labels``, ``model``, ``corpus``, ``split``, ...)."""
+        return read_json(self.config_path) if self.config_path.is_file() else None
+
+    def write_config(self, record: dict[str, Any]) -> None:
+        write_json_atomic(self.config_path, record)
+
+    def read_curve_config(self) -> "CurveConfig":
+        """The run's :class:`CurveConfig` (``config.json``'s ``config`` section)."""
+        from .config import CurveConfig
+
+        self.require_run()
+        payload = read_json(self.config_path)
+        return CurveConfig.from_dict(payload["config"] if "config" in payload else payload)
+
+    def read_data_report(self) -> "DataReport | None":
+        from .corpus import DataReport
+
+        if not self.data_report_path.is_file():
+            return None
+        known = {f.name for f in dataclasses.fields(DataReport)}
+        return DataReport(**{key: value for key, value in read_json(self.data_report_path).items() if key in known})
+
+    def write_data_report(self, report: "DataReport") -> None:
+        write_json_atomic(self.data_report_path, report.to_dict())
+
+    def read_splits(self) -> "Splits":
+        from .subsets import Splits
+
+        return Splits.load(self.splits_path)
+
+    def write_splits(self, splits: "Splits") -> None:
+        splits.save(self.splits_path)
+
+    # -- points ------------------------------------------------------------------------------------------------
+    def write_point(self, point: CurvePoint, objective: Any = MLM) -> None:
+        """Record a finished size; its existence is what lets a resumed run skip the size."""
+        write_json_atomic(self.point_path(point.label, objective), point.to_dict())
+
+    def read_points(self, objective: Any = MLM) -> list[CurvePoint]:
+        """The finished sizes of ``objective``, smallest first (f0, shared, is listed under MLM)."""
+        name = objective_name(objective)
+        folder = self.path / POINTS_DIR / ("" if name == MLM else name)
+        if not folder.is_dir():
+            return []
+        points = [CurvePoint.from_dict(read_json(path)) for path in folder.glob("*.json")]
+        return sorted(points, key=lambda point: point.finetune_size)
+
+    # -- checkpoints, probes, predictions -----------------------------------------------------------------------
+    def has_checkpoint(self, label: str, objective: Any = MLM) -> bool:
+        """True when a saved SentenceTransformer is in place (saving renames it there only once verified)."""
+        return (self.checkpoint_dir(label, objective) / "modules.json").is_file()
+
+    def read_checkpoint_stats(self, label: str, objective: Any = MLM) -> dict[str, Any] | None:
+        """The training statistics saved with a checkpoint (steps, tokens, recipe, loss, seconds)."""
+        path = self.checkpoint_stats_path(label, objective)
+        return read_json(path) if path.is_file() else None
+
+    def write_probe(self, label: str, probe: "PriceProbe", objective: Any = MLM) -> None:
+        probe.save(self.probe_path(label, objective))
+
+    def read_probe(self, label: str, objective: Any = MLM) -> "PriceProbe | None":
+        from .probe import PriceProbe
+
+        path = self.probe_path(label, objective)
+        return PriceProbe.load(path) if path.is_file() else None
+
+    def write_predictions(self, label: str, mean: np.ndarray, seed_predictions: np.ndarray,
+                          objective: Any = MLM) -> None:
+        """Every probe seed's predictions, then their mean: a point whose mean file exists is complete."""
+        _save_npy(self.seed_predictions_path(label, objective), seed_predictions)
+        _save_npy(self.predictions_path(label, objective), mean)
+
+    def read_predictions(self, label: str, objective: Any = MLM) -> np.ndarray | None:
+        """The mean held-out predictions of a point, shape ``(n_test,)``."""
+        path = self.predictions_path(label, objective)
+        return np.load(path) if path.is_file() else None
+
+    def read_seed_predictions(self, label: str, objective: Any = MLM) -> np.ndarray | None:
+        """``(probe_seeds, n_test)`` predictions of a point (one row when only the mean was saved)."""
+        path = self.seed_predictions_path(label, objective)
+        if path.is_file():
+            return np.atleast_2d(np.load(path))
+        mean = self.read_predictions(label, objective)
+        return mean[None, :] if mean is not None else None
+
+    def write_y_test(self, y_test: np.ndarray) -> None:
+        _save_npy(self.y_test_path, y_test)
+
+    def read_y_test(self) -> np.ndarray | None:
+        return np.load(self.y_test_path) if self.y_test_path.is_file() else None
+
+    # -- the embedding cache ------------------------------------------------------------------------------------
+    def embedding_cache_files(self, label: str, objective: Any = MLM) -> list[Path]:
+        """Every cached embedding file of ``label`` (one per replicate and probe sample), newest first."""
+        stem = file_label(label, objective)
+        folder = (self.embeddings_dir / stem).parent
+        if not folder.is_dir():
+            return []
+        pattern = re.compile(_EMBEDDING_FILE.format(label=re.escape(Path(stem).name)))
+        return sorted((p for p in folder.iterdir() if pattern.match(p.name)), key=lambda p: p.stat().st_mtime,
+                      reverse=True)
+
+    def cached_embeddings(self, label: str, n_rows: int | None = None, objective: Any = MLM) -> Path | None:
+        """The newest cached embedding file of a checkpoint (with ``n_rows`` rows when given), if any.
+
+        The cache key hashes the checkpoint and corpus; a reader that has neither at hand (the samples
+        stage, a benchmark) takes the newest readable file of the label.
+        """
+        for path in self.embedding_cache_files(label, objective):
+            try:
+                array = np.load(path, mmap_mode="r")
+            except (OSError, ValueError):
+                continue
+            if array.ndim == 2 and (n_rows is None or array.shape[0] == n_rows):
+                return path
+        return None
+
+    # -- curve.csv / curve.json / curve.png ---------------------------------------------------------------------
+    def write_curve(self, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None) -> None:
+        """Write ``curve.csv``, ``curve.json`` (with its format version) and ``curve.png``, each atomically.
+
+        Points are listed one objective after another (in the order they first appear), each by size.
+        """
+        ordered = ordered_points(points)
+        write_csv_atomic(self.curve_csv_path, *csv_table(ordered))
+        payload: dict[str, Any] = {"format_version": CURVE_FORMAT_VERSION, "points": [p.to_dict() for p in ordered]}
+        payload.update({key: value for key, value in (summary or {}).items() if key not in payload})
+        write_json_atomic(self.curve_json_path, payload)
+        plot_curve(points, self.curve_png_path, title=(summary or {}).get("title"), analysis=summary)
+
+    def read_curve(self) -> CurveFile | None:
+        """``curve.json``, or None before the first point is finished.
+
+        Raises:
+            RunDirectoryFormatError: the file was written by a newer version of the layout.
+        """
+        path = self.curve_json_path
+        if not path.is_file():
+            return None
+        payload = dict(read_json(path))
+        # Files written before the field existed have the version-1 layout.
+        version = payload.pop("format_version", 1)
+        if not isinstance(version, int) or version > CURVE_FORMAT_VERSION:
+            raise RunDirectoryFormatError(
+                f"{path} has format_version {version!r}; this version of hf-finetune-curve reads format_version "
+                f"{CURVE_FORMAT_VERSION} or older. Upgrade hf-finetune-curve to read it."
+            )
+        points = [CurvePoint.from_dict(row) for row in payload.pop("points", [])]
+        return CurveFile(points=points, summary=payload, format_version=version)
+
+    def curve_points(self) -> list[CurvePoint]:
+        """The points of the run: from ``curve.json`` when present, else from the finished sizes."""
+        curve = self.read_curve()
+        return curve.points if curve is not None else self.read_points()
+
+    def read_analysis(self) -> dict[str, Any]:
+        """The summary sections of ``curve.json`` (fit, answer, baselines, ...); empty if absent."""
+        curve = self.read_curve()
+        return dict(curve.summary) if curve is not None else {}
+
+    def draw_curve(self, points: Sequence[CurvePoint], analysis: dict[str, Any]) -> Path:
+        """Redraw ``curve.png`` (``hf-curve report``); returns its path."""
+        plot_curve(points, self.curve_png_path, title=analysis.get("title"), analysis=analysis)
+        return self.curve_png_path
+
+    # -- training plans and the baseline --------------------------------------------------------------------------
+    def write_training_plan(self, plan: dict[str, Any], objective: Any = MLM) -> None:
+        write_json_atomic(self.objective_training_plan_path(objective), plan)
+
+    def read_training_plan(self, objective: Any = MLM) -> dict[str, Any] | None:
+        path = self.objective_training_plan_path(objective)
+        return read_json(path) if path.is_file() else None
+
+    def write_branching_summary(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.branching_path, summary)
+
+    def read_branching_summary(self) -> dict[str, Any] | None:
+        return read_json(self.branching_path) if self.branching_path.is_file() else None
+
+    def read_tfidf_baseline(self, result_key: str) -> dict[str, Any] | None:
+        """The cached TF-IDF baseline, if it was computed for this ``result_key``."""
+        if not self.tfidf_baseline_path.is_file():
+            return None
+        saved = read_json(self.tfidf_baseline_path)
+        return saved["tfidf"] if saved.get("result_key") == result_key else None
+
+    def write_tfidf_baseline(self, result_key: str, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.tfidf_baseline_path, {"result_key": result_key, "tfidf": summary})
+
+    # -- samples.parquet ----------------------------------------------------------------------------------------
+    def write_samples_table(self, table: Any) -> Path:
+        """Write a ``pyarrow.Table`` as ``samples.parquet`` (:mod:`hf_finetune_curve.samples` builds it)."""
+        import pyarrow.parquet as pq
+
+        with atomic_path(self.samples_path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+        return self.samples_path
+
+    def read_samples(self) -> "Samples | None":
+        from .samples import read_samples
+
+        return read_samples(self.samples_path) if self.samples_path.is_file() else None
+
+
+def load_curve(run_dir: str | os.PathLike) -> list[CurvePoint]:
+    """The points of a run directory: ``RunDirectory(run_dir).curve_points()``.
+
+    >>> load_curve("no/such/run")
+    []
+    """
+    return RunDirectory(run_dir).curve_points()
+
+
+def _save_npy(path: Path, values: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, values)
+
+
+__all__ = ["CHECKPOINT_STATS_FILE", "CURVE_FORMAT_VERSION", "CurveFile", "MLM", "RUN_OUTPUTS", "RunDirectory",
+           "file_label", "load_curve", "objective_name", "parse_file_label"]
