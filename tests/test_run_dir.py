@@ -168,6 +168,35 @@ def test_objectives_prefix_their_points_and_share_f0(tmp_path):
     assert run.cached_embeddings("f200", objective="tsdae") == cached and run.cached_embeddings("f200") is None
 
 
+def test_objectives_training_plans_curve_order_and_point_keys(tmp_path):
+    """What the merge with the objectives added: a plan per objective (removed by --overwrite), curve.csv /
+    curve.json listing one objective after another, and point keys (``tsdae/f200``) parsed back."""
+    import dataclasses
+
+    from hf_finetune_curve.run_dir import file_label, parse_file_label
+
+    run = RunDirectory(tmp_path)
+    run.write_training_plan({"points": {"200": {"steps": 4}}}, "tsdae")
+    assert run.relative(run.objective_training_plan_path("tsdae")) == "training_plan.tsdae.json"
+    assert run.objective_training_plan_path() == run.training_plan_path
+    assert run.read_training_plan("tsdae") == {"points": {"200": {"steps": 4}}} and run.read_training_plan() is None
+
+    tsdae = [dataclasses.replace(_point(size, 0.6), objective="tsdae") for size in (200, 20)]
+    run.write_curve([_point(200), *tsdae, _point(0), _point(20)])
+    rows = [(p.objective, p.label) for p in run.read_curve().points]
+    assert rows == [("mlm", "f0"), ("mlm", "f20"), ("mlm", "f200"), ("tsdae", "f20"), ("tsdae", "f200")]
+    csv_rows = (tmp_path / "curve.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[1] for row in csv_rows] == ["f0", "f20", "f200", "f20", "f200"]
+
+    for label, objective in (("f200", "tsdae"), ("f200", "mlm"), ("f0", "mlm")):
+        assert parse_file_label(file_label(label, objective)) == (label, objective)
+    assert run.checkpoint_dir(*parse_file_label("tsdae/f200")) == run.checkpoint_dir("f200", "tsdae")
+
+    run.write_config({"config": {}})
+    run.remove_outputs()
+    assert not run.objective_training_plan_path("tsdae").exists() and not run.curve_json_path.exists()
+
+
 def test_replicates_and_outputs(tmp_path):
     run = RunDirectory(tmp_path)
     assert run.replicate_seeds() == []
