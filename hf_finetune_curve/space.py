@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import logging
 import math
 import os
@@ -854,89 +855,49 @@ def launch_space(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int 
 # ----------------------------------------------------------------------------------------------------
 # The Space's files and publishing
 # ----------------------------------------------------------------------------------------------------
-SPACE_README_TEMPLATE = """---
-title: {title}
-emoji: 📈
-colorFrom: indigo
-colorTo: green
-sdk: gradio
-sdk_version: {sdk_version}
-app_file: app.py
-pinned: false
-license: apache-2.0
-short_description: Price-probe quality vs MLM finetuning data, per checkpoint
-tags:
-- hf-finetune-curve
-- sentence-transformers
-- embeddings
-- finetuning-curve
-- price-regression
-{links}---
-
-# {title}
-
-How much domain data is enough to MLM-finetune an embedding model? This Space shows a
-[hf-finetune-curve](https://pypi.org/project/hf-finetune-curve/) run: an XGBoost price probe
-scored on held-out listings after finetuning the base model on growing amounts of domain text.
-
-- **Curve**: R², MAE and median absolute error against finetune size (log or linear x), with
-  95% bootstrap intervals and the fitted curve when the run has them; the factory-floor model
-  (`f0`) is the red star and dotted line. The table links each checkpoint.
-- **Listings**: a 2-D map of a few hundred held-out listings as each checkpoint embeds them,
-  coloured by price; paste a description (up to 2,000 characters) to get every checkpoint's
-  predicted price and its nearest listings.
-
-{source}Run it locally on a finished run with `hf-curve space runs/NAME`; deploy one with
-`hf-curve space runs/NAME --push ORG/NAME-space`.
-"""
-
-SPACE_REQUIREMENTS = """# CPU-only torch wheels: a CPU Space does not need the 2 GB CUDA build.
---extra-index-url https://download.pytorch.org/whl/cpu
-hf-finetune-curve[cpu,space]=={version}
-"""
-
-SPACE_APP = '''"""Finetuning-curve explorer: a Gradio Space over a hf-finetune-curve run.
-
-Data source, first found: the env var HF_CURVE_RUN_DIR (a local run directory:
-`HF_CURVE_RUN_DIR=runs/NAME python app.py`, or just `hf-curve space runs/NAME`), HF_CURVE_REPO
-(a curve dataset repo, e.g. a Space variable), or curve_space.json next to this file (written by
-`hf-curve space RUN --push ORG/NAME-space`). The app only reads its run; it writes nothing into it.
-"""
-
-from pathlib import Path
-
-from hf_finetune_curve.space import build_app, launch_kwargs
-
-demo = build_app(app_dir=Path(__file__).resolve().parent)
-
-if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=2).launch(**launch_kwargs())
-'''
+# The deployed files are the files of spaces/finetune_curve/ (shipped as the package
+# hf_finetune_curve.space_app): push_space uploads them as they are, only filling in the Space's
+# title, its dataset / model links and where its data comes from.
+SPACE_FILES = ("app.py", "README.md", "requirements.txt")
+_DEFAULT_TITLE = "Finetuning curve explorer"
 
 
-SPACE_SDK_VERSION = "6.31.0"
+def space_source_dir() -> Path:
+    """The folder holding the Space's files: ``spaces/finetune_curve/`` of the source tree beside this code when
+    there is one (a checkout), else the installed package ``hf_finetune_curve.space_app``."""
+    checkout = Path(__file__).resolve().parent.parent / "spaces" / "finetune_curve"
+    if (checkout / "app.py").is_file():
+        return checkout
+    from importlib.resources import files
+
+    return Path(str(files("hf_finetune_curve.space_app")))
 
 
 def space_files(curve_repo: str | None = None, model_repos: Sequence[str] = (), title: str | None = None
                 ) -> dict[str, str]:
-    """The Space's files: ``app.py``, ``README.md``, ``requirements.txt`` (and ``curve_space.json`` for a repo)."""
-    from . import __version__
+    """The Space's files: ``app.py``, ``README.md``, ``requirements.txt`` (and ``curve_space.json`` for a repo).
 
+    Without arguments they are exactly the files in ``spaces/finetune_curve/``.
+    """
+    source_dir = space_source_dir()
+    files = {name: (source_dir / name).read_text(encoding="utf-8") for name in SPACE_FILES}
+    readme = files["README.md"]
+    if title:
+        readme = re.sub(r"^title: .*$", f"title: {title}", readme, count=1, flags=re.M)
+        readme = readme.replace(f"\n# {_DEFAULT_TITLE}\n", f"\n# {title}\n", 1)
     links = ""
     if curve_repo:
         links += f"datasets:\n- {curve_repo}\n"
     if model_repos:
         links += "models:\n" + "".join(f"- {repo}\n" for repo in model_repos)
-    source = ""
+    if links:  # into the front matter, before its closing ---
+        head, sep, body = readme[4:].partition("\n---\n")
+        readme = "---\n" + head + "\n" + links.rstrip("\n") + sep + body
     if curve_repo:
         source = (f"Data: the curve dataset [{curve_repo}](https://huggingface.co/datasets/{curve_repo}) "
                   f"(Space variable `{ENV_REPO}` / `{SPACE_CONFIG_FILE}`).\n\n")
-    files = {
-        "app.py": SPACE_APP,
-        "README.md": SPACE_README_TEMPLATE.format(title=title or "Finetuning curve explorer",
-                                                  sdk_version=SPACE_SDK_VERSION, links=links, source=source),
-        "requirements.txt": SPACE_REQUIREMENTS.format(version=__version__),
-    }
+        readme = readme.replace("Run it locally on a finished run", source + "Run it locally on a finished run", 1)
+    files["README.md"] = readme
     if curve_repo:
         files[SPACE_CONFIG_FILE] = json.dumps({"curve_repo": curve_repo}, indent=2) + "\n"
     return files

@@ -7,6 +7,7 @@ downloads a browser and aborts every request that is not to 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import runpy
@@ -203,6 +204,13 @@ def test_space_folder_is_what_push_space_uploads():
     sdk_version = re.search(r"^sdk_version: (\d+)\.(\d+)\.(\d+)$", front, re.M)
     assert sdk_version and sdk_version.group(1) == gr.__version__.split(".")[0]
     assert f"hf-finetune-curve[cpu,space]=={__version__}" in files["requirements.txt"]
+    # A pushed Space: the same files, with its title, links and data source filled in.
+    pushed = space_files("org/bat-curve", ["org/bat-f50"], title="BaT curve")
+    assert pushed["app.py"] == files["app.py"] and pushed["requirements.txt"] == files["requirements.txt"]
+    front, body = pushed["README.md"].split("---")[1], pushed["README.md"].split("---", 2)[2]
+    assert "title: BaT curve" in front and "datasets:\n- org/bat-curve\nmodels:\n- org/bat-f50" in front
+    assert body.lstrip().startswith("# BaT curve") and "Data: the curve dataset [org/bat-curve]" in body
+    assert json.loads(pushed["curve_space.json"]) == {"curve_repo": "org/bat-curve"}
 
 
 # -------------------------------------------------------------------------------------------------
