@@ -136,8 +136,16 @@ def _money(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
+def _estimate(point: CurvePoint, metric: str) -> float | None:
+    interval = point.extras.get("intervals", {}).get(metric)
+    return interval["estimate"] if interval and interval.get("estimate") is not None else getattr(point, metric)
+
+
 def format_table(points: Sequence[CurvePoint]) -> str:
     """A plain-text table of the curve, with the change against the factory-floor model.
+
+    R², log R² and ΔR² are the values the intervals belong to: with ``--seeds`` the mean over
+    finetune seeds (the spread is in the seeds column), else the run's own seed.
 
     With several objectives, one block of rows per objective (each against the shared f0) and an
     ``objective`` column.
@@ -156,15 +164,20 @@ def format_table(points: Sequence[CurvePoint]) -> str:
     body = []
     for point in points:
         base = bases[point.objective]
-        delta = f"{point.r2 - base.r2:+.4f}" if base is not None else "-"
-        row = ([point.objective] if several else []) + [f"{point.finetune_size:,}", point.label, f"{point.r2:.4f}",
-               f"{point.r2_log:.4f}" if point.r2_log is not None and math.isfinite(point.r2_log) else "-"]
+        # With intervals, the values they belong to: seed means with --seeds (the main seed's alone otherwise).
+        r2, r2_log = _estimate(point, "r2"), _estimate(point, "r2_log")
+        paired = point.extras.get("delta_vs_f0", {}).get("r2")
+        if paired and paired.get("delta") is not None:
+            delta = f"{paired['delta']:+.4f}"
+        else:
+            delta = f"{r2 - _estimate(base, 'r2'):+.4f}" if base is not None else "-"
+        row = ([point.objective] if several else []) + [f"{point.finetune_size:,}", point.label, f"{r2:.4f}",
+               f"{r2_log:.4f}" if r2_log is not None and math.isfinite(r2_log) else "-"]
         if with_intervals:
             interval = point.extras.get("intervals", {}).get("r2")
             row.append(f"[{interval['low']:.3f}, {interval['high']:.3f}]" if interval else "-")
         row.append(delta)
         if with_intervals:
-            paired = point.extras.get("delta_vs_f0", {}).get("r2")
             row.append(f"[{paired['low']:+.3f}, {paired['high']:+.3f}]" if paired else "-")
         if with_seeds:
             seeds = point.extras.get("seeds", {}).get("r2")

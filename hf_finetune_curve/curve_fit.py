@@ -944,7 +944,19 @@ def fit_curve(
         elif chosen == "constant":
             warnings.append("no detectable gain from finetuning: a flat line fits best (within noise)")
         slope, t_stat = _trend(sizes_a, z, n0)
-        if t_stat < -2.0:
+        if resamples is not None:
+            # The same noise as everything else: the slope refitted on every resample, not a t from
+            # the residuals of a handful of points that all share their test rows.
+            x = np.log1p(sizes_a / n0)
+            xc = x - x.mean()
+            slopes = (sign * resamples - (sign * resamples).mean(axis=1, keepdims=True)) @ xc / float(xc @ xc)
+            upper = float(np.quantile(slopes, 0.5 + confidence / 2.0))
+            if upper < 0.0:
+                warnings.append(
+                    f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
+                    f"of data, bootstrap interval excludes 0): finetuning appears to hurt this probe"
+                )
+        elif t_stat < -2.0:
             warnings.append(
                 f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
                 f"of data, t = {t_stat:.1f}): finetuning appears to hurt this probe"

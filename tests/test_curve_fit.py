@@ -133,6 +133,11 @@ def test_metric_that_gets_worse_is_flagged() -> None:
     values = 0.7 - 0.01 * np.log1p(SIZES / 1_000) + rng.normal(0, 0.002, SIZES.size)
     fit = fit_curve(SIZES, values)
     assert any("gets worse" in w for w in fit.warnings)
+    # With bootstrap replicates the slope is judged on them: a decline far inside their noise is not flagged.
+    noise = rng.normal(0, 0.03, (300, 1)) + rng.normal(0, 0.002, (300, SIZES.size))
+    assert any("gets worse" in w for w in fit_curve(SIZES, values, point_resamples=values + noise).warnings)
+    loud = rng.normal(0, 0.03, (300, 1)) + rng.normal(0, 0.03, (300, SIZES.size))
+    assert not any("gets worse" in w for w in fit_curve(SIZES, values, point_resamples=values + loud).warnings)
 
 
 def test_lower_is_better_is_the_mirror_image() -> None:
