@@ -221,7 +221,7 @@ def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None
             color = OBJECTIVE_COLORS.get(objective, f"C{index}")
             section = sections.get(objective) or (analysis if index == 0 else {})
             sizes = [p.finetune_size for p in curve]
-            values = [v if v is not None else float("nan") for v in (getattr(p, key) for p in curve)]
+            values = [v if v is not None else float("nan") for v in (_estimate(p, key) for p in curve)]
             prefix = f"{_display(objective)} " if several else ""
             fit = (section.get("fit") or {}).get(key)
             if fit and fit.get("grid"):
