@@ -355,21 +355,30 @@ def curve_figure(points: Sequence[dict[str, Any]], curve: dict[str, Any], metric
         marker=dict(size=[14 if s == 0 else 9 for s in sizes], symbol=["star" if s == 0 else "circle" for s in sizes],
                     color=["#EF553B" if s == 0 else "#636EFA" for s in sizes]),
         line=dict(color="#636EFA"), error_y=error_y, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
-    if sizes and sizes[0] == 0 and math.isfinite(values[0]):
-        figure.add_hline(y=values[0], line_dash="dot", line_color="#EF553B", line_width=1,
-                         annotation_text=f"factory floor (f0): {format_value(values[0], key)}",
+    floor = values[0] if sizes and sizes[0] == 0 else None
+    return _finish_figure(figure, curve, key, floor, sizes, xmap if use_log else None,
+                          f"{name} vs finetune size ({'higher' if higher_is_better else 'lower'} is better)", name)
+
+
+def _finish_figure(figure, curve: dict[str, Any], key: str, floor: float | None, sizes: Sequence[int],
+                   log_xmap: Any, title: str, name: str):
+    """What every curve figure shares: the factory-floor and baseline lines, the size axis, the layout."""
+    if floor is not None and math.isfinite(float(floor)):
+        figure.add_hline(y=float(floor), line_dash="dot", line_color="#EF553B", line_width=1,
+                         annotation_text=f"factory floor (f0): {format_value(floor, key)}",
                          annotation_position="bottom right", annotation_font_color="#EF553B")
     baseline = _baseline(curve, key)
     if baseline is not None:
         figure.add_hline(y=baseline[1], line_dash="dashdot", line_color="gray", line_width=1,
                          annotation_text=f"{baseline[0]} baseline: {format_value(baseline[1], key)}",
                          annotation_position="top right", annotation_font_color="gray")
+    use_log = log_xmap is not None
     xaxis: dict[str, Any] = dict(title="finetune examples" + (" (log scale; f0 drawn at the left)" if use_log else ""))
     if use_log:
-        xaxis.update(type="log", tickvals=[xmap(s) for s in sizes],
+        xaxis.update(type="log", tickvals=[log_xmap(s) for s in sizes],
                      ticktext=["0" if s == 0 else f"{s:,}" for s in sizes])
     figure.update_layout(
-        title=dict(text=f"{name} vs finetune size ({'higher' if higher_is_better else 'lower'} is better)", x=0.01),
+        title=dict(text=title, x=0.01),
         xaxis=xaxis, yaxis=dict(title=name), hovermode="closest", height=460, template="plotly_white",
         margin=dict(l=60, r=20, t=60, b=60), legend=dict(orientation="h", y=-0.2),
     )
@@ -431,26 +440,10 @@ def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key:
             marker=dict(size=[14 if s == 0 else 9 for s in sizes], symbol=["star" if s == 0 else "circle" for s in sizes],
                         color=color), line=dict(color=color), error_y=error_y, hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>"))
-    if base is not None and math.isfinite(float(base.get(key, float("nan")))):
-        figure.add_hline(y=float(base[key]), line_dash="dot", line_color="#EF553B", line_width=1,
-                         annotation_text=f"factory floor (f0): {format_value(base[key], key)}",
-                         annotation_position="bottom right", annotation_font_color="#EF553B")
-    baseline = _baseline(curve, key)
-    if baseline is not None:
-        figure.add_hline(y=baseline[1], line_dash="dashdot", line_color="gray", line_width=1,
-                         annotation_text=f"{baseline[0]} baseline: {format_value(baseline[1], key)}",
-                         annotation_position="top right", annotation_font_color="gray")
-    xaxis: dict[str, Any] = dict(title="finetune examples" + (" (log scale; f0 drawn at the left)" if use_log else ""))
-    if use_log:
-        xaxis.update(type="log", tickvals=[xmap(s) for s in sizes_all],
-                     ticktext=["0" if s == 0 else f"{s:,}" for s in sizes_all])
-    figure.update_layout(
-        title=dict(text=f"{name} vs finetune size by objective ({'higher' if higher_is_better else 'lower'} is better)",
-                   x=0.01),
-        xaxis=xaxis, yaxis=dict(title=name), hovermode="closest", height=460, template="plotly_white",
-        margin=dict(l=60, r=20, t=60, b=60), legend=dict(orientation="h", y=-0.2),
-    )
-    return figure
+    floor = float(base[key]) if base is not None and base.get(key) is not None else None
+    return _finish_figure(figure, curve, key, floor, sizes_all, xmap if use_log else None,
+                          f"{name} vs finetune size by objective ({'higher' if higher_is_better else 'lower'} is better)",
+                          name)
 
 
 def points_table_markdown(run: RunData) -> str:
