@@ -182,16 +182,7 @@ def resample_indices(n_rows: int, n_resamples: int, seed: int = 0) -> np.ndarray
 
 def _metrics_on_indices(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
     """Vectorised ``regression_scores`` on each row of ``idx`` (shape (k, n_rows))."""
-    yt, yp = y_true[idx], y_pred[idx]
-    abs_err = np.abs(yt - yp)
-    positive = np.all(yt > 0) and np.all(yp > 0)
-    return {
-        "r2": _r2_rows(yt, yp),
-        # log_r2 of each resample; NaN unless every value is positive, as in regression_scores.
-        "r2_log": _r2_rows(np.log(yt), np.log(yp)) if positive else np.full(len(yt), np.nan),
-        "mae": abs_err.mean(axis=1),
-        "median_ae": np.median(abs_err, axis=1),
-    }
+    return _metrics_rows(y_true[idx], y_pred[idx])
 
 
 def _r2_rows(yt: np.ndarray, yp: np.ndarray) -> np.ndarray:
