@@ -303,18 +303,12 @@ def curve_figure(points: Sequence[dict[str, Any]], curve: dict[str, Any], metric
         return _objectives_figure(points, curve, key, name, higher_is_better, log_x=log_x, show_fit=show_fit)
     sizes = [int(p.get("finetune_size", 0)) for p in points]
     values = [float(p.get(key, float("nan"))) for p in points]
-    positive = [s for s in sizes if s > 0]
-    use_log = bool(log_x and positive)
-    # A log axis has no 0: the factory floor sits a little left of the smallest finetuned size.
-    zero_x = min(positive) / 4 if use_log else 0.0
-
-    def xmap(size: float) -> float:
-        return zero_x if size <= 0 else float(size)
+    use_log, xmap, zero_x = _size_axis(sizes, log_x)
 
     figure = go.Figure()
     grid = _fit_grid(curve, key) if show_fit else None
     if grid is not None:
-        pairs = [(xmap(s), i) for i, s in enumerate(grid["sizes"]) if not (use_log and 0 < s < zero_x)]
+        pairs = _grid_pairs(grid, xmap, use_log, zero_x)
         gx = [x for x, _ in pairs]
         if grid.get("low") and grid.get("high") and len(grid["low"]) == len(grid["sizes"]):
             figure.add_trace(go.Scatter(x=gx, y=[grid["low"][i] for _, i in pairs], mode="lines",
@@ -360,6 +354,24 @@ def curve_figure(points: Sequence[dict[str, Any]], curve: dict[str, Any], metric
                           f"{name} vs finetune size ({'higher' if higher_is_better else 'lower'} is better)", name)
 
 
+def _size_axis(sizes: Sequence[int], log_x: bool) -> tuple[bool, Any, float]:
+    """``(use_log, xmap, zero_x)``: a log axis has no 0, so the factory floor sits at ``zero_x``, a
+    little left of the smallest finetuned size; ``xmap`` puts a size on the axis."""
+    positive = [s for s in sizes if s > 0]
+    use_log = bool(log_x and positive)
+    zero_x = min(positive) / 4 if use_log else 0.0
+
+    def xmap(size: float) -> float:
+        return zero_x if size <= 0 else float(size)
+
+    return use_log, xmap, zero_x
+
+
+def _grid_pairs(grid: dict[str, Any], xmap: Any, use_log: bool, zero_x: float) -> list[tuple[float, int]]:
+    """(x, index) of the fit grid's sizes to draw: on a log axis, none between 0 and the f0 position."""
+    return [(xmap(s), i) for i, s in enumerate(grid["sizes"]) if not (use_log and 0 < s < zero_x)]
+
+
 def _finish_figure(figure, curve: dict[str, Any], key: str, floor: float | None, sizes: Sequence[int],
                    log_xmap: Any, title: str, name: str):
     """What every curve figure shares: the factory-floor and baseline lines, the size axis, the layout."""
@@ -400,12 +412,7 @@ def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key:
     objectives = point_objectives(points)
     base = next((p for p in points if int(p.get("finetune_size", 0)) == 0), None)
     sizes_all = sorted({int(p.get("finetune_size", 0)) for p in points})
-    positive = [s for s in sizes_all if s > 0]
-    use_log = bool(log_x and positive)
-    zero_x = min(positive) / 4 if use_log else 0.0
-
-    def xmap(size: float) -> float:
-        return zero_x if size <= 0 else float(size)
+    use_log, xmap, zero_x = _size_axis(sizes_all, log_x)
 
     figure = go.Figure()
     sections = curve.get("objectives") or {}
@@ -416,7 +423,7 @@ def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key:
         series = ([base] if base is not None else []) + own
         grid = _fit_grid(sections.get(objective) or {}, key) if show_fit else None
         if grid is not None:
-            pairs = [(xmap(s), i) for i, s in enumerate(grid["sizes"]) if not (use_log and 0 < s < zero_x)]
+            pairs = _grid_pairs(grid, xmap, use_log, zero_x)
             figure.add_trace(go.Scatter(
                 x=[x for x, _ in pairs], y=[grid["predicted"][i] for _, i in pairs], mode="lines",
                 name=f"{display} fit", line=dict(dash="dash", color=color, width=1), hoverinfo="skip"))
