@@ -93,14 +93,20 @@ class ProbeConfig:
 
 
 def resolve_xgb_device(device: str) -> str:
+    """``auto``: cuda when torch sees a GPU *and* the installed XGBoost was built with CUDA.
+
+    ``xgboost-cpu`` (the small build the ``[cpu]`` extra installs) has no CUDA: on a GPU machine it must
+    still fit on the CPU rather than be asked for a device it cannot use.
+    """
     if device != "auto":
         return device
     try:
         import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:  # pragma: no cover - torch is a hard dependency
         return "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    return "cuda" if _import_xgboost().build_info().get("USE_CUDA", False) else "cpu"
 
 
 def _import_xgboost():

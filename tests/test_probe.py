@@ -47,3 +47,20 @@ def test_probe_validation_messages():
         probe.fit(np.random.rand(3, 2), [1, 2])
     with pytest.raises(ValueError, match="target_transform must be one of"):
         ProbeConfig(target_transform="sqrt")
+
+
+def test_auto_device_fits_on_the_cpu_when_xgboost_has_no_cuda(monkeypatch):
+    """A GPU machine with the small xgboost-cpu build: ``auto`` must not ask XGBoost for cuda."""
+    import torch
+    import xgboost
+
+    from hf_finetune_curve.probe import resolve_xgb_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(xgboost, "build_info", lambda: {"USE_CUDA": False})
+    assert resolve_xgb_device("auto") == "cpu"
+    monkeypatch.setattr(xgboost, "build_info", lambda: {"USE_CUDA": True})
+    assert resolve_xgb_device("auto") == "cuda"
+    assert resolve_xgb_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_xgb_device("auto") == "cpu"
