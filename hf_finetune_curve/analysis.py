@@ -126,6 +126,8 @@ def analyze_curve(
                 "family": chosen["family"],
                 "selection": chosen.get("selection"),
                 "monotone": chosen.get("monotone"),
+                "hurts": chosen.get("hurts", False),
+                "below_base": chosen.get("below_base", []),
                 "n_for_90": by_fraction.get(0.9),
                 "n_for_95": by_fraction.get(0.95),
                 "marginal_gain_per_10k": chosen["marginal_gain_per_10k"],
@@ -185,6 +187,11 @@ def answer_lines(summary: Mapping[str, Any]) -> list[str]:
     if answer.get("monotone") is False:
         lines.append("The curve is not monotone: a larger size scored significantly worse than a smaller one "
                      "(see the fit warnings).")
+    if answer.get("hurts"):
+        changes = ", ".join(f"{entry['size']:,.0f}: {entry['change']:+.4f}" for entry in answer.get("below_base", []))
+        lines.append(f"Finetuning hurts: every finetuned size scores significantly worse on {name} than the factory "
+                     f"model ({changes}). With this recipe, no amount of this data is enough: keep the factory model "
+                     "or measure another recipe.")
     for key in ("n_for_90", "n_for_95"):
         entry = answer.get(key)
         if not entry:
@@ -198,11 +205,13 @@ def answer_lines(summary: Mapping[str, Any]) -> list[str]:
             note = f" [{entry['note']}]" if entry.get("note") else ""
             lines.append(f"N for {share} of the attainable {name} gain: {entry['n_needed']:,.0f} "
                          f"(95% interval {low} to {high}){note}")
-    marginal = answer.get("marginal_gain_per_10k") or {}
+    # A curve below its own starting point has no gain to extrapolate: the fitted line's level sits
+    # between f0 and the finetuned points and describes neither.
+    marginal = {} if answer.get("hurts") else answer.get("marginal_gain_per_10k") or {}
     if marginal.get("metric_change") is not None:
         lines.append(f"Marginal {name} per extra 10k texts at {marginal['at_size']:,.0f}: {marginal['metric_change']:+.4f} "
                      f"(interval {_fmt(marginal.get('low'))} to {_fmt(marginal.get('high'))})")
-    extrapolated = answer.get("extrapolate_2x") or {}
+    extrapolated = {} if answer.get("hurts") else answer.get("extrapolate_2x") or {}
     if extrapolated.get("predicted") is not None:
         lines.append(f"Extrapolated {name} at {extrapolated['size']:,.0f} (2x largest): {extrapolated['predicted']:.4f} "
                      f"(interval {_fmt(extrapolated.get('low'))} to {_fmt(extrapolated.get('high'))})")

@@ -443,6 +443,11 @@ class CurveFit:
         monotone: False when a larger size is significantly worse than a smaller one (paired over
             the point resamples, Bonferroni over all pairs), None without resamples.
         decreases: those pairs: ``smaller``, ``larger``, ``change`` (metric units), ``low``, ``high``.
+        below_base: every finetuned size compared with n = 0 (paired over the point resamples,
+            one-sided, Bonferroni over the sizes): ``size``, ``change`` (metric units), ``low``, ``high``,
+            ``significant`` (significantly worse than n = 0). Empty without resamples or without n = 0.
+        hurts: True when *every* finetuned size is significantly worse than n = 0: finetuning with
+            this recipe makes the metric worse at every size measured, so there is no gain to reach.
         band_method: ``"point_resamples"`` or ``"residual"``.
         warnings: plain-language caveats, most important first.
     """
@@ -462,6 +467,8 @@ class CurveFit:
     selection: str = "aicc"
     monotone: bool | None = None
     decreases: list[dict[str, Any]] = field(default_factory=list)
+    below_base: list[dict[str, Any]] = field(default_factory=list)
+    hurts: bool = False
     warnings: list[str] = field(default_factory=list)
     _fit: _Fits = field(default=None, repr=False)  # type: ignore[assignment]
     _boot: _Ensemble = field(default=None, repr=False)  # type: ignore[assignment]
@@ -514,6 +521,8 @@ class CurveFit:
     # ---- answers -------------------------------------------------------------------------
     def _withheld_reason(self) -> str | None:
         distinct = len(set(self.sizes))
+        if self.hurts:
+            return HURTS_REASON
         if not self.identifiable:
             return (
                 f"the fit is not identifiable with {distinct} sizes; measure at least "
@@ -681,6 +690,8 @@ class CurveFit:
             "selection": self.selection,
             "monotone": self.monotone,
             "decreases": self.decreases,
+            "below_base": self.below_base,
+            "hurts": self.hurts,
             "band_method": self.band_method,
             "n_boot": self.n_boot,
             "selection_stability": self.selection_stability,
@@ -747,6 +758,10 @@ def _validate(
     return sizes_a, values_a, resamples, fams
 
 
+HURTS_REASON = ("finetuning hurts: every finetuned size scores significantly worse than the factory model (n = 0), "
+                "so there is no gain to reach; with this recipe the answer is the factory model")
+
+
 def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
     """Pairs (smaller size, larger size) whose gain-oriented difference is significantly below 0.
 
@@ -770,6 +785,25 @@ def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confid
             bounds = sorted((sign * low, sign * upper))
             out.append(json_safe({"smaller": float(smaller), "larger": float(larger), "change": change,
                                   "low": bounds[0], "high": bounds[1]}))
+    return out
+
+
+def _below_base(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
+    """Each finetuned size against n = 0 on the gain-oriented resamples ``Z``: the paired change and
+    whether it is significantly below 0 (one-sided, Bonferroni over the finetuned sizes)."""
+    base = np.flatnonzero(sizes == 0)
+    finetuned = [size for size in np.unique(sizes) if size > 0]
+    if base.size == 0 or not finetuned:
+        return []
+    at_base = Z[:, base].mean(axis=1)
+    alpha = (1.0 - confidence) / len(finetuned)
+    out = []
+    for size in finetuned:
+        diff = Z[:, np.flatnonzero(sizes == size)].mean(axis=1) - at_base
+        low, upper = float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
+        bounds = sorted((sign * low, sign * upper))
+        out.append(json_safe({"size": float(size), "change": sign * float(np.mean(diff)), "low": bounds[0],
+                              "high": bounds[1], "significant": bool(upper < 0.0)}))
     return out
 
 
@@ -931,6 +965,8 @@ def fit_curve(
 
     # ---- warnings ------------------------------------------------------------------------
     largest = float(sizes_a.max())
+    below_base = _below_base(sizes_a, sign * resamples, sign, confidence) if resamples is not None else []
+    hurts = bool(below_base) and all(entry["significant"] for entry in below_base)
     if not (sizes_a == 0).any():
         warnings.append(
             "no n=0 (factory model) point: the attainable gain is measured from the curve's extrapolated value at 0"
@@ -941,7 +977,7 @@ def fit_curve(
                 f"the log-linear (non-saturating) family fits best: the gain has not saturated by the largest "
                 f"size ({_fmt(largest)}); N for 90% of the gain is beyond the data (not reported)"
             )
-        elif chosen == "constant":
+        elif chosen == "constant" and not hurts:
             warnings.append("no detectable gain from finetuning: a flat line fits best (within noise)")
         slope, t_stat = _trend(sizes_a, z, n0)
         if resamples is not None:
@@ -987,6 +1023,14 @@ def fit_curve(
                 "N-needed depends on it" + (f" (N for 90% by family: {', '.join(others)})" if others else "")
             )
 
+    if hurts:
+        worst = max(below_base, key=lambda entry: abs(entry["change"]))
+        # First: it is the answer, and it contradicts what a fitted line's level would suggest.
+        warnings.insert(0, (
+            f"finetuning hurts: every finetuned size scores significantly worse than the factory model (n = 0), "
+            f"by up to {worst['change']:+.4g} at {_fmt(worst['size'])} (interval {worst['low']:+.4g} to "
+            f"{worst['high']:+.4g}); the fitted line's level and extrapolation do not describe these points"))
+
     monotone, decreases = None, []
     if resamples is not None:
         decreases = _significant_decreases(sizes_a, sign * resamples, sign, confidence)
@@ -1016,6 +1060,8 @@ def fit_curve(
         selection="aic_known_noise" if known_noise else "aicc",
         monotone=monotone,
         decreases=decreases,
+        below_base=below_base,
+        hurts=hurts,
         warnings=warnings,
         _fit=fits[chosen],
         _boot=boot,
@@ -1090,6 +1136,12 @@ def suggest_next_size(fit: CurveFit, max_size: float | None = None, fraction: fl
     result: dict[str, Any] = {"available": True, "saturated": False, "size": None, "fraction": fraction,
                               "current": math.exp(current) if math.isfinite(current) else None,
                               "expected": None, "candidates": {}}
+    if fit.hurts:
+        result.update(hurts=True, reason=(
+            "every measured size scores significantly worse than the factory model: more data of this recipe is "
+            "not what the curve asks for; keep the factory model, or measure another recipe (--objective, --lora, "
+            "a lower --learning-rate)"))
+        return json_safe(result)
     # Saturated: the gain left past the largest size is within that point's own noise.
     at_largest = np.flatnonzero(sizes == largest)
     spread = float(np.std(resamples[:, at_largest].mean(axis=1), ddof=1))

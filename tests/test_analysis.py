@@ -83,3 +83,22 @@ def test_answer_falls_back_to_r2_when_log_r2_is_undefined():
     summary = analyze_curve(points, y, predictions, n_resamples=200, seed=0)
     assert summary["answer"]["metric"] == "r2" and "r2_log" not in summary["fit"]
     assert any("answer uses r2 instead" in warning for warning in summary["warnings"])
+
+
+def test_a_curve_below_the_factory_model_is_answered_as_hurts():
+    """Every finetuned size worse than f0 (the 120k GPU reference run): the report says finetuning hurts,
+    and prints no gain per 10k texts and no extrapolation from a flat line that sits between the points."""
+    points, y, predictions = _curve([0, 500, 1000, 2000, 4000])
+    rng = np.random.default_rng(3)
+    for point in points[1:]:  # each finetuned size: f0's error plus its own extra error
+        pred = predictions["f0"] * np.exp(0.25 * rng.normal(size=len(y)))
+        predictions[point.label] = pred
+        point.r2 = regression_scores(y, pred)["r2"]
+    summary = analyze_curve(points, y, predictions, n_resamples=300, seed=0, pool_size=4000)
+    answer = summary["answer"]
+    assert answer["hurts"] is True and len(answer["below_base"]) == 4
+    assert answer["next_size"]["size"] is None and answer["next_size"]["hurts"]
+    lines = answer_lines(summary)
+    assert any(line.startswith("Finetuning hurts: every finetuned size scores significantly worse") for line in lines)
+    assert not any(line.startswith(("Marginal", "Extrapolated")) for line in lines)
+    assert not any("flat line fits best" in line for line in lines)

@@ -309,3 +309,30 @@ def test_next_size_narrows_the_interval_or_says_saturated():
                     + rng.normal(0, 0.004, (400, 5)), n_boot=100)
     done = suggest_next_size(fit, max_size=8000)
     assert done["saturated"] and done["size"] is None and "saturated" in done["reason"]
+
+
+def test_every_size_below_the_factory_model_is_called_hurts_not_flat():
+    """The 120k reference run on a GPU: f0 0.708 log R², every finetuned size 0.59-0.62. A flat line
+    "fits best" there, but the answer is that finetuning makes the probe worse at every size."""
+    sizes = np.array([0.0, 10_000, 20_000, 50_000, 96_000])
+    observed = np.array([0.708, 0.595, 0.588, 0.609, 0.620])
+    rng = np.random.default_rng(11)
+    resamples = observed + rng.normal(0, 0.02, (400, 1)) + rng.normal(0, 0.006, (400, 5))
+    fit = fit_curve(sizes, observed, point_resamples=resamples, n_boot=50)
+    assert fit.hurts is True
+    assert [entry["size"] for entry in fit.below_base] == [10_000.0, 20_000.0, 50_000.0, 96_000.0]
+    assert all(entry["significant"] and entry["high"] < 0 for entry in fit.below_base)
+    assert fit.warnings[0].startswith("finetuning hurts")
+    assert not any("flat line fits best" in warning for warning in fit.warnings)
+    assert all(entry["n_needed"] is None and entry["reason"].startswith("finetuning hurts")
+               for entry in fit.answer())
+    suggestion = suggest_next_size(fit, max_size=96_000)
+    assert suggestion["size"] is None and suggestion["hurts"] and "factory model" in suggestion["reason"]
+    assert json.loads(json.dumps(fit.to_dict()))["hurts"] is True
+
+    # One finetuned size back at f0's level: not every size hurts, so no verdict.
+    recovered = observed.copy()
+    recovered[-1] = 0.705
+    fit = fit_curve(sizes, recovered, point_resamples=recovered + resamples - observed, n_boot=50)
+    assert fit.hurts is False and not fit.below_base[-1]["significant"]
+    assert not any(warning.startswith("finetuning hurts") for warning in fit.warnings)
