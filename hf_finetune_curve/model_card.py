@@ -107,9 +107,9 @@ class RunInfo:
         """The run's points by size, the shared f0 once; a point of another objective than MLM is
         labelled by its key (``tsdae/f200``: its path under checkpoints/ and its repo suffix ``tsdae-f200``),
         ``size_label`` keeping ``f200``."""
-        from .space import _sorted_points
+        from .samples import sorted_points
 
-        return _sorted_points(self.curve.get("points", []))
+        return sorted_points(self.curve.get("points", []))
 
     def point(self, label: str) -> dict[str, Any]:
         for point in self.points:

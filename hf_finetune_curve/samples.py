@@ -25,7 +25,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -76,6 +76,19 @@ def point_key(point: dict[str, Any]) -> str:
     label = str(point.get("size_label") or point.get("label"))
     objective = str(point.get("objective") or "mlm")
     return file_label(label, objective) if objective in OBJECTIVE_NAMES else label
+
+
+def sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points (``curve.json``'s dicts) by size, keyed as the Space and the model cards name them (``label``
+    becomes :func:`point_key`; ``size_label`` keeps ``f200``), the shared f0 once."""
+    keyed: dict[str, dict[str, Any]] = {}
+    for point in points:
+        entry = dict(point)
+        entry.setdefault("objective", "mlm")
+        entry.setdefault("size_label", entry.get("label"))
+        entry["label"] = point_key(entry)
+        keyed.setdefault(entry["label"], entry)
+    return sorted(keyed.values(), key=lambda p: p.get("finetune_size", 0))
 
 
 def _model_location(run: RunDirectory, meta: dict[str, Any], key: str) -> str:
@@ -241,4 +254,5 @@ def read_samples(path: str | os.PathLike) -> Samples:
     return Samples(frame=frame, embeddings=embeddings, info=info)
 
 
-__all__ = ["SAMPLES_META_KEY", "Samples", "build_samples", "column_name", "point_key", "read_samples"]
+__all__ = ["SAMPLES_META_KEY", "Samples", "build_samples", "column_name", "point_key", "read_samples",
+           "sorted_points"]

@@ -34,7 +34,7 @@ from .probe import METRICS  # (key, display name, higher is better)
 from .run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
                       RunDirectory, parse_file_label)
 # build_samples and read_samples lived here before the samples stage had its own module: still importable from here.
-from .samples import Samples, build_samples, column_name, point_key, read_samples  # noqa: F401
+from .samples import Samples, build_samples, column_name, read_samples, sorted_points  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _load_local_run(run_dir: Path) -> RunData:
     curve_file = run.read_curve()
     curve = curve_file.to_dict() if curve_file is not None else {}
     points = curve.get("points") or [p.to_dict() for p in run.read_points()]
-    return RunData(root=run_dir, points=_sorted_points(points), curve=curve, meta=run.read_config(),
+    return RunData(root=run_dir, points=sorted_points(points), curve=curve, meta=run.read_config(),
                    samples=run.read_samples(), curve_repo=None, local=True, model_repos={})
 
 
@@ -140,24 +140,11 @@ def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
     if curve_file is None:
         raise FileNotFoundError(f"The curve repo {curve_repo} has no {CURVE_JSON_FILE}.")
     curve = curve_file.to_dict()
-    points = _sorted_points(curve["points"])
+    points = sorted_points(curve["points"])
     repos = {point["label"]: derived_model_repo(curve_repo, point["label"]) for point in points
              if point["label"] != "f0"}
     return RunData(root=root, points=points, curve=curve, meta=run.read_config(), samples=run.read_samples(),
                    curve_repo=curve_repo, local=False, model_repos=repos)
-
-
-def _sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Points by size, keyed for the app (``label`` becomes :func:`point_key`; ``size_label`` keeps
-    ``f200``), the shared f0 once."""
-    keyed: dict[str, dict[str, Any]] = {}
-    for point in points:
-        entry = dict(point)
-        entry.setdefault("objective", "mlm")
-        entry.setdefault("size_label", entry.get("label"))
-        entry["label"] = point_key(entry)
-        keyed.setdefault(entry["label"], entry)
-    return sorted(keyed.values(), key=lambda p: p.get("finetune_size", 0))
 
 
 def point_objectives(points: Sequence[dict[str, Any]]) -> list[str]:
@@ -298,7 +285,7 @@ def curve_figure(points: Sequence[dict[str, Any]], curve: dict[str, Any], metric
     import plotly.graph_objects as go
 
     key, name, higher_is_better = _METRIC_BY_NAME.get(metric, METRICS[0])
-    points = _sorted_points(points)
+    points = sorted_points(points)
     if len(point_objectives(points)) > 1:
         return _objectives_figure(points, curve, key, name, higher_is_better, log_x=log_x, show_fit=show_fit)
     sizes = [int(p.get("finetune_size", 0)) for p in points]
