@@ -22,24 +22,23 @@ gr = pytest.importorskip("gradio")
 pytest.importorskip("plotly")
 
 from hf_finetune_curve.cli import main  # noqa: E402
+from hf_finetune_curve.errors import SpaceError  # noqa: E402
 from hf_finetune_curve.sample_data import generate_listings, write_jsonl  # noqa: E402
+from hf_finetune_curve.samples import build_samples, read_samples  # noqa: E402
 from hf_finetune_curve.space import (  # noqa: E402
     MAX_DESCRIPTION_CHARS,
     SPACE_CONFIG_FILE,
     CurveExplorer,
-    SpaceError,
-    _run_name,
     build_app,
-    build_samples,
     curve_figure,
     launch_space,
     load_run_data,
     points_table_markdown,
     push_space,
-    read_samples,
     space_files,
     summary_markdown,
 )
+from hf_finetune_curve.space.app import _run_name  # noqa: E402
 from hf_finetune_curve.subsets import Splits  # noqa: E402
 
 FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]

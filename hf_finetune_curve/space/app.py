@@ -27,14 +27,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import SpaceError
-from .io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
-from .model_card import PROBE_PATH_IN_REPO
-from .probe import METRICS  # (key, display name, higher is better)
-from .run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
+from ..errors import SpaceError
+from ..io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
+from ..model_card import PROBE_PATH_IN_REPO
+from ..probe import METRICS  # (key, display name, higher is better)
+from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
                       RunDirectory, parse_file_label)
 # build_samples and read_samples lived here before the samples stage had its own module: still importable from here.
-from .samples import Samples, build_samples, column_name, read_samples, sorted_points  # noqa: F401
+from ..samples import Samples, build_samples, column_name, read_samples, sorted_points  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class CheckpointCache:
             location = self.run.model_location(label)
             if location is None:
                 raise LookupError(f"no checkpoint for {label} (not in the run and not published)")
-            from .models import load_sentence_transformer
+            from ..models import load_sentence_transformer
 
             model, _ = load_sentence_transformer(location)
             with self._lock:
@@ -224,7 +224,7 @@ class CheckpointCache:
         path = self.run.probe_file(label)
         if path is None:
             raise LookupError(f"no saved probe for {label}")
-        from .probe import PriceProbe
+        from ..probe import PriceProbe
 
         probe = PriceProbe.load(path)
         with self._lock:
@@ -394,7 +394,7 @@ def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key:
     and (``show_fit``) each objective's fitted curve."""
     import plotly.graph_objects as go
 
-    from .objectives import OBJECTIVE_NAMES, Objective
+    from ..objectives import OBJECTIVE_NAMES, Objective
 
     objectives = point_objectives(points)
     base = next((p for p in points if int(p.get("finetune_size", 0)) == 0), None)
@@ -852,7 +852,7 @@ _DEFAULT_TITLE = "Finetuning curve explorer"
 def space_source_dir() -> Path:
     """The folder holding the Space's files: ``spaces/finetune_curve/`` of the source tree beside this code when
     there is one (a checkout), else the installed package ``hf_finetune_curve.space_app``."""
-    checkout = Path(__file__).resolve().parent.parent / "spaces" / "finetune_curve"
+    checkout = Path(__file__).resolve().parents[2] / "spaces" / "finetune_curve"
     if (checkout / "app.py").is_file():
         return checkout
     from importlib.resources import files
@@ -892,8 +892,8 @@ def space_files(curve_repo: str | None = None, model_repos: Sequence[str] = (), 
 
 def _run_name(run_dir: Path) -> str:
     """The name ``hf-curve push`` gives a run by default (its repos are ``ORG/<name>-<label>``, ``-curve``)."""
-    from .model_card import RunInfo
-    from .publish import default_hub_name
+    from ..model_card import RunInfo
+    from ..publish import default_hub_name
 
     return default_hub_name(RunInfo.load(run_dir))
 
