@@ -19,7 +19,7 @@ MODULES = [
     "hf_finetune_curve.model_card", "hf_finetune_curve.models", "hf_finetune_curve.objectives", "hf_finetune_curve.options",
     "hf_finetune_curve.pipeline", "hf_finetune_curve.probe", "hf_finetune_curve.publish", "hf_finetune_curve.recipe",
     "hf_finetune_curve.run_dir", "hf_finetune_curve.sample_data", "hf_finetune_curve.samples",
-    "hf_finetune_curve.sentence_objectives", "hf_finetune_curve.space", "hf_finetune_curve.space.app",
+    "hf_finetune_curve.sentence_objectives", "hf_finetune_curve.space",
     "hf_finetune_curve.subsets",
     "hf_finetune_curve.trainer", "hf_finetune_curve.uncertainty",
 ]

@@ -38,7 +38,7 @@ from hf_finetune_curve.space import (  # noqa: E402
     space_files,
     summary_markdown,
 )
-from hf_finetune_curve.space.app import _run_name  # noqa: E402
+from hf_finetune_curve.space.deploy import _run_name  # noqa: E402
 from hf_finetune_curve.subsets import Splits  # noqa: E402
 
 FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]
