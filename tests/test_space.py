@@ -7,6 +7,7 @@ downloads a browser and aborts every request that is not to 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -49,27 +50,33 @@ SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces" / "finetune_curve"
 DESCRIPTION = "This 1991 Porsche 911 Carrera coupe is finished in red over black leather, manual, clean title."
 
 
-@pytest.fixture(scope="module")
-def space_run(tiny_model_dir, tmp_path_factory):
-    """A finished tiny-model run (sizes 0, 50, all on 200 rows) with its samples.parquet.
-
-    Torch runs single-threaded for this module: on a busy 2-core machine two spinning threads make the
-    tiny finetunes about 4x slower than one.
-    """
+@contextlib.contextmanager
+def _tiny_run(tiny_model_dir, tmp_path_factory, prefix: str, name: str, *options: str):
+    """A finished tiny-model run (sizes 0, 50, all on 200 rows) in ``<prefix>-runs/<name>``, torch single-threaded
+    while it is in use: on a busy 2-core machine two spinning threads make the tiny finetunes about 4x
+    slower than one."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        data = tmp_path_factory.mktemp("space-data") / "listings.jsonl"
+        data = tmp_path_factory.mktemp(f"{prefix}-data") / "listings.jsonl"
         write_jsonl(generate_listings(200, seed=11), data)
-        out = tmp_path_factory.mktemp("space-runs") / "tiny"
+        out = tmp_path_factory.mktemp(f"{prefix}-runs") / name
         assert main(["run", "--data", str(data), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
-                     "--output-dir", str(out), *FAST]) == 0
-        build_samples(out)
+                     *options, "--output-dir", str(out), *FAST]) == 0
         yield out
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def space_run(tiny_model_dir, tmp_path_factory):
+    """A finished tiny-model run (sizes 0, 50, all on 200 rows) with its samples.parquet (torch single-threaded
+    for this module)."""
+    with _tiny_run(tiny_model_dir, tmp_path_factory, "space", "tiny") as out:
+        build_samples(out)
+        yield out
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -340,19 +347,8 @@ def test_push_space_and_read_the_run_from_the_hub(space_run, hub_server, tmp_pat
 @pytest.fixture(scope="module")
 def objectives_run(tiny_model_dir, tmp_path_factory):
     """A tiny two-objective run (MLM and TSDAE, sizes 0, 50, all on 200 rows) with its samples.parquet."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        data = tmp_path_factory.mktemp("objectives-data") / "listings.jsonl"
-        write_jsonl(generate_listings(200, seed=11), data)
-        out = tmp_path_factory.mktemp("objectives-runs") / "two"
-        assert main(["run", "--data", str(data), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
-                     "--objectives", "mlm,tsdae", "--output-dir", str(out), *FAST]) == 0
+    with _tiny_run(tiny_model_dir, tmp_path_factory, "objectives", "two", "--objectives", "mlm,tsdae") as out:
         yield out
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_two_objectives_in_the_app_and_in_headless_chromium(objectives_run, tmp_path):
