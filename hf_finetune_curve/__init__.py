@@ -5,8 +5,8 @@ Example:
     >>> result = run_curve(CurveConfig(data="listings.jsonl", sizes="0,10k,20k,all"))  # doctest: +SKIP
     >>> print(result.table())  # doctest: +SKIP
 
-Names are imported on first use: ``import hf_finetune_curve.probe`` (what the ``evaluate``
-metric needs) must not pay for torch and transformers.
+Names are imported on first use: ``from hf_finetune_curve import fit_and_score`` (what the ``evaluate``
+metric and the model cards' snippets import) must not pay for torch and transformers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ _EXPORTS = {
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
     "CurveResult": "pipeline", "run_curve": "pipeline",
     "PriceProbe": "probe", "ProbeConfig": "probe", "fit_and_score": "probe", "regression_scores": "probe",
+    "validate_embeddings": "probe", "validate_targets": "probe",
     "make_splits": "subsets", "parse_sizes": "subsets", "size_label": "subsets",
     "analyze_curve": "analysis",
 }
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
                          ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
                          SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
-    from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores
+    from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings, validate_targets
     from .run_dir import RunDirectory, load_curve
     from .subsets import make_splits, parse_sizes, size_label
 

@@ -113,7 +113,7 @@ def test_every_finetuned_size_is_a_loadable_model_repo(pushed, hub_server):
         "import json, sys\n"
         "from huggingface_hub import hf_hub_download\n"
         "from sentence_transformers import SentenceTransformer\n"
-        "from hf_finetune_curve.probe import PriceProbe\n"
+        "from hf_finetune_curve import PriceProbe\n"
         "model = SentenceTransformer('org/tiny-f50', device='cpu')\n"
         "vectors = model.encode(json.loads(sys.argv[1]))\n"
         "probe = PriceProbe.load(hf_hub_download('org/tiny-f50', 'probe/xgboost_probe.json'))\n"

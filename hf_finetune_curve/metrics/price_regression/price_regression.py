@@ -23,7 +23,7 @@ import datasets
 import numpy as np
 
 import evaluate
-from hf_finetune_curve.probe import (
+from hf_finetune_curve import (
     ProbeConfig,
     fit_and_score,
     regression_scores,
@@ -53,7 +53,7 @@ Price regression scores how much price information a set of text embeddings carr
 metric fits the hf-finetune-curve XGBoost probe (log-price target by default) with shuffled, seeded
 K-fold cross-validation and reports R^2, mean absolute error and median absolute error of the held-out
 prices, averaged over the folds. With an explicit train/test split it gives exactly the numbers of
-hf_finetune_curve.probe.fit_and_score on that split, i.e. the numbers of a point of the finetuning curve.
+hf_finetune_curve.fit_and_score on that split, i.e. the numbers of a point of the finetuning curve.
 In the "scalar" configuration the predictions are already predicted prices, and the metric returns
 R^2, MAE and median absolute error, identical to scikit-learn's r2_score, mean_absolute_error and
 median_absolute_error.
@@ -76,7 +76,7 @@ Args:
         (n_estimators, learning_rate, max_depth, subsample, colsample_bytree, min_child_weight,
         reg_lambda, seed, n_jobs, device) set those fields; any other key is passed unchanged to
         xgboost.XGBRegressor.
-    probe_config ("embeddings" only, optional): a hf_finetune_curve.probe.ProbeConfig (or a dict of
+    probe_config ("embeddings" only, optional): a hf_finetune_curve.ProbeConfig (or a dict of
         its fields) to start from, e.g. the probe settings of a curve run; xgb_params, seed and
         target_transform given explicitly override it.
     train_indices, test_indices ("embeddings" only, optional): an explicit split instead of K-fold:
@@ -121,7 +121,7 @@ Examples:
     >>> results["n_folds"], results["n_rows"], results["r2"] > 0.6
     (5, 300, True)
 
-    An explicit split gives the same numbers as hf_finetune_curve.probe.fit_and_score:
+    An explicit split gives the same numbers as hf_finetune_curve.fit_and_score:
 
     >>> results = price_regression.compute(
     ...     predictions=embeddings, references=prices, test_indices=list(range(240, 300)), xgb_params=toy
