@@ -56,7 +56,7 @@ def environment_line(device: str) -> str:
 
 
 def load_texts(data: str | None, max_rows: int | None):
-    from hf_finetune_curve.corpus import load_corpus
+    from hf_finetune_curve.data.corpus import load_corpus
 
     return load_corpus(data, max_rows=max_rows)
 

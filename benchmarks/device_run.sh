@@ -54,8 +54,8 @@ ref=$!
     rc_sizes=$RC_SIZES
     if [[ $rc_sizes == *all* ]]; then  # "all" = the finetune pool of the check's split
         pool=$("$PYTHON" -c 'import sys
-from hf_finetune_curve.corpus import load_corpus
-from hf_finetune_curve.subsets import make_splits
+from hf_finetune_curve.data.corpus import load_corpus
+from hf_finetune_curve.data.subsets import make_splits
 corpus = load_corpus(sys.argv[1], max_rows=int(sys.argv[2]))
 print(len(make_splits(len(corpus), 0.2, 42).pool_order))' ../.gpu/airbnb_usd.jsonl.gz "$RC_ROWS") || exit 1
         rc_sizes=${rc_sizes//all/$pool}

@@ -55,7 +55,7 @@ EOF
 write_synthetic() {
     "$PYTHON" - "$2" "$1" <<'EOF'
 import sys, time
-from hf_finetune_curve.sample_data import generate_listings, write_jsonl
+from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 
 started = time.perf_counter()
 write_jsonl(generate_listings(int(sys.argv[2]), seed=7), sys.argv[1])

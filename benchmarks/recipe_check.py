@@ -103,7 +103,7 @@ def main() -> None:
 
     from hf_finetune_curve.config import FinetuneConfig
     from hf_finetune_curve.probe import ProbeConfig, fit_and_score
-    from hf_finetune_curve.subsets import make_splits
+    from hf_finetune_curve.data.subsets import make_splits
 
     corpus = load_texts(args.data, args.max_rows)
     splits = make_splits(len(corpus), 0.2, args.seed)

@@ -52,8 +52,8 @@ def run_stage(stage: str, args) -> dict:
     import numpy as np
 
     from hf_finetune_curve.config import CurveConfig, FinetuneConfig
-    from hf_finetune_curve.corpus import load_corpus
-    from hf_finetune_curve.subsets import make_splits
+    from hf_finetune_curve.data.corpus import load_corpus
+    from hf_finetune_curve.data.subsets import make_splits
 
     baseline = _current_rss_mib()
     started = time.perf_counter()
@@ -139,7 +139,7 @@ def main() -> None:
         return
     quiet()
     device = setup(args)
-    from hf_finetune_curve.sample_data import generate_listings, write_jsonl
+    from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 
     folder = Path(tempfile.mkdtemp(prefix="scale-"))
     data_file = folder / "listings.jsonl.gz"

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "CurveConfig": "config", "FinetuneConfig": "config",
-    "Corpus": "corpus", "DataReport": "corpus", "load_corpus": "corpus",
+    "Corpus": "data.corpus", "DataReport": "data.corpus", "load_corpus": "data.corpus",
     "CurvePoint": "curve", "format_table": "curve", "load_curve": "run_dir", "RunDirectory": "run_dir",
     "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
@@ -26,14 +26,14 @@ _EXPORTS = {
     "CurveResult": "pipeline", "run_curve": "pipeline",
     "PriceProbe": "probe", "ProbeConfig": "probe", "fit_and_score": "probe", "regression_scores": "probe",
     "validate_embeddings": "probe", "validate_targets": "probe",
-    "make_splits": "subsets", "parse_sizes": "subsets", "size_label": "subsets",
+    "make_splits": "data.subsets", "parse_sizes": "data.subsets", "size_label": "data.subsets",
     "analyze_curve": "analysis",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis import analyze_curve
     from .config import CurveConfig, FinetuneConfig
-    from .corpus import Corpus, DataReport, load_corpus
+    from .data.corpus import Corpus, DataReport, load_corpus
     from .curve import CurvePoint, format_table
     from .errors import (CheckpointVerificationError, ConfigError, CorpusError, FinetuneCurveError,
                          ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import CurveResult, run_curve
     from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings, validate_targets
     from .run_dir import RunDirectory, load_curve
-    from .subsets import make_splits, parse_sizes, size_label
+    from .data.subsets import make_splits, parse_sizes, size_label
 
 
 def __getattr__(name: str) -> Any:

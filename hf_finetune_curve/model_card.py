@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import default_learning_rate
-from .corpus import DATA_FILE_SUFFIXES
+from .data.corpus import DATA_FILE_SUFFIXES
 from .errors import PublishError
 from .io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
 from .probe import METRICS as _PROBE_METRICS

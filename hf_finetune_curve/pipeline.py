@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .analysis import analyze_curve, answer_lines
 from .checkpoint import save_checkpoint
 from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
-from .corpus import Corpus, load_corpus
+from .data.corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table
 from .embed import embed_texts, embedding_cache_key
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
@@ -38,7 +38,7 @@ from .objectives import Objective
 from .probe import fit_and_score
 from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
 from .samples import build_samples
-from .subsets import Splits, make_splits, parse_sizes, size_label
+from .data.subsets import Splits, make_splits, parse_sizes, size_label
 
 logger = logging.getLogger(__name__)
 

@@ -71,10 +71,10 @@ from .objectives import OBJECTIVE_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import CurveConfig
-    from .corpus import DataReport
+    from .data.corpus import DataReport
     from .probe import PriceProbe
     from .samples import Samples
-    from .subsets import Splits
+    from .data.subsets import Splits
 
 #: The default objective; its points keep the unprefixed paths.
 MLM = "mlm"
@@ -338,7 +338,7 @@ class RunDirectory:
         return CurveConfig.from_dict(payload["config"] if "config" in payload else payload)
 
     def read_data_report(self) -> "DataReport | None":
-        from .corpus import DataReport
+        from .data.corpus import DataReport
 
         if not self.data_report_path.is_file():
             return None
@@ -349,7 +349,7 @@ class RunDirectory:
         write_json_atomic(self.data_report_path, report.to_dict())
 
     def read_splits(self) -> "Splits":
-        from .subsets import Splits
+        from .data.subsets import Splits
 
         return Splits.load(self.splits_path)
 

@@ -130,7 +130,7 @@ def _sample_predictions(run: RunDirectory, key: str, positions: np.ndarray, n_te
 
 
 def _load_run_corpus(meta: dict[str, Any]):
-    from .corpus import load_corpus
+    from .data.corpus import load_corpus
 
     config = meta["config"]
     corpus = load_corpus(config.get("data"), config.get("text_column", "text"),

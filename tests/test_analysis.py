@@ -4,7 +4,7 @@ from hf_finetune_curve.analysis import analyze_curve, answer_lines
 from hf_finetune_curve.curve import CurvePoint, format_table
 from hf_finetune_curve.run_dir import RunDirectory
 from hf_finetune_curve.probe import regression_scores
-from hf_finetune_curve.subsets import size_label
+from hf_finetune_curve.data.subsets import size_label
 
 
 def _curve(sizes, seed=0, n_test=3000):

@@ -24,7 +24,7 @@ from hf_finetune_curve.finetune import (
     warm_up_head,
 )
 from hf_finetune_curve.recipe import lr_factor, plan_curve
-from hf_finetune_curve.sample_data import generate_listings
+from hf_finetune_curve.data.sample_data import generate_listings
 
 TEXTS = [row["text"] for row in generate_listings(200, seed=5)]
 SIZES = [16, 32, 64]
@@ -281,7 +281,7 @@ _TORCHRUN_SCRIPT = textwrap.dedent("""
     from hf_finetune_curve import FinetuneConfig
     from hf_finetune_curve.branching import finetune_branching
     from hf_finetune_curve.finetune import finetune_independent
-    from hf_finetune_curve.sample_data import generate_listings
+    from hf_finetune_curve.data.sample_data import generate_listings
 
     texts = [row["text"] for row in generate_listings(100, seed=5)]
     model = SentenceTransformer(sys.argv[1], device="cpu")

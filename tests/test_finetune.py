@@ -11,7 +11,7 @@ from hf_finetune_curve.finetune import (
     finetune_sentence_transformer,
     pack_into_chunks,
 )
-from hf_finetune_curve.sample_data import generate_listings
+from hf_finetune_curve.data.sample_data import generate_listings
 
 TEXTS = [row["text"] for row in generate_listings(60, seed=5)]
 

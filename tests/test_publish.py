@@ -23,7 +23,7 @@ from hf_finetune_curve.cli import build_parser, config_from_args, main
 from hf_finetune_curve.model_card import HubNames, RunInfo, build_dataset_card, build_model_card, template_path
 from hf_finetune_curve.probe import PriceProbe
 from hf_finetune_curve.publish import PublishError, publish_run
-from hf_finetune_curve.sample_data import generate_listings, write_jsonl
+from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 
 TOKEN = "hf_test_secret_token_123_publish_zq9"  # distinctive, so a leak anywhere is found by grep
 FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]

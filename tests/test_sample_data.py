@@ -1,4 +1,4 @@
-"""Tests for the embedded synthetic car-auction corpus (hf_finetune_curve.sample_data)."""
+"""Tests for the embedded synthetic car-auction corpus (hf_finetune_curve.data.sample_data)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from hf_finetune_curve import sample_data as sd
-from hf_finetune_curve.sample_data import (
+from hf_finetune_curve.data import sample_data as sd
+from hf_finetune_curve.data.sample_data import (
     CORPUS_NAME,
     DEFAULT_NUM_ROWS,
     DEFAULT_SEED,

@@ -1,7 +1,7 @@
 """Corpus stage: read texts with a numeric target, validate them, and report what was dropped.
 
 Example:
-    >>> from hf_finetune_curve.corpus import load_corpus
+    >>> from hf_finetune_curve.data.corpus import load_corpus
     >>> corpus = load_corpus(None)           # the embedded synthetic car-auction sample
     >>> len(corpus.texts) == len(corpus.targets)
     True
@@ -22,8 +22,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .errors import CorpusError
-from .io_utils import HUB_REPO_ID
+from ..errors import CorpusError
+from ..io_utils import HUB_REPO_ID
 
 DROP_REASONS = (
     "empty_text",

@@ -1,7 +1,7 @@
 """Subsets stage: the held-out probe test split and nested finetune subsets.
 
 Example:
-    >>> from hf_finetune_curve.subsets import make_splits, parse_sizes, size_label
+    >>> from hf_finetune_curve.data.subsets import make_splits, parse_sizes, size_label
     >>> splits = make_splits(num_rows=1000, test_fraction=0.2, seed=0)
     >>> parse_sizes("0,100,0.5,all", pool_size=len(splits.pool_order))
     [0, 100, 400, 800]
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Splits:
         return np.union1d(self.train_indices, self.test_indices)
 
     def save(self, path: str | Path) -> None:
-        from .io_utils import atomic_path
+        from ..io_utils import atomic_path
 
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
