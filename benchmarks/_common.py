@@ -34,7 +34,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 def setup(args) -> str:
     import torch
 
-    from hf_finetune_curve.finetune import resolve_device
+    from hf_finetune_curve.train.finetune import resolve_device
 
     if args.threads:
         torch.set_num_threads(int(args.threads))

@@ -27,7 +27,7 @@ def main() -> None:
     import numpy as np
 
     from hf_finetune_curve.embed import embed_texts
-    from hf_finetune_curve.models import load_sentence_transformer
+    from hf_finetune_curve.train.models import load_sentence_transformer
 
     corpus = load_texts(args.data, None)
     order = np.random.default_rng(args.seed).permutation(len(corpus))[: args.texts]

@@ -69,10 +69,10 @@ def main() -> None:
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
     from hf_finetune_curve.config import FinetuneConfig
-    from hf_finetune_curve.finetune import (build_mlm_model, chunk_length_for, finetune_sentence_transformer,
+    from hf_finetune_curve.train.finetune import (build_mlm_model, chunk_length_for, finetune_sentence_transformer,
                                             pack_into_chunks)
-    from hf_finetune_curve.trainer import use_bf16
-    from hf_finetune_curve.models import load_sentence_transformer
+    from hf_finetune_curve.train.trainer import use_bf16
+    from hf_finetune_curve.train.models import load_sentence_transformer
 
     corpus = load_texts(args.data, None)
     order = np.random.default_rng(args.seed).permutation(len(corpus))[: args.texts]

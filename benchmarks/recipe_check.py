@@ -128,9 +128,9 @@ def main() -> None:
             handle.write(json.dumps(row) + "\n")
 
     if not args.report_only:
-        from hf_finetune_curve.branching import finetune_branching
-        from hf_finetune_curve.finetune import finetune_independent
-        from hf_finetune_curve.models import load_sentence_transformer
+        from hf_finetune_curve.train.branching import finetune_branching
+        from hf_finetune_curve.train.finetune import finetune_independent
+        from hf_finetune_curve.train.models import load_sentence_transformer
 
         print(header, flush=True)
         print(f"# {environment_line(device)}", flush=True)

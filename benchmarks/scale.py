@@ -64,9 +64,9 @@ def run_stage(stage: str, args) -> dict:
     splits = make_splits(len(corpus), 0.2, 42, probe_rows=CurveConfig().probe_rows)
     pool = [corpus.texts[i] for i in splits.pool_order]
     if stage in ("tokenize", "pack", "train"):
-        from hf_finetune_curve.finetune import chunk_length_for, tokenize_texts
-        from hf_finetune_curve.models import load_sentence_transformer
-        from hf_finetune_curve.recipe import plan_curve
+        from hf_finetune_curve.train.finetune import chunk_length_for, tokenize_texts
+        from hf_finetune_curve.train.models import load_sentence_transformer
+        from hf_finetune_curve.train.recipe import plan_curve
 
         model, _ = load_sentence_transformer(args.model, device=device)
         baseline = _current_rss_mib() if stage != "load" else baseline
@@ -85,7 +85,7 @@ def run_stage(stage: str, args) -> dict:
             if stage == "pack":
                 result.update(seconds=time.perf_counter() - started, items=len(plan.chunks), unit="chunks")
         if stage == "train":
-            from hf_finetune_curve.finetune import prepare_mlm, run_stream
+            from hf_finetune_curve.train.finetune import prepare_mlm, run_stream
 
             setup_ = prepare_mlm(model, config, 42)
             steps = int(args.train_steps)
@@ -98,7 +98,7 @@ def run_stage(stage: str, args) -> dict:
             result.update(seconds=run.seconds, items=steps, unit="steps", tokens=plan.tokens(stream))
     if stage == "embed":
         from hf_finetune_curve.embed import embed_texts
-        from hf_finetune_curve.models import load_sentence_transformer
+        from hf_finetune_curve.train.models import load_sentence_transformer
 
         model, _ = load_sentence_transformer(args.model, device=device)
         texts = [corpus.texts[i] for i in splits.probe_rows[: int(args.embed_texts)]]
@@ -192,7 +192,7 @@ def _projected_steps(rows: int, tokens_per_text: float) -> int:
     import numpy as np
 
     from hf_finetune_curve.config import FinetuneConfig
-    from hf_finetune_curve.recipe import TokenizedTexts, plan_curve
+    from hf_finetune_curve.train.recipe import TokenizedTexts, plan_curve
 
     pool = int(rows * 0.8)
     length = max(2, int(round(tokens_per_text)))

@@ -89,7 +89,7 @@ def _print_answer(analysis: dict[str, Any]) -> None:
                 print(f"  {line}")
         return
     from .compare import comparison_lines
-    from .objectives import Objective
+    from .train.objectives import Objective
 
     for objective, section in per_objective.items():
         lines = answer_lines(section)
@@ -121,7 +121,7 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             print(line)
     print(format_table(points))
     _print_answer(analysis)
-    from .objectives import parse_objectives
+    from .train.objectives import parse_objectives
 
     config = saved.get("config") or {}
     done = {(p.objective, p.label) for p in points}

@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .curve import CurvePoint
-from .objectives import Objective
+from .train.objectives import Objective
 from .uncertainty import HierarchicalBootstrap, hierarchical_bootstrap
 
 # (metric, display name, higher is better) compared between objectives.

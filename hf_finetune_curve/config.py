@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
-from .objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
+from .train.objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
 from .options import documented
 from .probe import METRICS, ProbeConfig
 

@@ -30,7 +30,7 @@ OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purp
 
 
 def _display(objective: str) -> str:
-    from .objectives import Objective
+    from .train.objectives import Objective
 
     try:
         return Objective(objective).display

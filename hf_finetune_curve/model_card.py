@@ -81,7 +81,7 @@ class RunInfo:
         run = cls(run_dir=directory.path, saved=saved, curve=curve.to_dict(),
                   data_report=report.to_dict() if report is not None else {})
         done = {point["label"] for point in run.points}
-        from .objectives import parse_objectives
+        from .train.objectives import parse_objectives
 
         config = saved.get("config") or {}
         objectives = parse_objectives(config.get("objectives") or config.get("objective") or "mlm")
@@ -403,7 +403,7 @@ def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any])
         rows.append((f"TrainingArguments.{key}", json.dumps(value)))
     objective = str(point.get("objective") or "mlm")
     if objective != "mlm":  # the MLM-only rows become the sentence objective's own
-        from .objectives import Objective
+        from .train.objectives import Objective
 
         own = {"objective": Objective(objective).description,
                "examples": f"{tune.get('text_unit', 'sentences')} of the texts (truncated at {chunk} tokens)"}
@@ -546,7 +546,7 @@ def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license:
         license_text = "not determined: the base model's license terms apply"
     example = ("1990 Porsche 911 Carrera 4 coupe, 5-speed manual, 62k miles, clean California title"
                if run.is_synthetic else "A text like the ones in the finetuning corpus")
-    from .objectives import Objective
+    from .train.objectives import Objective
 
     objective = Objective(point.get("objective") or "mlm")
     variables.update(

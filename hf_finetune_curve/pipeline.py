@@ -26,15 +26,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .analysis import analyze_curve, answer_lines
-from .checkpoint import save_checkpoint
+from .train.checkpoint import save_checkpoint
 from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
 from .data.corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table
 from .embed import embed_texts, embedding_cache_key
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
-from .finetune import FinetuneResult, resolve_device
-from .models import load_sentence_transformer
-from .objectives import Objective
+from .train.finetune import FinetuneResult, resolve_device
+from .train.models import load_sentence_transformer
+from .train.objectives import Objective
 from .probe import fit_and_score
 from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
 from .samples import build_samples
@@ -86,7 +86,7 @@ def _init_distributed(device: str):
         return None
     from accelerate import PartialState
 
-    from .trainer import DDP_TIMEOUT_SECONDS
+    from .train.trainer import DDP_TIMEOUT_SECONDS
 
     return PartialState(cpu=not resolve_device(device).startswith("cuda"),
                         timeout=_dt.timedelta(seconds=DDP_TIMEOUT_SECONDS))
@@ -513,7 +513,7 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
     common = dict(seed=replicate.seed, device=context.device, completed=done, callbacks=context.callbacks,
                   show_progress=context.show_progress, log_dir=run.logs_dir)
     if objective is not Objective.MLM:
-        from .sentence_objectives import finetune_objective_independent
+        from .train.sentence_objectives import finetune_objective_independent
 
         if config.schedule == "branching":
             logger.info("Independent schedule%s, not branching: every size trains from the base model. A branch "
@@ -527,7 +527,7 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
             run.write_training_plan(plan, objective)
         return sorted(points, key=lambda p: p.finetune_size)
     if config.schedule == "branching":
-        from .branching import finetune_branching
+        from .train.branching import finetune_branching
 
         logger.info("Branching schedule%s: one warmup-stable main run over %s, a cooldown branch per size",
                     replicate.suffix(config.seed), ", ".join(size_label(s) for s in positive))
@@ -539,7 +539,7 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         if is_main_process():
             run.write_branching_summary(branching.to_dict())
     else:
-        from .finetune import finetune_independent
+        from .train.finetune import finetune_independent
 
         plan = finetune_independent(
             context.base_model, pool_texts, positive, config.finetune, on_point=trained,

@@ -67,7 +67,7 @@ import numpy as np
 from .curve import CurvePoint, csv_table, ordered_points, plot_curve
 from .errors import NotARunDirectoryError, RunDirectoryFormatError
 from .io_utils import atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
-from .objectives import OBJECTIVE_NAMES
+from .train.objectives import OBJECTIVE_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import CurveConfig

@@ -71,7 +71,7 @@ def point_key(point: dict[str, Any]) -> str:
     >>> point_key({"label": "f200", "objective": "tsdae"}), point_key({"label": "f0", "objective": "tsdae"})
     ('tsdae/f200', 'f0')
     """
-    from .objectives import OBJECTIVE_NAMES
+    from .train.objectives import OBJECTIVE_NAMES
 
     label = str(point.get("size_label") or point.get("label"))
     objective = str(point.get("objective") or "mlm")
@@ -107,7 +107,7 @@ def _sample_embeddings(run: RunDirectory, meta: dict[str, Any], key: str, rows: 
     if path is not None:
         return np.asarray(np.load(path, mmap_mode="r")[np.searchsorted(embedded_rows, rows)], dtype=np.float32)
     # No cached corpus embeddings (deleted to save space): embed just the samples.
-    from .models import load_sentence_transformer
+    from .train.models import load_sentence_transformer
 
     logger.info("%s: no cached embeddings; embedding %d sample listings", key, len(texts))
     model, _ = load_sentence_transformer(_model_location(run, meta, key))

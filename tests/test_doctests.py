@@ -13,15 +13,15 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_finetune_curve"
 
 MODULES = [
-    "hf_finetune_curve", "hf_finetune_curve.analysis", "hf_finetune_curve.branching", "hf_finetune_curve.checkpoint",
+    "hf_finetune_curve", "hf_finetune_curve.analysis", "hf_finetune_curve.train.branching", "hf_finetune_curve.train.checkpoint",
     "hf_finetune_curve.compare", "hf_finetune_curve.config", "hf_finetune_curve.data.corpus", "hf_finetune_curve.curve", "hf_finetune_curve.embed",
-    "hf_finetune_curve.finetune", "hf_finetune_curve.io_utils", "hf_finetune_curve.metrics",
-    "hf_finetune_curve.model_card", "hf_finetune_curve.models", "hf_finetune_curve.objectives", "hf_finetune_curve.options",
-    "hf_finetune_curve.pipeline", "hf_finetune_curve.probe", "hf_finetune_curve.publish", "hf_finetune_curve.recipe",
+    "hf_finetune_curve.train.finetune", "hf_finetune_curve.io_utils", "hf_finetune_curve.metrics",
+    "hf_finetune_curve.model_card", "hf_finetune_curve.train.models", "hf_finetune_curve.train.objectives", "hf_finetune_curve.options",
+    "hf_finetune_curve.pipeline", "hf_finetune_curve.probe", "hf_finetune_curve.publish", "hf_finetune_curve.train.recipe",
     "hf_finetune_curve.run_dir", "hf_finetune_curve.data.sample_data", "hf_finetune_curve.samples",
-    "hf_finetune_curve.sentence_objectives", "hf_finetune_curve.space",
+    "hf_finetune_curve.train.sentence_objectives", "hf_finetune_curve.space",
     "hf_finetune_curve.data.subsets",
-    "hf_finetune_curve.trainer", "hf_finetune_curve.uncertainty",
+    "hf_finetune_curve.train.trainer", "hf_finetune_curve.uncertainty",
 ]
 # Modules whose examples run elsewhere in the suite.
 RUN_ELSEWHERE = {

@@ -4,8 +4,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from hf_finetune_curve import CheckpointVerificationError, FinetuneConfig
-from hf_finetune_curve.checkpoint import save_checkpoint
-from hf_finetune_curve.finetune import (
+from hf_finetune_curve.train.checkpoint import save_checkpoint
+from hf_finetune_curve.train.finetune import (
     SparseMaskedLM,
     build_mlm_model,
     finetune_sentence_transformer,

@@ -260,7 +260,7 @@ def test_curve_repo_files(pushed, tmp_path):
 
 def test_base_license_is_read_from_the_packaged_minilm():
     from hf_finetune_curve.model_card import read_license
-    from hf_finetune_curve.models import packaged_model_path
+    from hf_finetune_curve.train.models import packaged_model_path
 
     path = packaged_model_path("sentence-transformers/all-MiniLM-L6-v2")
     if path is None:

@@ -4,8 +4,8 @@ import doctest
 
 import numpy as np
 
-from hf_finetune_curve import recipe
-from hf_finetune_curve.recipe import TokenizedTexts, pack_segments
+from hf_finetune_curve.train import recipe
+from hf_finetune_curve.train.recipe import TokenizedTexts, pack_segments
 
 
 def _reference_pack(encoded, sizes, chunk_length):

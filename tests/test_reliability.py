@@ -112,7 +112,7 @@ def test_a_size_that_looks_like_a_fraction_is_flagged(caplog):
 
 
 def test_the_default_model_falls_back_to_the_packaged_copy_when_the_hub_lacks_it(hub_server, monkeypatch, caplog):
-    from hf_finetune_curve.models import load_sentence_transformer
+    from hf_finetune_curve.train.models import load_sentence_transformer
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with caplog.at_level(logging.WARNING, logger="hf_finetune_curve"):

@@ -189,7 +189,7 @@ class CheckpointCache:
             location = self.run.model_location(label)
             if location is None:
                 raise LookupError(f"no checkpoint for {label} (not in the run and not published)")
-            from ..models import load_sentence_transformer
+            from ..train.models import load_sentence_transformer
 
             model, _ = load_sentence_transformer(location)
             with self._lock:

@@ -174,7 +174,7 @@ def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key:
     and (``show_fit``) each objective's fitted curve."""
     import plotly.graph_objects as go
 
-    from ..objectives import OBJECTIVE_NAMES, Objective
+    from ..train.objectives import OBJECTIVE_NAMES, Objective
 
     objectives = point_objectives(points)
     base = next((p for p in points if int(p.get("finetune_size", 0)) == 0), None)

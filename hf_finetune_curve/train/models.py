@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import ModelResolutionError
-from .io_utils import hub_endpoint
+from ..errors import ModelResolutionError
+from ..io_utils import hub_endpoint
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Branching schedule: one Trainer main run for the whole curve, a short cooldown branch per size.
 
-Every point ``f<n>`` trains on its :class:`~hf_finetune_curve.recipe.PointRecipe` (``steps``
+Every point ``f<n>`` trains on its :class:`~hf_finetune_curve.train.recipe.PointRecipe` (``steps``
 optimizer steps, warmup, a cooldown that decays to 0), exactly as an independent run would.
 Instead of training each point from the base model, one *main run* (a ``CurveTrainer``) walks the
 finetune pool in its nested order at warmup-then-constant learning rate (Hägele et al. 2024,
@@ -26,7 +26,7 @@ Several processes (``torchrun``, ``accelerate launch``): every process calls thi
 arguments, the Trainer shards each step's chunks across them, and all get the same models.
 
 Example:
-    >>> from hf_finetune_curve.branching import finetune_branching
+    >>> from hf_finetune_curve.train.branching import finetune_branching
     >>> stats = finetune_branching(model, pool_texts, [200, 400, 800], FinetuneConfig(), seed=42,
     ...                            device="cuda", state_dir="runs/x/checkpoints/.branching-state",
     ...                            on_branch=lambda n, result: result.model.save(f"f{n}"))  # doctest: +SKIP
@@ -45,7 +45,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .config import FinetuneConfig
+from ..config import FinetuneConfig
 from .finetune import (
     FinetuneResult,
     check_no_leak,

@@ -3,20 +3,20 @@
 Three objectives adapt the encoder to the corpus without labels:
 
 * ``mlm``: masked-language modelling of the transformer (the mission's objective,
-  :mod:`hf_finetune_curve.finetune` / :mod:`hf_finetune_curve.branching`);
+  :mod:`hf_finetune_curve.train.finetune` / :mod:`hf_finetune_curve.train.branching`);
 * ``tsdae``: a denoising auto-encoder (Wang et al. 2021, TSDAE): the sentence embedding of a text with
   60% of its words deleted must let a decoder rebuild the whole text
   (sentence-transformers' ``DenoisingAutoEncoderLoss``);
 * ``simcse``: unsupervised SimCSE (Gao et al. 2021): a text paired with itself, the two dropout
   masks being the only noise, in-batch negatives (``MultipleNegativesRankingLoss``).
 
-Both sentence objectives train with :mod:`hf_finetune_curve.sentence_objectives`. MLM keeps the
+Both sentence objectives train with :mod:`hf_finetune_curve.train.sentence_objectives`. MLM keeps the
 mission's names (``checkpoints/f50k``, ``ORG/NAME-f50k``); the others live under their objective's
 name (``checkpoints/tsdae/f50k``, ``ORG/NAME-tsdae-f50k``). ``f0`` is the base model: shared by
 every objective.
 
 Example:
-    >>> from hf_finetune_curve.objectives import Objective, parse_objectives, delete_words
+    >>> from hf_finetune_curve.train.objectives import Objective, parse_objectives, delete_words
     >>> parse_objectives("mlm, tsdae")
     [<Objective.MLM: 'mlm'>, <Objective.TSDAE: 'tsdae'>]
     >>> Objective.TSDAE.file_label("f200")
@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class Objective(str, enum.Enum):

@@ -1,14 +1,14 @@
 """TSDAE and unsupervised SimCSE curve points, trained with sentence-transformers' Trainer.
 
-Every point ``f<n>`` of these objectives trains on the same :class:`~hf_finetune_curve.recipe.PointRecipe`
+Every point ``f<n>`` of these objectives trains on the same :class:`~hf_finetune_curve.train.recipe.PointRecipe`
 as the MLM point of that size (steps, warmup, cooldown, learning-rate integral), from the base
 model, on units (whole texts or sentences, ``FinetuneConfig.text_unit``) of ``pool[:n]`` only. The
 engine is :class:`SentenceCurveTrainer`, a ``SentenceTransformerTrainer`` (itself a transformers
-``Trainer``) with the curve's sequential draw order and :class:`~hf_finetune_curve.trainer.RecipeSchedule`,
+``Trainer``) with the curve's sequential draw order and :class:`~hf_finetune_curve.train.trainer.RecipeSchedule`,
 so ``report_to``, callbacks, ``trainer_kwargs`` and several processes behave as for MLM.
 
 * TSDAE: ``DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)``; the input is the text with
-  ``tsdae_deletion_ratio`` of its words deleted (:func:`~hf_finetune_curve.objectives.delete_words`,
+  ``tsdae_deletion_ratio`` of its words deleted (:func:`~hf_finetune_curve.train.objectives.delete_words`,
   seeded by the draw), the target the text itself. The decoder is built from the encoder's
   checkpoint path (so the base model must be a local folder or a reachable id; the default model
   resolves to its packaged copy).
@@ -21,7 +21,7 @@ LM head), so a resumed TSDAE branch would not continue the run it branched from.
 weights of its own and could branch; that is not implemented yet. The log says which schedule ran.
 
 Example:
-    >>> from hf_finetune_curve.sentence_objectives import finetune_objective_independent
+    >>> from hf_finetune_curve.train.sentence_objectives import finetune_objective_independent
     >>> finetune_objective_independent(model, pool_texts, [200, 400], FinetuneConfig(), Objective.TSDAE,
     ...                                seed=42, work_dir="runs/x/checkpoints/.tsdae",
     ...                                on_point=lambda n, result: result.model.save(f"tsdae-f{n}"))  # doctest: +SKIP
@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .config import FinetuneConfig
+from ..config import FinetuneConfig
 from .finetune import (FinetuneResult, _result_device, chunk_length_for, keep_logs, resolve_device, tokenize_texts,
                        transformer_module)
 from .objectives import Objective, delete_words, text_units
@@ -98,7 +98,7 @@ def build_loss(model, objective: Objective):
         return loss
     if objective is Objective.SIMCSE:
         return MultipleNegativesRankingLoss(model)
-    raise ValueError(f"{objective} is not a sentence objective (MLM trains in hf_finetune_curve.finetune).")
+    raise ValueError(f"{objective} is not a sentence objective (MLM trains in hf_finetune_curve.train.finetune).")
 
 
 def examples_for(objective: Objective, units: Sequence[str], stream: np.ndarray, config: FinetuneConfig,

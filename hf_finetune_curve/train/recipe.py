@@ -21,7 +21,7 @@ same in both schedules. The main run draws each new segment ``epochs`` times and
 later segment; a point that ``min_steps`` lengthens cycles its own subset inside its branch.
 
 Example:
-    >>> from hf_finetune_curve.recipe import PointRecipe
+    >>> from hf_finetune_curve.train.recipe import PointRecipe
     >>> recipe = PointRecipe(size=100, steps=20, warmup_steps=4, cooldown_steps=5)
     >>> [round(recipe.lr_factor(t), 3) for t in (0, 3, 4, 14, 15, 19, 20)]
     [0.2, 0.8, 1.0, 1.0, 0.592, 0.087, 0.0]
@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import FinetuneConfig
+from ..config import FinetuneConfig
 
 
 def lr_factor(step: int, *, warmup_steps: int, steps: int | None = None, cooldown_steps: int = 0) -> float:

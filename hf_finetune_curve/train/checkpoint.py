@@ -1,7 +1,7 @@
 """Checkpoint stage: save a finetuned SentenceTransformer and prove the saved copy embeds the same.
 
 Example:
-    >>> from hf_finetune_curve.checkpoint import save_checkpoint
+    >>> from hf_finetune_curve.train.checkpoint import save_checkpoint
     >>> save_checkpoint(model, "runs/bat/checkpoints/f10k", sample_texts)  # doctest: +SKIP
 """
 
@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import CheckpointVerificationError
+from ..errors import CheckpointVerificationError
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 Texts are tokenised and packed into chunks of ``max_seq_length`` tokens (the tail of a long text
 goes into the next chunk instead of being truncated), masked 20% and trained with the transformers
-``Trainer`` (:class:`~hf_finetune_curve.trainer.CurveTrainer`) on the recipe of
-:mod:`hf_finetune_curve.recipe`. Vocabulary logits are computed only at masked positions.
+``Trainer`` (:class:`~hf_finetune_curve.train.trainer.CurveTrainer`) on the recipe of
+:mod:`hf_finetune_curve.train.recipe`. Vocabulary logits are computed only at masked positions.
 
 The MLM head: a model that ships one (``bert-base-uncased``) trains with it. Most
 sentence-transformers models ship none: a new head is built on the model's config (decoder tied
@@ -13,10 +13,10 @@ would otherwise spend a small subset's few steps disturbing the encoder.
 
 This module holds the pieces both schedules share and the independent schedule itself
 (:func:`finetune_independent`: every size from the base model); the branching schedule is in
-:mod:`hf_finetune_curve.branching`.
+:mod:`hf_finetune_curve.train.branching`.
 
 Example:
-    >>> from hf_finetune_curve.finetune import finetune_sentence_transformer
+    >>> from hf_finetune_curve.train.finetune import finetune_sentence_transformer
     >>> result = finetune_sentence_transformer(model, texts, FinetuneConfig())  # doctest: +SKIP
     >>> result.model.encode(["a 1996 Porsche 911 Turbo"])  # doctest: +SKIP
 """
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import FinetuneConfig
+from ..config import FinetuneConfig
 from .recipe import CurvePlan, PointRecipe, TokenizedTexts, pack_segments, plan_curve
 
 logger = logging.getLogger(__name__)
@@ -502,7 +502,7 @@ def point_result(model, setup: MLMSetup, plan: CurvePlan, size: int, stream: np.
 
 def check_no_leak(result: FinetuneResult, size: int) -> None:
     """The guarantee the curve rests on: f<n> trained on nothing beyond pool text n-1."""
-    from .errors import SubsetLeakError
+    from ..errors import SubsetLeakError
 
     if result.max_text_index >= size:
         raise SubsetLeakError(f"f{size} trained on pool text {result.max_text_index} (only 0..{size - 1} allowed).")

@@ -2,7 +2,7 @@
 
 :class:`CurveTrainer` is a ``Trainer`` that
 
-* draws its training chunks in the order a :class:`~hf_finetune_curve.recipe.CurvePlan` fixed
+* draws its training chunks in the order a :class:`~hf_finetune_curve.train.recipe.CurvePlan` fixed
   (a sequential sampler over a :class:`ChunkStream`), so a point's data is known before training
   and a resumed run skips exactly the steps it already took;
 * follows a point's learning-rate recipe (:class:`RecipeSchedule`, a ``LambdaLR``);
@@ -15,7 +15,7 @@ the masks of a step do not depend on the RNG state, on where a run was resumed, 
 process of a multi-process run drew the chunk.
 
 Example:
-    >>> from hf_finetune_curve.trainer import RecipeSchedule
+    >>> from hf_finetune_curve.train.trainer import RecipeSchedule
     >>> import torch
     >>> optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     >>> schedule = RecipeSchedule(optimizer, lambda step: 1.0 - step / 4)
@@ -37,8 +37,8 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
-from .config import FinetuneConfig
-from .errors import ConfigError
+from ..config import FinetuneConfig
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
