@@ -1,4 +1,4 @@
-"""Embed-stage throughput: ``hf_finetune_curve.embed.embed_texts`` vs plain ``SentenceTransformer.encode``.
+"""Embed-stage throughput: ``hf_finetune_curve.score.embed.embed_texts`` vs plain ``SentenceTransformer.encode``.
 
 Same model, texts, batch size and device, alternating rounds in one process; also checks that
 both give the same vectors.
@@ -26,7 +26,7 @@ def main() -> None:
 
     import numpy as np
 
-    from hf_finetune_curve.embed import embed_texts
+    from hf_finetune_curve.score.embed import embed_texts
     from hf_finetune_curve.train.models import load_sentence_transformer
 
     corpus = load_texts(args.data, None)

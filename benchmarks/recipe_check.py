@@ -102,7 +102,7 @@ def main() -> None:
     import numpy as np
 
     from hf_finetune_curve.config import FinetuneConfig
-    from hf_finetune_curve.probe import ProbeConfig, fit_and_score
+    from hf_finetune_curve.score.probe import ProbeConfig, fit_and_score
     from hf_finetune_curve.data.subsets import make_splits
 
     corpus = load_texts(args.data, args.max_rows)

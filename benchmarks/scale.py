@@ -97,7 +97,7 @@ def run_stage(stage: str, args) -> dict:
                              device=device, output_dir=work, show_progress=False)
             result.update(seconds=run.seconds, items=steps, unit="steps", tokens=plan.tokens(stream))
     if stage == "embed":
-        from hf_finetune_curve.embed import embed_texts
+        from hf_finetune_curve.score.embed import embed_texts
         from hf_finetune_curve.train.models import load_sentence_transformer
 
         model, _ = load_sentence_transformer(args.model, device=device)
@@ -107,7 +107,7 @@ def run_stage(stage: str, args) -> dict:
         embedded = embed_texts(model, texts, batch_size=args.embed_batch_size, show_progress=False)
         result.update(seconds=embedded.seconds, items=len(texts), unit="texts")
     if stage == "probe":
-        from hf_finetune_curve.probe import ProbeConfig, fit_and_score
+        from hf_finetune_curve.score.probe import ProbeConfig, fit_and_score
 
         rows = len(splits.probe_rows)
         rng = np.random.default_rng(0)

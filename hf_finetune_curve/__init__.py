@@ -24,8 +24,8 @@ _EXPORTS = {
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
     "CurveResult": "pipeline", "run_curve": "pipeline",
-    "PriceProbe": "probe", "ProbeConfig": "probe", "fit_and_score": "probe", "regression_scores": "probe",
-    "validate_embeddings": "probe", "validate_targets": "probe",
+    "PriceProbe": "score.probe", "ProbeConfig": "score.probe", "fit_and_score": "score.probe", "regression_scores": "score.probe",
+    "validate_embeddings": "score.probe", "validate_targets": "score.probe",
     "make_splits": "data.subsets", "parse_sizes": "data.subsets", "size_label": "data.subsets",
     "analyze_curve": "analysis",
 }
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
                          ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
                          SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
-    from .probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings, validate_targets
+    from .score.probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings, validate_targets
     from .run_dir import RunDirectory, load_curve
     from .data.subsets import make_splits, parse_sizes, size_label
 

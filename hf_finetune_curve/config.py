@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .train.objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
 from .options import documented
-from .probe import METRICS, ProbeConfig
+from .score.probe import METRICS, ProbeConfig
 
 METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
 

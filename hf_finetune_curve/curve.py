@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .io_utils import atomic_path
-from .probe import METRICS  # (key, display name, higher is better)
+from .score.probe import METRICS  # (key, display name, higher is better)
 
 # One colour per objective on every plot (the curve.png panels and the Space).
 OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purple"}

@@ -22,7 +22,7 @@ from .config import default_learning_rate
 from .data.corpus import DATA_FILE_SUFFIXES
 from .errors import PublishError
 from .io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
-from .probe import METRICS as _PROBE_METRICS
+from .score.probe import METRICS as _PROBE_METRICS
 from .run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
                       RunDirectory, parse_file_label)
 
@@ -107,7 +107,7 @@ class RunInfo:
         """The run's points by size, the shared f0 once; a point of another objective than MLM is
         labelled by its key (``tsdae/f200``: its path under checkpoints/ and its repo suffix ``tsdae-f200``),
         ``size_label`` keeping ``f200``."""
-        from .samples import sorted_points
+        from .score.samples import sorted_points
 
         return sorted_points(self.curve.get("points", []))
 

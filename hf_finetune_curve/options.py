@@ -1,7 +1,7 @@
 """Config fields as command-line options: each option's default, help text and flag live once, on its field.
 
 The convention, for every field of :class:`~hf_finetune_curve.config.CurveConfig` and of its nested
-sections (:class:`~hf_finetune_curve.config.FinetuneConfig`, :class:`~hf_finetune_curve.probe.ProbeConfig`):
+sections (:class:`~hf_finetune_curve.config.FinetuneConfig`, :class:`~hf_finetune_curve.score.probe.ProbeConfig`):
 
     learning_rate: float | None = field(default=None, metadata={
         "help": "peak learning rate", "default_help": "2e-5, or 1e-3 with --lora"})

@@ -30,14 +30,14 @@ from .train.checkpoint import save_checkpoint
 from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
 from .data.corpus import Corpus, load_corpus
 from .curve import CurvePoint, format_table
-from .embed import embed_texts, embedding_cache_key
+from .score.embed import embed_texts, embedding_cache_key
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .train.finetune import FinetuneResult, resolve_device
 from .train.models import load_sentence_transformer
 from .train.objectives import Objective
-from .probe import fit_and_score
+from .score.probe import fit_and_score
 from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
-from .samples import build_samples
+from .score.samples import build_samples
 from .data.subsets import Splits, make_splits, parse_sizes, size_label
 
 logger = logging.getLogger(__name__)
@@ -425,7 +425,7 @@ def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
 
 def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) -> dict[str, Any]:
     """TF-IDF + the same probe on the same split: does finetuning beat a bag of words at all?"""
-    from .baselines import tfidf_baseline
+    from .score.baselines import tfidf_baseline
     from .uncertainty import hierarchical_bootstrap
 
     config, corpus = context.config, context.corpus

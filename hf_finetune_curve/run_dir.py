@@ -72,8 +72,8 @@ from .train.objectives import OBJECTIVE_NAMES
 if TYPE_CHECKING:  # pragma: no cover
     from .config import CurveConfig
     from .data.corpus import DataReport
-    from .probe import PriceProbe
-    from .samples import Samples
+    from .score.probe import PriceProbe
+    from .score.samples import Samples
     from .data.subsets import Splits
 
 #: The default objective; its points keep the unprefixed paths.
@@ -384,7 +384,7 @@ class RunDirectory:
         probe.save(self.probe_path(label, objective))
 
     def read_probe(self, label: str, objective: Any = MLM) -> "PriceProbe | None":
-        from .probe import PriceProbe
+        from .score.probe import PriceProbe
 
         path = self.probe_path(label, objective)
         return PriceProbe.load(path) if path.is_file() else None
@@ -514,7 +514,7 @@ class RunDirectory:
 
     # -- samples.parquet ----------------------------------------------------------------------------------------
     def write_samples_table(self, table: Any) -> Path:
-        """Write a ``pyarrow.Table`` as ``samples.parquet`` (:mod:`hf_finetune_curve.samples` builds it)."""
+        """Write a ``pyarrow.Table`` as ``samples.parquet`` (:mod:`hf_finetune_curve.score.samples` builds it)."""
         import pyarrow.parquet as pq
 
         with atomic_path(self.samples_path) as tmp:
@@ -522,7 +522,7 @@ class RunDirectory:
         return self.samples_path
 
     def read_samples(self) -> "Samples | None":
-        from .samples import read_samples
+        from .score.samples import read_samples
 
         return read_samples(self.samples_path) if self.samples_path.is_file() else None
 

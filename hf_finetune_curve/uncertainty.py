@@ -8,7 +8,7 @@ identical resamples, and their replicates can be stacked into the ``(n_resamples
 matrix that :func:`hf_finetune_curve.curve_fit.fit_curve` takes as ``point_resamples``.
 
 Metrics are the probe's: ``r2`` (higher is better), ``mae`` and ``median_ae`` (lower is better),
-computed exactly as :func:`hf_finetune_curve.probe.regression_scores` does.
+computed exactly as :func:`hf_finetune_curve.score.probe.regression_scores` does.
 
 Example:
     >>> import numpy as np
@@ -32,8 +32,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .probe import METRICS as _METRICS
-from .probe import regression_scores
+from .score.probe import METRICS as _METRICS
+from .score.probe import regression_scores
 
 METRICS: tuple[str, ...] = tuple(key for key, _, _ in _METRICS)
 HIGHER_IS_BETTER: dict[str, bool] = {key: higher for key, _, higher in _METRICS}
@@ -278,7 +278,7 @@ def bootstrap_scores(
 ) -> dict[str, Interval]:
     """Percentile-bootstrap intervals for r2, mae and median_ae over the test rows.
 
-    The estimate is :func:`~hf_finetune_curve.probe.regression_scores` on all rows; the interval
+    The estimate is :func:`~hf_finetune_curve.score.probe.regression_scores` on all rows; the interval
     comes from rescoring ``n_resamples`` resamples of the rows (drawn by
     :func:`resample_indices` with ``seed``). 1,000 resamples of 5,000 rows take well under a
     second.

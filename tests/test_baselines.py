@@ -1,4 +1,4 @@
-"""The TF-IDF bag-of-words baseline (hf_finetune_curve.baselines)."""
+"""The TF-IDF bag-of-words baseline (hf_finetune_curve.score.baselines)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from hf_finetune_curve import baselines
-from hf_finetune_curve.baselines import BaselineResult, tfidf_baseline
-from hf_finetune_curve.probe import ProbeConfig, ProbeResult, regression_scores
+from hf_finetune_curve.score import baselines
+from hf_finetune_curve.score.baselines import BaselineResult, tfidf_baseline
+from hf_finetune_curve.score.probe import ProbeConfig, ProbeResult, regression_scores
 
 # One thread: on a busy 2-core machine XGBoost with 2 threads was several times slower.
 FAST = ProbeConfig(n_estimators=60, max_depth=4, n_jobs=1)

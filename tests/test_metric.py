@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from hf_finetune_curve.metrics import available_metrics, load_metric, metric_path, push_metric
-from hf_finetune_curve.probe import ProbeConfig, fit_and_score
+from hf_finetune_curve.score.probe import ProbeConfig, fit_and_score
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Small, single-threaded probes keep the file fast (and deterministic) on a 2-core machine.

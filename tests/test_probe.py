@@ -54,7 +54,7 @@ def test_auto_device_fits_on_the_cpu_when_xgboost_has_no_cuda(monkeypatch):
     import torch
     import xgboost
 
-    from hf_finetune_curve.probe import resolve_xgb_device
+    from hf_finetune_curve.score.probe import resolve_xgb_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(xgboost, "build_info", lambda: {"USE_CUDA": False})

@@ -21,7 +21,7 @@ from huggingface_hub.repocard import metadata_load, metadata_save
 from hf_finetune_curve import CurveConfig, publish
 from hf_finetune_curve.cli import build_parser, config_from_args, main
 from hf_finetune_curve.model_card import HubNames, RunInfo, build_dataset_card, build_model_card, template_path
-from hf_finetune_curve.probe import PriceProbe
+from hf_finetune_curve.score.probe import PriceProbe
 from hf_finetune_curve.publish import PublishError, publish_run
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 

@@ -54,7 +54,7 @@ def test_config_data_report_and_splits_round_trip(tmp_path):
 
 
 def test_points_predictions_and_probe_round_trip(tmp_path):
-    from hf_finetune_curve.probe import ProbeConfig, fit_and_score
+    from hf_finetune_curve.score.probe import ProbeConfig, fit_and_score
 
     run = RunDirectory(tmp_path)
     assert run.read_points() == []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hf_finetune_curve import uncertainty
-from hf_finetune_curve.probe import regression_scores
+from hf_finetune_curve.score.probe import regression_scores
 from hf_finetune_curve.uncertainty import (
     Interval,
     aggregate_seeds,

@@ -2,7 +2,7 @@
 :func:`launch_space`, and the theme the app is drawn with.
 
 Its maps and nearest neighbours come from the run's ``samples.parquet``
-(:mod:`hf_finetune_curve.samples`, a stage of the run), so it embeds nothing but what a user types.
+(:mod:`hf_finetune_curve.score.samples`, a stage of the run), so it embeds nothing but what a user types.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpaceError
-from ..probe import METRICS  # (key, display name, higher is better)
+from ..score.probe import METRICS  # (key, display name, higher is better)
 from ..run_dir import RunDirectory
-from ..samples import build_samples, column_name
+from ..score.samples import build_samples, column_name
 from .data import ENV_REPO, ENV_RUN_DIR, CheckpointCache, RunData, load_run_data, resolve_source
 from .figures import (COLOUR_OPTIONS, _truncate, curve_figure, format_value, map_figure, points_table_markdown,
                       prices_html, summary_markdown)

@@ -20,7 +20,7 @@ from ..io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
 from ..model_card import PROBE_PATH_IN_REPO
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
                       RunDirectory, parse_file_label)
-from ..samples import Samples, sorted_points
+from ..score.samples import Samples, sorted_points
 
 SPACE_CONFIG_FILE = "curve_space.json"
 ENV_RUN_DIR = "HF_CURVE_RUN_DIR"
@@ -205,7 +205,7 @@ class CheckpointCache:
         path = self.run.probe_file(label)
         if path is None:
             raise LookupError(f"no saved probe for {label}")
-        from ..probe import PriceProbe
+        from ..score.probe import PriceProbe
 
         probe = PriceProbe.load(path)
         with self._lock:

@@ -12,8 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..io_utils import hub_endpoint
-from ..probe import METRICS  # (key, display name, higher is better)
-from ..samples import Samples, column_name, sorted_points
+from ..score.probe import METRICS  # (key, display name, higher is better)
+from ..score.samples import Samples, column_name, sorted_points
 from .data import RunData, point_objectives
 
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}

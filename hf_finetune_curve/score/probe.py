@@ -6,7 +6,7 @@ give the same numbers.
 
 Example:
     >>> import numpy as np
-    >>> from hf_finetune_curve.probe import PriceProbe, ProbeConfig, regression_scores
+    >>> from hf_finetune_curve.score.probe import PriceProbe, ProbeConfig, regression_scores
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(200, 8)); y = np.exp(X[:, 0] + 5)
     >>> probe = PriceProbe(ProbeConfig(n_estimators=50)).fit(X[:150], y[:150])
@@ -28,8 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
-from .options import documented
+from ..errors import ConfigError
+from ..options import documented
 
 TARGET_TRANSFORMS = ("log", "none")
 _META_ATTR = "hf_finetune_curve"

@@ -1,7 +1,7 @@
 """Embed stage: embed the corpus with a checkpoint, cached on disk so nothing is embedded twice.
 
 Example:
-    >>> from hf_finetune_curve.embed import embed_texts
+    >>> from hf_finetune_curve.score.embed import embed_texts
     >>> vectors = embed_texts(model, texts, cache_path="runs/bat/embeddings/f10k-1a2b.npy")  # doctest: +SKIP
 """
 
@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .io_utils import atomic_path
+from ..io_utils import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 "Does finetuning help?" has a sharper twin: "does the embedding model beat a bag of words at
 all?". :func:`tfidf_baseline` answers it on the curve's own split: TF-IDF (word 1-2-grams,
 sublinear tf, fitted on the train texts only) reduced with TruncatedSVD (latent semantic
-analysis), then the very same :func:`hf_finetune_curve.probe.fit_and_score` the curve uses, so
+analysis), then the very same :func:`hf_finetune_curve.score.probe.fit_and_score` the curve uses, so
 its scores sit next to the curve's points like for like.
 
 Why SVD rather than XGBoost on the sparse TF-IDF columns: measured on 2 shared CPU cores with the
@@ -21,7 +21,7 @@ Example:
     >>> words = np.array(["villa", "pool", "ocean", "room", "shared", "cozy", "basic", "view"])
     >>> texts = [" ".join(rng.choice(words, 6)) for _ in range(300)]
     >>> prices = np.array([50 + 100 * t.count("villa") + 5 * t.count("cozy") for t in texts], float)
-    >>> from hf_finetune_curve.probe import ProbeConfig
+    >>> from hf_finetune_curve.score.probe import ProbeConfig
     >>> result = tfidf_baseline(texts[:200], prices[:200], texts[200:], prices[200:],
     ...                         probe_config=ProbeConfig(n_estimators=50, n_jobs=1))
     >>> result.scores["r2"] > 0.5
@@ -44,7 +44,7 @@ DEFAULT_N_COMPONENTS = 256
 
 @dataclass
 class BaselineResult(ProbeResult):
-    """A :class:`~hf_finetune_curve.probe.ProbeResult` plus the fitted text featuriser.
+    """A :class:`~hf_finetune_curve.score.probe.ProbeResult` plus the fitted text featuriser.
 
     Attributes:
         name: ``"tfidf-svd"`` (or ``"tfidf"`` when the vocabulary was too small to reduce).

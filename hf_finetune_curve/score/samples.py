@@ -9,7 +9,7 @@ Checkpoints are named by their point key (:func:`point_key`): ``f200`` for MLM a
 ``tsdae/f200`` for another objective, so every objective's checkpoints share one table.
 
 Example:
-    >>> from hf_finetune_curve.samples import build_samples, column_name, read_samples
+    >>> from hf_finetune_curve.score.samples import build_samples, column_name, read_samples
     >>> column_name("pred", "f10k")
     'pred:f10k'
     >>> path = build_samples("runs/bat", n_samples=300)  # doctest: +SKIP
@@ -29,8 +29,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import SpaceError
-from .run_dir import RunDirectory, file_label, parse_file_label
+from ..errors import SpaceError
+from ..run_dir import RunDirectory, file_label, parse_file_label
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def point_key(point: dict[str, Any]) -> str:
     >>> point_key({"label": "f200", "objective": "tsdae"}), point_key({"label": "f0", "objective": "tsdae"})
     ('tsdae/f200', 'f0')
     """
-    from .train.objectives import OBJECTIVE_NAMES
+    from ..train.objectives import OBJECTIVE_NAMES
 
     label = str(point.get("size_label") or point.get("label"))
     objective = str(point.get("objective") or "mlm")
@@ -107,7 +107,7 @@ def _sample_embeddings(run: RunDirectory, meta: dict[str, Any], key: str, rows: 
     if path is not None:
         return np.asarray(np.load(path, mmap_mode="r")[np.searchsorted(embedded_rows, rows)], dtype=np.float32)
     # No cached corpus embeddings (deleted to save space): embed just the samples.
-    from .train.models import load_sentence_transformer
+    from ..train.models import load_sentence_transformer
 
     logger.info("%s: no cached embeddings; embedding %d sample listings", key, len(texts))
     model, _ = load_sentence_transformer(_model_location(run, meta, key))
@@ -130,7 +130,7 @@ def _sample_predictions(run: RunDirectory, key: str, positions: np.ndarray, n_te
 
 
 def _load_run_corpus(meta: dict[str, Any]):
-    from .data.corpus import load_corpus
+    from ..data.corpus import load_corpus
 
     config = meta["config"]
     corpus = load_corpus(config.get("data"), config.get("text_column", "text"),
