@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from hf_finetune_curve.curve_fit import SATURATING, fit_curve
+from hf_finetune_curve.curve.fit import SATURATING, fit_curve
 
 GRIDS = {
     5: [0, 500, 1000, 2000, 4000],

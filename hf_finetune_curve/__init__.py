@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CurveConfig": "config", "FinetuneConfig": "config",
     "Corpus": "data.corpus", "DataReport": "data.corpus", "load_corpus": "data.corpus",
-    "CurvePoint": "curve", "format_table": "curve", "load_curve": "run_dir", "RunDirectory": "run_dir",
+    "CurvePoint": "curve.points", "format_table": "curve.points", "load_curve": "run_dir", "RunDirectory": "run_dir",
     "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
@@ -27,14 +27,14 @@ _EXPORTS = {
     "PriceProbe": "score.probe", "ProbeConfig": "score.probe", "fit_and_score": "score.probe", "regression_scores": "score.probe",
     "validate_embeddings": "score.probe", "validate_targets": "score.probe",
     "make_splits": "data.subsets", "parse_sizes": "data.subsets", "size_label": "data.subsets",
-    "analyze_curve": "analysis",
+    "analyze_curve": "curve.analysis",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analysis import analyze_curve
+    from .curve.analysis import analyze_curve
     from .config import CurveConfig, FinetuneConfig
     from .data.corpus import Corpus, DataReport, load_corpus
-    from .curve import CurvePoint, format_table
+    from .curve.points import CurvePoint, format_table
     from .errors import (CheckpointVerificationError, ConfigError, CorpusError, FinetuneCurveError,
                          ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
                          SpaceError, SubsetLeakError)

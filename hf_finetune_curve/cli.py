@@ -72,7 +72,7 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _print_answer(analysis: dict[str, Any]) -> None:
-    from .analysis import answer_lines
+    from .curve.analysis import answer_lines
 
     baseline = (analysis or {}).get("baselines")
     if baseline:
@@ -88,7 +88,7 @@ def _print_answer(analysis: dict[str, Any]) -> None:
             for line in lines:
                 print(f"  {line}")
         return
-    from .compare import comparison_lines
+    from .curve.compare import comparison_lines
     from .train.objectives import Objective
 
     for objective, section in per_objective.items():
@@ -105,7 +105,7 @@ def _print_answer(analysis: dict[str, Any]) -> None:
 
 
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .curve import format_table
+    from .curve.points import format_table
     from .run_dir import RunDirectory
 
     run = RunDirectory(args.run_dir)

@@ -334,7 +334,7 @@ def _answer_lines(run: RunInfo) -> list[str]:
     if not summary.get("answer") and not summary.get("warnings"):
         return []
     try:
-        from .analysis import answer_lines
+        from .curve.analysis import answer_lines
 
         return [str(line) for line in answer_lines(summary)]
     except Exception:  # an older/newer curve.json layout: leave the section out rather than fail the push

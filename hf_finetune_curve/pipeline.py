@@ -25,11 +25,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .analysis import analyze_curve, answer_lines
+from .curve.analysis import analyze_curve, answer_lines
 from .train.checkpoint import save_checkpoint
 from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
 from .data.corpus import Corpus, load_corpus
-from .curve import CurvePoint, format_table
+from .curve.points import CurvePoint, format_table
 from .score.embed import embed_texts, embedding_cache_key
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .train.finetune import FinetuneResult, resolve_device
@@ -369,7 +369,7 @@ def _analyze_objectives(context: _RunContext, splits: Splits, objectives: list[O
                 for objective in objectives}
     analysis = dict(analyses[objectives[0]])
     if len(objectives) > 1:
-        from .compare import compare_objectives
+        from .curve.compare import compare_objectives
 
         y_test = context.corpus.targets[splits.test_indices]
         curves = {o.value: all_points[o][0] for o in objectives}
@@ -426,7 +426,7 @@ def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
 def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) -> dict[str, Any]:
     """TF-IDF + the same probe on the same split: does finetuning beat a bag of words at all?"""
     from .score.baselines import tfidf_baseline
-    from .uncertainty import hierarchical_bootstrap
+    from .curve.uncertainty import hierarchical_bootstrap
 
     config, corpus = context.config, context.corpus
     cached = context.run.read_tfidf_baseline(context.result_key)

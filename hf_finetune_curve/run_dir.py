@@ -37,7 +37,7 @@ by every objective, so its files never take the prefix. An ``objective`` may be 
 
 Example:
     >>> import tempfile
-    >>> from hf_finetune_curve.curve import CurvePoint
+    >>> from hf_finetune_curve.curve.points import CurvePoint
     >>> from hf_finetune_curve.run_dir import RunDirectory
     >>> run = RunDirectory(tempfile.mkdtemp())
     >>> run.relative(run.checkpoint_dir("f10k")), run.relative(run.checkpoint_dir("f10k", objective="tsdae"))
@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .curve import CurvePoint, csv_table, ordered_points, plot_curve
+from .curve.points import CurvePoint, csv_table, ordered_points, plot_curve
 from .errors import NotARunDirectoryError, RunDirectoryFormatError
 from .io_utils import atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
 from .train.objectives import OBJECTIVE_NAMES

@@ -1,4 +1,4 @@
-"""Saturating-curve fits and the N-needed answer (hf_finetune_curve.curve_fit)."""
+"""Saturating-curve fits and the N-needed answer (hf_finetune_curve.curve.fit)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from hf_finetune_curve import curve_fit
-from hf_finetune_curve.curve_fit import SATURATING, CurveFit, fit_curve, suggest_next_size
+from hf_finetune_curve.curve import fit as curve_fit
+from hf_finetune_curve.curve.fit import SATURATING, CurveFit, fit_curve, suggest_next_size
 
 SIZES = np.array([0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000], dtype=float)
 # Power law with asymptote, written as in the module: z = a - g * ((n + n0) / n0) ** -c.

@@ -9,7 +9,7 @@ import pytest
 
 from hf_finetune_curve.cli import main
 from hf_finetune_curve.data.corpus import DataReport
-from hf_finetune_curve.curve import CurvePoint
+from hf_finetune_curve.curve.points import CurvePoint
 from hf_finetune_curve.errors import FinetuneCurveError, NotARunDirectoryError, RunDirectoryFormatError
 from hf_finetune_curve.run_dir import CURVE_FORMAT_VERSION, RunDirectory
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl

@@ -1,4 +1,4 @@
-"""Bootstrap intervals, paired deltas and seed aggregation (hf_finetune_curve.uncertainty)."""
+"""Bootstrap intervals, paired deltas and seed aggregation (hf_finetune_curve.curve.uncertainty)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from hf_finetune_curve import uncertainty
+from hf_finetune_curve.curve import uncertainty
 from hf_finetune_curve.score.probe import regression_scores
-from hf_finetune_curve.uncertainty import (
+from hf_finetune_curve.curve.uncertainty import (
     Interval,
     aggregate_seeds,
     bootstrap_replicates,
@@ -207,7 +207,7 @@ def _simulated_curve(rng: np.random.Generator):
 
 
 def test_hierarchical_intervals_cover_the_truth_where_rows_only_intervals_do_not():
-    from hf_finetune_curve.uncertainty import hierarchical_bootstrap
+    from hf_finetune_curve.curve.uncertainty import hierarchical_bootstrap
 
     truth_point, truth_delta = _true_r2(_K, True), _true_r2(_K, True) - _true_r2(_K, False)
     # Today's rows-only interval scores one probe fit of one finetune seed: its truth is that estimator's.
@@ -230,7 +230,7 @@ def test_hierarchical_intervals_cover_the_truth_where_rows_only_intervals_do_not
 
 
 def test_hierarchical_bootstrap_with_one_seed_per_level_is_the_rows_bootstrap():
-    from hf_finetune_curve.uncertainty import hierarchical_bootstrap
+    from hf_finetune_curve.curve.uncertainty import hierarchical_bootstrap
 
     rng = np.random.default_rng(3)
     y = rng.lognormal(4, 0.6, 200)
@@ -243,7 +243,7 @@ def test_hierarchical_bootstrap_with_one_seed_per_level_is_the_rows_bootstrap():
 
 
 def test_hierarchical_bootstrap_names_the_bad_shape():
-    from hf_finetune_curve.uncertainty import hierarchical_bootstrap
+    from hf_finetune_curve.curve.uncertainty import hierarchical_bootstrap
 
     with pytest.raises(ValueError, match=r"predictions\['f100'\] has shape \(2, 3, 7\)"):
         hierarchical_bootstrap(np.arange(1.0, 11.0), {"f100": np.ones((2, 3, 7))}, n_resamples=10)

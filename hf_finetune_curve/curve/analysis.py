@@ -7,7 +7,7 @@ N needed for 90% / 95% of the attainable gain, marginal gain per 10k texts at th
 the extrapolated metric at 2x the largest size, and a back-test of the fit.
 
 Example:
-    >>> from hf_finetune_curve.analysis import analyze_curve
+    >>> from hf_finetune_curve.curve.analysis import analyze_curve
     >>> summary = analyze_curve(points, y_test, predictions_by_label)  # doctest: +SKIP
     >>> summary["answer"]["n_for_90"]  # doctest: +SKIP
 """
@@ -21,8 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .curve import METRICS, CurvePoint
-from .curve_fit import fit_curve, json_safe, suggest_next_size
+from .points import METRICS, CurvePoint
+from .fit import fit_curve, json_safe, suggest_next_size
 from .uncertainty import aggregate_seeds, hierarchical_bootstrap
 
 HIGHER = {metric: higher for metric, _, higher in METRICS}

@@ -3,7 +3,7 @@
 Where they are written and read back is :mod:`hf_finetune_curve.run_dir`'s business.
 
 Example:
-    >>> from hf_finetune_curve.curve import CurvePoint, format_table
+    >>> from hf_finetune_curve.curve.points import CurvePoint, format_table
     >>> points = [CurvePoint(0, "f0", r2=0.52, mae=19_618, median_ae=11_281, n_test=400, n_probe_train=1600),
     ...           CurvePoint(500, "f500", r2=0.55, mae=18_900, median_ae=10_950, n_test=400, n_probe_train=1600)]
     >>> print(format_table(points))
@@ -22,15 +22,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from .io_utils import atomic_path
-from .score.probe import METRICS  # (key, display name, higher is better)
+from ..io_utils import atomic_path
+from ..score.probe import METRICS  # (key, display name, higher is better)
 
 # One colour per objective on every plot (the curve.png panels and the Space).
 OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purple"}
 
 
 def _display(objective: str) -> str:
-    from .train.objectives import Objective
+    from ..train.objectives import Objective
 
     try:
         return Objective(objective).display

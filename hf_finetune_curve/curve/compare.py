@@ -1,7 +1,7 @@
 """Objectives side by side: paired deltas at each size, and which reaches the best metric with least data.
 
 All objectives of a run score the same held-out rows with the same probe seeds, so two checkpoints
-are compared *paired*: one :func:`~hf_finetune_curve.uncertainty.hierarchical_bootstrap` over every
+are compared *paired*: one :func:`~hf_finetune_curve.curve.uncertainty.hierarchical_bootstrap` over every
 objective's points resamples the rows, the probe seeds and the ``--seeds`` finetune replicates
 identically for all of them, and "TSDAE beats MLM at f2k" is a test rather than two overlapping
 bars. Values are seed means (each point's predictions averaged over its probe seeds, the metric
@@ -14,7 +14,7 @@ does so at the smallest size is the one that "reaches the best metric with the l
 
 Example:
     >>> import numpy as np
-    >>> from hf_finetune_curve.curve import CurvePoint
+    >>> from hf_finetune_curve.curve.points import CurvePoint
     >>> rng = np.random.default_rng(0)
     >>> y = rng.lognormal(5, 0.5, 300)
     >>> def point(objective, size):
@@ -38,8 +38,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .curve import CurvePoint
-from .train.objectives import Objective
+from .points import CurvePoint
+from ..train.objectives import Objective
 from .uncertainty import HierarchicalBootstrap, hierarchical_bootstrap
 
 # (metric, display name, higher is better) compared between objectives.

@@ -5,7 +5,7 @@ better than checkpoint A?" is a *paired* one: resample the test rows once and sc
 checkpoints on each resample. :func:`resample_indices` makes the resamples a pure function of
 ``(n_rows, n_resamples, seed)``, so checkpoints scored separately with the same seed still share
 identical resamples, and their replicates can be stacked into the ``(n_resamples, n_sizes)``
-matrix that :func:`hf_finetune_curve.curve_fit.fit_curve` takes as ``point_resamples``.
+matrix that :func:`hf_finetune_curve.curve.fit.fit_curve` takes as ``point_resamples``.
 
 Metrics are the probe's: ``r2`` (higher is better), ``mae`` and ``median_ae`` (lower is better),
 computed exactly as :func:`hf_finetune_curve.score.probe.regression_scores` does.
@@ -32,8 +32,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .score.probe import METRICS as _METRICS
-from .score.probe import regression_scores
+from ..score.probe import METRICS as _METRICS
+from ..score.probe import regression_scores
 
 METRICS: tuple[str, ...] = tuple(key for key, _, _ in _METRICS)
 HIGHER_IS_BETTER: dict[str, bool] = {key: higher for key, _, higher in _METRICS}
@@ -250,7 +250,7 @@ def bootstrap_replicates(
     """The metric on each bootstrap resample: ``{"r2", "mae", "median_ae"} -> (n_resamples,)``.
 
     Scoring every checkpoint of a curve with the same ``seed`` and stacking a metric's arrays
-    column-wise gives the ``point_resamples`` matrix for :func:`~hf_finetune_curve.curve_fit.fit_curve`.
+    column-wise gives the ``point_resamples`` matrix for :func:`~hf_finetune_curve.curve.fit.fit_curve`.
 
     Example:
         >>> reps = bootstrap_replicates([1.0, 2, 3, 4], [1.1, 2, 2.9, 4.2], n_resamples=7)

@@ -30,7 +30,7 @@ family's SSE, AICc, Akaike weight and 90% answer is reported, and the share of b
 that pick the same family is reported as ``selection_stability``.
 
 Band: with ``point_resamples`` (per-size bootstrap replicates of the metric from
-:func:`hf_finetune_curve.uncertainty.bootstrap_replicates`, shape ``(n_boot, n_sizes)``) every
+:func:`hf_finetune_curve.curve.uncertainty.bootstrap_replicates`, shape ``(n_boot, n_sizes)``) every
 row is refitted; without it, a residual bootstrap of the selected fit (residuals centred and
 inflated by ``sqrt(m / (m - k))`` times the Student-t / normal quantile ratio for ``m - k``
 degrees of freedom, which restores t-interval coverage with 6-8 points). Every family is refitted
