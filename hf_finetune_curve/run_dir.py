@@ -64,7 +64,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .curve.points import CurvePoint, csv_table, ordered_points, plot_curve
+from .curve.plot import plot_curve
+from .curve.points import CurvePoint, csv_table, ordered_points
 from .errors import NotARunDirectoryError, RunDirectoryFormatError
 from .io_utils import atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
 from .train.objectives import OBJECTIVE_NAMES

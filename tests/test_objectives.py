@@ -226,7 +226,8 @@ def test_the_plot_draws_one_curve_per_objective_with_intervals(tmp_path, monkeyp
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from hf_finetune_curve.curve.points import CurvePoint, plot_curve
+    from hf_finetune_curve.curve.plot import plot_curve
+    from hf_finetune_curve.curve.points import CurvePoint
 
     def point(objective, size, r2):
         values = {"r2": r2, "r2_log": r2, "mae": 10 - r2, "median_ae": 5 - r2}

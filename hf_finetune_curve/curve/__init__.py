@@ -1,7 +1,8 @@
 """Stage 4, the curve: the checkpoints' scores against finetune size, and what they say.
 
 - :mod:`~hf_finetune_curve.curve.points`: one :class:`~hf_finetune_curve.curve.points.CurvePoint` per size,
-  as a table, CSV rows and ``curve.png``'s four-panel plot;
+  as a table and CSV rows;
+- :mod:`~hf_finetune_curve.curve.plot`: ``curve.png``, the four-panel plot;
 - :mod:`~hf_finetune_curve.curve.uncertainty`: bootstrap intervals, paired deltas, seed aggregation;
 - :mod:`~hf_finetune_curve.curve.fit`: saturating curves fitted to the points, and "how much data is enough";
 - :mod:`~hf_finetune_curve.curve.analysis`: the curve's summary in ``curve.json`` (intervals, fit, answer);
