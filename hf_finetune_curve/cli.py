@@ -148,7 +148,7 @@ def _add_push_arguments(parser: argparse.ArgumentParser, with_switch: bool) -> N
 
 
 def _hub_preflight(args: argparse.Namespace) -> tuple[str, str]:
-    from .publish import resolve_target, validate_hub_name
+    from .hub.publish import resolve_target, validate_hub_name
 
     if args.hub_name:
         validate_hub_name(args.hub_name)
@@ -156,7 +156,7 @@ def _hub_preflight(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _push(run_dir: Path, args: argparse.Namespace, org: str, token: str) -> None:
-    from .publish import publish_run
+    from .hub.publish import publish_run
 
     result = publish_run(run_dir, org=org, name=args.hub_name, private=args.private, token=token,
                          show_progress=not getattr(args, "no_progress", False))
@@ -166,7 +166,7 @@ def _push(run_dir: Path, args: argparse.Namespace, org: str, token: str) -> None
 
 
 def _cmd_push(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .model_card import RunInfo
+    from .hub.model_card import RunInfo
 
     RunInfo.load(args.run_dir)  # a clear error for an unfinished run before asking the Hub anything
     _push(Path(args.run_dir), args, *_hub_preflight(args))

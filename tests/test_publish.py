@@ -18,12 +18,13 @@ import pytest
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 from huggingface_hub.repocard import metadata_load, metadata_save
 
-from hf_finetune_curve import CurveConfig, publish
+from hf_finetune_curve import CurveConfig
 from hf_finetune_curve.cli import build_parser, config_from_args, main
-from hf_finetune_curve.model_card import HubNames, RunInfo, build_dataset_card, build_model_card, template_path
-from hf_finetune_curve.score.probe import PriceProbe
-from hf_finetune_curve.publish import PublishError, publish_run
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
+from hf_finetune_curve.hub import publish
+from hf_finetune_curve.hub.model_card import HubNames, RunInfo, build_dataset_card, build_model_card, template_path
+from hf_finetune_curve.hub.publish import PublishError, publish_run
+from hf_finetune_curve.score.probe import PriceProbe
 
 TOKEN = "hf_test_secret_token_123_publish_zq9"  # distinctive, so a leak anywhere is found by grep
 FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]
@@ -259,7 +260,7 @@ def test_curve_repo_files(pushed, tmp_path):
 
 
 def test_base_license_is_read_from_the_packaged_minilm():
-    from hf_finetune_curve.model_card import read_license
+    from hf_finetune_curve.hub.model_card import read_license
     from hf_finetune_curve.train.models import packaged_model_path
 
     path = packaged_model_path("sentence-transformers/all-MiniLM-L6-v2")

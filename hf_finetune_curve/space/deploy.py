@@ -69,8 +69,8 @@ def space_files(curve_repo: str | None = None, model_repos: Sequence[str] = (), 
 
 def _run_name(run_dir: Path) -> str:
     """The name ``hf-curve push`` gives a run by default (its repos are ``ORG/<name>-<label>``, ``-curve``)."""
-    from ..model_card import RunInfo
-    from ..publish import default_hub_name
+    from ..hub.model_card import RunInfo
+    from ..hub.publish import default_hub_name
 
     return default_hub_name(RunInfo.load(run_dir))
 

@@ -4,7 +4,7 @@ The cards are rendered from the Jinja2 templates in ``model_cards/`` (shipped in
 ``hf_finetune_curve.model_cards``) with ``huggingface_hub``'s ``ModelCard.from_template``.
 
 Example:
-    >>> from hf_finetune_curve.model_card import HubNames, RunInfo, build_model_card
+    >>> from hf_finetune_curve.hub.model_card import HubNames, RunInfo, build_model_card
     >>> run = RunInfo.load("runs/bat")  # doctest: +SKIP
     >>> names = HubNames.for_run(run, org="me", name="bat")  # doctest: +SKIP
     >>> print(build_model_card(run, "f10k", names))  # doctest: +SKIP
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import default_learning_rate
-from .data.corpus import DATA_FILE_SUFFIXES
-from .errors import PublishError
-from .io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
-from .score.probe import METRICS as _PROBE_METRICS
-from .run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
+from ..config import default_learning_rate
+from ..data.corpus import DATA_FILE_SUFFIXES
+from ..errors import PublishError
+from ..io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
+from ..score.probe import METRICS as _PROBE_METRICS
+from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
                       RunDirectory, parse_file_label)
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
@@ -39,7 +39,7 @@ METRICS = tuple((key, f"{name} (held-out)") for key, name, _ in _PROBE_METRICS)
 def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
     """Path of a card template: the source tree's ``model_cards/`` beside this code when there is one (a checkout,
     or a worktree whose package an editable install of another checkout would shadow), else the installed package's."""
-    fallback = Path(__file__).resolve().parent.parent / "model_cards" / name
+    fallback = Path(__file__).resolve().parents[2] / "model_cards" / name
     if fallback.is_file():
         return fallback
     try:
@@ -81,7 +81,7 @@ class RunInfo:
         run = cls(run_dir=directory.path, saved=saved, curve=curve.to_dict(),
                   data_report=report.to_dict() if report is not None else {})
         done = {point["label"] for point in run.points}
-        from .train.objectives import parse_objectives
+        from ..train.objectives import parse_objectives
 
         config = saved.get("config") or {}
         objectives = parse_objectives(config.get("objectives") or config.get("objective") or "mlm")
@@ -107,7 +107,7 @@ class RunInfo:
         """The run's points by size, the shared f0 once; a point of another objective than MLM is
         labelled by its key (``tsdae/f200``: its path under checkpoints/ and its repo suffix ``tsdae-f200``),
         ``size_label`` keeping ``f200``."""
-        from .score.samples import sorted_points
+        from ..score.samples import sorted_points
 
         return sorted_points(self.curve.get("points", []))
 
@@ -164,7 +164,7 @@ class RunInfo:
     def default_name(self) -> str:
         """The run's name: ``config.name``, else ``<model>-<corpus>`` as ``CurveConfig.resolved_name``."""
         try:
-            from .config import CurveConfig
+            from ..config import CurveConfig
 
             return CurveConfig.from_dict(self.config).resolved_name()
         except Exception:  # a config written by another version: fall back to the folder name
@@ -334,7 +334,7 @@ def _answer_lines(run: RunInfo) -> list[str]:
     if not summary.get("answer") and not summary.get("warnings"):
         return []
     try:
-        from .curve.analysis import answer_lines
+        from ..curve.analysis import answer_lines
 
         return [str(line) for line in answer_lines(summary)]
     except Exception:  # an older/newer curve.json layout: leave the section out rather than fail the push
@@ -403,7 +403,7 @@ def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any])
         rows.append((f"TrainingArguments.{key}", json.dumps(value)))
     objective = str(point.get("objective") or "mlm")
     if objective != "mlm":  # the MLM-only rows become the sentence objective's own
-        from .train.objectives import Objective
+        from ..train.objectives import Objective
 
         own = {"objective": Objective(objective).description,
                "examples": f"{tune.get('text_unit', 'sentences')} of the texts (truncated at {chunk} tokens)"}
@@ -546,7 +546,7 @@ def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license:
         license_text = "not determined: the base model's license terms apply"
     example = ("1990 Porsche 911 Carrera 4 coupe, 5-speed manual, 62k miles, clean California title"
                if run.is_synthetic else "A text like the ones in the finetuning corpus")
-    from .train.objectives import Objective
+    from ..train.objectives import Objective
 
     objective = Objective(point.get("objective") or "mlm")
     variables.update(

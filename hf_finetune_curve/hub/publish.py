@@ -15,7 +15,7 @@ failed push leaves the run directory untouched (nothing is ever written there), 
 handed to ``huggingface_hub``: it is not logged, written, or put in a card.
 
 Example:
-    >>> from hf_finetune_curve.publish import publish_run
+    >>> from hf_finetune_curve.hub.publish import publish_run
     >>> result = publish_run("runs/bat", org="me", name="minilm-bat")  # doctest: +SKIP
     >>> result.repo_ids["f10k"]  # doctest: +SKIP
     'me/minilm-bat-f10k'
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import PublishError
-from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
+from ..errors import PublishError
+from ..io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .model_card import (
     POINT_PATH_IN_REPO,
     PROBE_PATH_IN_REPO,
@@ -42,7 +42,7 @@ from .model_card import (
     build_model_card,
     read_license,
 )
-from .run_dir import RunDirectory, parse_file_label
+from ..run_dir import RunDirectory, parse_file_label
 
 logger = logging.getLogger(__name__)
 
