@@ -71,8 +71,8 @@ def main() -> None:
     from hf_finetune_curve.config import FinetuneConfig
     from hf_finetune_curve.train.finetune import (build_mlm_model, chunk_length_for, finetune_sentence_transformer,
                                             pack_into_chunks)
-    from hf_finetune_curve.train.trainer import use_bf16
     from hf_finetune_curve.train.models import load_sentence_transformer
+    from hf_finetune_curve.train.trainer import use_bf16
 
     corpus = load_texts(args.data, None)
     order = np.random.default_rng(args.seed).permutation(len(corpus))[: args.texts]

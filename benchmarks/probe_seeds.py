@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_finetune_curve.data.corpus import load_corpus
-from hf_finetune_curve.score.probe import METRICS, fit_and_score, regression_scores
-from hf_finetune_curve.run_dir import RunDirectory
 from hf_finetune_curve.curve.uncertainty import bootstrap_replicates
+from hf_finetune_curve.data.corpus import load_corpus
+from hf_finetune_curve.run_dir import RunDirectory
+from hf_finetune_curve.score.probe import METRICS, fit_and_score, regression_scores
 
 KS = (1, 2, 3, 5)
 

@@ -102,8 +102,8 @@ def main() -> None:
     import numpy as np
 
     from hf_finetune_curve.config import FinetuneConfig
-    from hf_finetune_curve.score.probe import ProbeConfig, fit_and_score
     from hf_finetune_curve.data.subsets import make_splits
+    from hf_finetune_curve.score.probe import ProbeConfig, fit_and_score
 
     corpus = load_texts(args.data, args.max_rows)
     splits = make_splits(len(corpus), 0.2, args.seed)

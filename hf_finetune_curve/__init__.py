@@ -16,32 +16,34 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
+_EXPORTS = {  # name: the module it lives in, by stage (the shared modules first)
     "CurveConfig": "config", "FinetuneConfig": "config",
-    "Corpus": "data.corpus", "DataReport": "data.corpus", "load_corpus": "data.corpus",
-    "CurvePoint": "curve.points", "format_table": "curve.points", "load_curve": "run_dir", "RunDirectory": "run_dir",
+    "load_curve": "run_dir", "RunDirectory": "run_dir",
     "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
-    "CurveResult": "pipeline", "run_curve": "pipeline",
-    "PriceProbe": "score.probe", "ProbeConfig": "score.probe", "fit_and_score": "score.probe", "regression_scores": "score.probe",
-    "validate_embeddings": "score.probe", "validate_targets": "score.probe",
+    "Corpus": "data.corpus", "DataReport": "data.corpus", "load_corpus": "data.corpus",
     "make_splits": "data.subsets", "parse_sizes": "data.subsets", "size_label": "data.subsets",
+    "PriceProbe": "score.probe", "ProbeConfig": "score.probe", "fit_and_score": "score.probe",
+    "regression_scores": "score.probe", "validate_embeddings": "score.probe", "validate_targets": "score.probe",
+    "CurvePoint": "curve.points", "format_table": "curve.points",
     "analyze_curve": "curve.analysis",
+    "CurveResult": "pipeline", "run_curve": "pipeline",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .curve.analysis import analyze_curve
     from .config import CurveConfig, FinetuneConfig
-    from .data.corpus import Corpus, DataReport, load_corpus
+    from .curve.analysis import analyze_curve
     from .curve.points import CurvePoint, format_table
+    from .data.corpus import Corpus, DataReport, load_corpus
+    from .data.subsets import make_splits, parse_sizes, size_label
     from .errors import (CheckpointVerificationError, ConfigError, CorpusError, FinetuneCurveError,
                          ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
                          SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
-    from .score.probe import PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings, validate_targets
     from .run_dir import RunDirectory, load_curve
-    from .data.subsets import make_splits, parse_sizes, size_label
+    from .score.probe import (PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings,
+                              validate_targets)
 
 
 def __getattr__(name: str) -> Any:

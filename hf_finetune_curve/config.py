@@ -18,9 +18,9 @@ from typing import Any
 
 from .errors import ConfigError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
-from .train.objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
 from .options import documented
 from .score.probe import METRICS, ProbeConfig
+from .train.objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
 
 METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
 

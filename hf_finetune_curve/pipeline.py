@@ -25,20 +25,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .curve.analysis import analyze_curve, answer_lines
-from .train.checkpoint import save_checkpoint
 from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
-from .data.corpus import Corpus, load_corpus
+from .curve.analysis import analyze_curve, answer_lines
 from .curve.points import CurvePoint, format_table
-from .score.embed import embed_texts, embedding_cache_key
+from .data.corpus import Corpus, load_corpus
+from .data.subsets import Splits, make_splits, parse_sizes, size_label
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
+from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
+from .score.embed import embed_texts, embedding_cache_key
+from .score.probe import fit_and_score
+from .score.samples import build_samples
+from .train.checkpoint import save_checkpoint
 from .train.finetune import FinetuneResult, resolve_device
 from .train.models import load_sentence_transformer
 from .train.objectives import Objective
-from .score.probe import fit_and_score
-from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
-from .score.samples import build_samples
-from .data.subsets import Splits, make_splits, parse_sizes, size_label
 
 logger = logging.getLogger(__name__)
 
@@ -425,8 +425,8 @@ def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
 
 def _tfidf_baseline(context: _RunContext, splits: Splits, y_test: np.ndarray) -> dict[str, Any]:
     """TF-IDF + the same probe on the same split: does finetuning beat a bag of words at all?"""
-    from .score.baselines import tfidf_baseline
     from .curve.uncertainty import hierarchical_bootstrap
+    from .score.baselines import tfidf_baseline
 
     config, corpus = context.config, context.corpus
     cached = context.run.read_tfidf_baseline(context.result_key)

@@ -73,9 +73,9 @@ from .train.objectives import OBJECTIVE_NAMES
 if TYPE_CHECKING:  # pragma: no cover
     from .config import CurveConfig
     from .data.corpus import DataReport
+    from .data.subsets import Splits
     from .score.probe import PriceProbe
     from .score.samples import Samples
-    from .data.subsets import Splits
 
 #: The default objective; its points keep the unprefixed paths.
 MLM = "mlm"
@@ -280,7 +280,8 @@ class RunDirectory:
         return self.path / PREDICTIONS_DIR / f"{file_label(label, objective)}.probe-seeds.npy"
 
     def embedding_cache_path(self, label: str, cache_key: str, objective: Any = MLM) -> Path:
-        """Where a checkpoint's embeddings of the probe rows are cached (``cache_key``: :func:`embed.embedding_cache_key`)."""
+        """Where a checkpoint's embeddings of the probe rows are cached (``cache_key``:
+        :func:`score.embed.embedding_cache_key`)."""
         return self.embeddings_dir / f"{file_label(label, objective)}-{cache_key}.npy"
 
     def replicate(self, seed: int) -> "RunDirectory":

@@ -2,9 +2,9 @@ import numpy as np
 
 from hf_finetune_curve.curve.analysis import analyze_curve, answer_lines
 from hf_finetune_curve.curve.points import CurvePoint, format_table
+from hf_finetune_curve.data.subsets import size_label
 from hf_finetune_curve.run_dir import RunDirectory
 from hf_finetune_curve.score.probe import regression_scores
-from hf_finetune_curve.data.subsets import size_label
 
 
 def _curve(sizes, seed=0, n_test=3000):

@@ -14,6 +14,7 @@ from sentence_transformers import SentenceTransformer
 from transformers import TrainerCallback
 
 from hf_finetune_curve import FinetuneConfig
+from hf_finetune_curve.data.sample_data import generate_listings
 from hf_finetune_curve.train.branching import finetune_branching
 from hf_finetune_curve.train.checkpoint import save_checkpoint
 from hf_finetune_curve.train.finetune import (
@@ -24,7 +25,6 @@ from hf_finetune_curve.train.finetune import (
     warm_up_head,
 )
 from hf_finetune_curve.train.recipe import lr_factor, plan_curve
-from hf_finetune_curve.data.sample_data import generate_listings
 
 TEXTS = [row["text"] for row in generate_listings(200, seed=5)]
 SIZES = [16, 32, 64]
@@ -279,9 +279,9 @@ _TORCHRUN_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     from sentence_transformers import SentenceTransformer
     from hf_finetune_curve import FinetuneConfig
+    from hf_finetune_curve.data.sample_data import generate_listings
     from hf_finetune_curve.train.branching import finetune_branching
     from hf_finetune_curve.train.finetune import finetune_independent
-    from hf_finetune_curve.data.sample_data import generate_listings
 
     texts = [row["text"] for row in generate_listings(100, seed=5)]
     model = SentenceTransformer(sys.argv[1], device="cpu")

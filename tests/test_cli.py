@@ -12,9 +12,9 @@ from sentence_transformers import SentenceTransformer
 
 from hf_finetune_curve import CurveConfig, FinetuneConfig, ProbeConfig, run_curve
 from hf_finetune_curve.cli import main
-from hf_finetune_curve.train.models import resolve_model
-from hf_finetune_curve.score.probe import regression_scores
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
+from hf_finetune_curve.score.probe import regression_scores
+from hf_finetune_curve.train.models import resolve_model
 
 FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]
 

@@ -4,6 +4,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from hf_finetune_curve import CheckpointVerificationError, FinetuneConfig
+from hf_finetune_curve.data.sample_data import generate_listings
 from hf_finetune_curve.train.checkpoint import save_checkpoint
 from hf_finetune_curve.train.finetune import (
     SparseMaskedLM,
@@ -11,7 +12,6 @@ from hf_finetune_curve.train.finetune import (
     finetune_sentence_transformer,
     pack_into_chunks,
 )
-from hf_finetune_curve.data.sample_data import generate_listings
 
 TEXTS = [row["text"] for row in generate_listings(60, seed=5)]
 

@@ -9,11 +9,11 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from hf_finetune_curve import CurveConfig, FinetuneConfig, ProbeConfig, run_curve
-from hf_finetune_curve.train.checkpoint import save_checkpoint
 from hf_finetune_curve.cli import main
 from hf_finetune_curve.config import ConfigError
-from hf_finetune_curve.train.objectives import Objective, delete_words, parse_objectives, split_sentences, text_units
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
+from hf_finetune_curve.train.checkpoint import save_checkpoint
+from hf_finetune_curve.train.objectives import Objective, delete_words, parse_objectives, split_sentences, text_units
 from hf_finetune_curve.train.sentence_objectives import finetune_objective_independent, plan_objective
 
 TEXTS = [f"This {1960 + i} Porsche 911 is finished in red over black leather. It has {i * 1000} miles. "

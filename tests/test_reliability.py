@@ -12,9 +12,9 @@ import pytest
 
 from hf_finetune_curve import ConfigError, RunDirectoryLockedError
 from hf_finetune_curve.cli import main
-from hf_finetune_curve.io_utils import write_json_atomic
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 from hf_finetune_curve.data.subsets import parse_sizes
+from hf_finetune_curve.io_utils import write_json_atomic
 
 FAST = ["--probe-trees", "20", "--max-seq-length", "32", "--batch-size", "16", "--no-progress", "--min-steps", "2",
         "--head-warmup-steps", "2", "--warmup-steps", "1", "--min-cooldown-steps", "1",

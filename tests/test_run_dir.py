@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from hf_finetune_curve.cli import main
-from hf_finetune_curve.data.corpus import DataReport
 from hf_finetune_curve.curve.points import CurvePoint
-from hf_finetune_curve.errors import FinetuneCurveError, NotARunDirectoryError, RunDirectoryFormatError
-from hf_finetune_curve.run_dir import CURVE_FORMAT_VERSION, RunDirectory
+from hf_finetune_curve.data.corpus import DataReport
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 from hf_finetune_curve.data.subsets import make_splits
+from hf_finetune_curve.errors import FinetuneCurveError, NotARunDirectoryError, RunDirectoryFormatError
+from hf_finetune_curve.run_dir import CURVE_FORMAT_VERSION, RunDirectory
 
 FAST = ["--probe-trees", "20", "--max-seq-length", "32", "--batch-size", "16", "--no-progress", "--min-steps", "2",
         "--head-warmup-steps", "2", "--warmup-steps", "1", "--min-cooldown-steps", "1",

@@ -23,8 +23,9 @@ gr = pytest.importorskip("gradio")
 pytest.importorskip("plotly")
 
 from hf_finetune_curve.cli import main  # noqa: E402
-from hf_finetune_curve.errors import SpaceError  # noqa: E402
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl  # noqa: E402
+from hf_finetune_curve.data.subsets import Splits  # noqa: E402
+from hf_finetune_curve.errors import SpaceError  # noqa: E402
 from hf_finetune_curve.score.samples import build_samples, read_samples  # noqa: E402
 from hf_finetune_curve.space import (  # noqa: E402
     MAX_DESCRIPTION_CHARS,
@@ -40,7 +41,6 @@ from hf_finetune_curve.space import (  # noqa: E402
     summary_markdown,
 )
 from hf_finetune_curve.space.deploy import _run_name  # noqa: E402
-from hf_finetune_curve.data.subsets import Splits  # noqa: E402
 
 FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "--no-progress"]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from hf_finetune_curve.curve import uncertainty
-from hf_finetune_curve.score.probe import regression_scores
 from hf_finetune_curve.curve.uncertainty import (
     Interval,
     aggregate_seeds,
@@ -20,6 +19,7 @@ from hf_finetune_curve.curve.uncertainty import (
     paired_bootstrap_delta,
     resample_indices,
 )
+from hf_finetune_curve.score.probe import regression_scores
 
 
 def _prices(n: int, seed: int = 0, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .points import METRICS, CurvePoint
 from .fit import fit_curve, json_safe, suggest_next_size
+from .points import METRICS, CurvePoint
 from .uncertainty import aggregate_seeds, hierarchical_bootstrap
 
 HIGHER = {metric: higher for metric, _, higher in METRICS}

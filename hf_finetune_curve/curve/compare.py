@@ -38,8 +38,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .points import CurvePoint
 from ..train.objectives import Objective
+from .points import CurvePoint
 from .uncertainty import HierarchicalBootstrap, hierarchical_bootstrap
 
 # (metric, display name, higher is better) compared between objectives.

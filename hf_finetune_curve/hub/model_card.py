@@ -22,9 +22,9 @@ from ..config import default_learning_rate
 from ..data.corpus import DATA_FILE_SUFFIXES
 from ..errors import PublishError
 from ..io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
-from ..score.probe import METRICS as _PROBE_METRICS
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
                       RunDirectory, parse_file_label)
+from ..score.probe import METRICS as _PROBE_METRICS
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from ..errors import PublishError
 from ..io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
+from ..run_dir import RunDirectory, parse_file_label
 from .model_card import (
     POINT_PATH_IN_REPO,
     PROBE_PATH_IN_REPO,
@@ -42,7 +43,6 @@ from .model_card import (
     build_model_card,
     read_license,
 )
-from ..run_dir import RunDirectory, parse_file_label
 
 logger = logging.getLogger(__name__)
 

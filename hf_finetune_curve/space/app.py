@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpaceError
-from ..score.probe import METRICS  # (key, display name, higher is better)
 from ..run_dir import RunDirectory
+from ..score.probe import METRICS  # (key, display name, higher is better)
 from ..score.samples import build_samples, column_name
 from .data import ENV_REPO, ENV_RUN_DIR, CheckpointCache, RunData, load_run_data, resolve_source
 from .figures import (COLOUR_OPTIONS, _truncate, curve_figure, format_value, map_figure, points_table_markdown,

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
 from ..hub.model_card import PROBE_PATH_IN_REPO
+from ..io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
                       RunDirectory, parse_file_label)
 from ..score.samples import Samples, sorted_points
