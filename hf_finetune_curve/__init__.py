@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {  # name: the module it lives in, by stage (the shared modules first)
     "CurveConfig": "config", "FinetuneConfig": "config",
-    "load_curve": "run_dir", "RunDirectory": "run_dir",
+    "load_curve": "run_dir", "RunDirectory": "run_dir", "RunRecord": "run_dir",
     "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
                          ModelResolutionError, PublishError, RunDirectoryConflictError, RunDirectoryLockedError,
                          SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
-    from .run_dir import RunDirectory, load_curve
+    from .run_dir import RunDirectory, RunRecord, load_curve
     from .score.probe import (PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings,
                               validate_targets)
 

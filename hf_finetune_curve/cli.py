@@ -166,9 +166,9 @@ def _push(run_dir: Path, args: argparse.Namespace, org: str, token: str) -> None
 
 
 def _cmd_push(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .hub.model_card import RunInfo
+    from .hub.model_card import read_finished_run
 
-    RunInfo.load(args.run_dir)  # a clear error for an unfinished run before asking the Hub anything
+    read_finished_run(args.run_dir)  # a clear error for an unfinished run before asking the Hub anything
     _push(Path(args.run_dir), args, *_hub_preflight(args))
     return 0
 

@@ -1,7 +1,9 @@
 """The run directory: where every file of a run lives, and the typed reading and writing of each.
 
 Nothing else in the package builds a path inside a run: the pipeline, ``hf-curve report``, the cards,
-publishing, the Space and the benchmarks all go through :class:`RunDirectory`. Every write is atomic
+publishing, the Space and the benchmarks all go through :class:`RunDirectory`. What a run's files say
+(its record, ``curve.json``, the data report, the points by key) is read as one :class:`RunRecord`:
+the model cards and ``hf-curve push`` use it as it is, the Space as :class:`~hf_finetune_curve.space.RunData`. Every write is atomic
 (a temporary file renamed into place, :mod:`hf_finetune_curve.io_utils`), so an interrupted run or a
 failed write leaves the previous file, never half of a new one.
 
@@ -66,8 +68,8 @@ import numpy as np
 
 from .curve.plot import plot_curve
 from .curve.points import CurvePoint, csv_table, ordered_points
-from .errors import NotARunDirectoryError, RunDirectoryFormatError
-from .io_utils import atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
+from .errors import ConfigError, NotARunDirectoryError, RunDirectoryFormatError
+from .io_utils import HUB_REPO_ID, atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
 from .train.objectives import OBJECTIVE_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,6 +143,32 @@ def parse_file_label(stem: str) -> tuple[str, str]:
     """
     objective, _, label = str(stem).rpartition("/")
     return label, objective_name(objective or MLM)
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """How the samples and the Space name a point: its label for MLM and f0, ``<objective>/<label>``
+    otherwise (:func:`file_label`; ``size_label`` is the plain label when
+    the point was relabelled by its key).
+
+    >>> point_key({"label": "f200", "objective": "tsdae"}), point_key({"label": "f0", "objective": "tsdae"})
+    ('tsdae/f200', 'f0')
+    """
+    label = str(point.get("size_label") or point.get("label"))
+    objective = str(point.get("objective") or "mlm")
+    return file_label(label, objective) if objective in OBJECTIVE_NAMES else label
+
+
+def sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points (``curve.json``'s dicts) by size, keyed as the Space and the model cards name them (``label``
+    becomes :func:`point_key`; ``size_label`` keeps ``f200``), the shared f0 once."""
+    keyed: dict[str, dict[str, Any]] = {}
+    for point in points:
+        entry = dict(point)
+        entry.setdefault("objective", "mlm")
+        entry.setdefault("size_label", entry.get("label"))
+        entry["label"] = point_key(entry)
+        keyed.setdefault(entry["label"], entry)
+    return sorted(keyed.values(), key=lambda p: p.get("finetune_size", 0))
 
 
 @dataclass
@@ -529,6 +557,152 @@ class RunDirectory:
         return read_samples(self.samples_path) if self.samples_path.is_file() else None
 
 
+@dataclass
+class RunRecord:
+    """A run as its files record it: the run record (``config.json``, as ``saved``), ``curve.json`` and the
+    data report. The one way the model cards, ``hf-curve push`` and the Space read a run
+    (:class:`~hf_finetune_curve.space.RunData` adds what the app needs beside it).
+
+    Example:
+        >>> run = RunRecord.read("runs/bat").require_finished()   # doctest: +SKIP
+        >>> run.base_model_id, [point["label"] for point in run.points]  # doctest: +SKIP
+        ('sentence-transformers/all-MiniLM-L6-v2', ['f0', 'f10k', 'f20k'])
+    """
+
+    run_dir: Path
+    saved: dict[str, Any]
+    curve: dict[str, Any]
+    data_report: dict[str, Any] = field(default_factory=dict)
+    # points/*.json of a run without curve.json yet (a finished run's points are curve.json's).
+    unfinished_points: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, error: type[Exception] = NotARunDirectoryError) -> "RunRecord":
+        """Read a run directory, or a curve repo's snapshot (it keeps the run directory's file names).
+
+        A run without ``curve.json`` yet (unfinished) has ``curve == {}`` and the points finished so far;
+        :meth:`require_finished` refuses it. ``error`` is raised when ``path`` is not a run at all.
+        """
+        directory = RunDirectory(path)
+        directory.require_run(error)
+        curve = directory.read_curve()
+        report = directory.read_data_report()
+        unfinished = [point.to_dict() for point in directory.read_points()] if curve is None else []
+        return cls(run_dir=directory.path, saved=directory.read_config() or {},
+                   curve=curve.to_dict() if curve is not None else {},
+                   data_report=report.to_dict() if report is not None else {}, unfinished_points=unfinished)
+
+    def require_finished(self, error: type[Exception] = NotARunDirectoryError) -> "RunRecord":
+        """This record, if the run finished every size of every objective; else ``error`` saying what to do."""
+        if not self.curve:
+            raise error(f"{self.run_dir} has no {CURVE_JSON_FILE} yet; finish the run with `hf-curve run` first.")
+        from .train.objectives import parse_objectives
+
+        done = {point["label"] for point in self.points}
+        objectives = parse_objectives(self.config.get("objectives") or self.config.get("objective") or "mlm")
+        missing = list(dict.fromkeys(objective.file_label(label) for objective in objectives
+                                     for label in self.saved.get("labels", [])
+                                     if objective.file_label(label) not in done))
+        if missing:
+            raise error(f"{self.run_dir} is not finished: no result yet for {', '.join(missing)}. Re-run the same "
+                        "`hf-curve run` command to finish it, then push.")
+        if not self.points:
+            raise error(f"{self.run_dir} has no finished sizes to publish.")
+        return self
+
+    # -- accessors --------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.saved.get("config", {})
+
+    @property
+    def points(self) -> list[dict[str, Any]]:
+        """The run's points by size, the shared f0 once; a point of another objective than MLM is
+        labelled by its key (``tsdae/f200``: its path under checkpoints/ and its repo suffix ``tsdae-f200``),
+        ``size_label`` keeping ``f200``."""
+        return sorted_points(self.curve.get("points") or self.unfinished_points)
+
+    def point(self, label: str) -> dict[str, Any]:
+        for point in self.points:
+            if point["label"] == label:
+                return point
+        raise KeyError(label)
+
+    @property
+    def base_point(self) -> dict[str, Any] | None:
+        points = self.points
+        return points[0] if points and points[0]["finetune_size"] == 0 else None
+
+    @property
+    def finetuned_labels(self) -> list[str]:
+        return [p["label"] for p in self.points if p["finetune_size"] > 0]
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        return self.saved.get("model") or self.curve.get("model") or {"model_id": self.config.get("model", "")}
+
+    @property
+    def base_model_id(self) -> str:
+        return str(self.model_info.get("model_id") or self.config.get("model", ""))
+
+    @property
+    def base_is_hub(self) -> bool:
+        """True when the base model is a Hub id (loaded from the Hub or its packaged copy), not a local folder."""
+        source = self.model_info.get("source")
+        if source in ("hub", "package"):
+            return True
+        if source == "local":
+            return False
+        return bool(HUB_REPO_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
+
+    @property
+    def corpus_source(self) -> str:
+        return str((self.saved.get("corpus") or {}).get("source") or self.data_report.get("source") or "")
+
+    @property
+    def corpus_rows(self) -> int:
+        return int((self.saved.get("corpus") or {}).get("rows") or self.data_report.get("rows_kept") or 0)
+
+    @property
+    def is_synthetic(self) -> bool:
+        from .data.corpus import EMBEDDED_PREFIX
+
+        return self.corpus_source.startswith(EMBEDDED_PREFIX)
+
+    def corpus_looks_like_hub_id(self) -> bool:
+        from .data.corpus import DATA_FILE_SUFFIXES
+
+        source = self.corpus_source
+        return (bool(HUB_REPO_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
+                and not source.startswith((".", "/")) and not Path(source).exists())
+
+    def default_name(self) -> str:
+        """The run's name: ``config.name``, else ``<model>-<corpus>`` as ``CurveConfig.resolved_name``."""
+        from .config import CurveConfig
+
+        try:
+            return CurveConfig.from_dict(self.config).resolved_name()
+        except (ConfigError, TypeError, ValueError):  # a config of another version: the folder's name
+            return self.run_dir.resolve().name
+
+    @property
+    def directory(self) -> RunDirectory:
+        return RunDirectory(self.run_dir)
+
+    def checkpoint_dir(self, label: str) -> Path:
+        """``label`` is a point key: ``f200`` (MLM) or ``tsdae/f200`` (another objective)."""
+        return self.directory.checkpoint_dir(*parse_file_label(label))
+
+    def checkpoint_stats(self, label: str) -> dict[str, Any]:
+        """The training statistics saved with the checkpoint (empty when there are none)."""
+        return self.directory.read_checkpoint_stats(*parse_file_label(label)) or {}
+
+    def probe_path(self, label: str) -> Path:
+        """The probe the point recorded (relative to the run), else where the run keeps a probe of ``label``."""
+        recorded = self.point(label).get("probe_path")
+        return self.directory.resolve(recorded) if recorded else self.directory.probe_path(*parse_file_label(label))
+
+
 def load_curve(run_dir: str | os.PathLike) -> list[CurvePoint]:
     """The points of a run directory: ``RunDirectory(run_dir).curve_points()``.
 
@@ -545,4 +719,4 @@ def _save_npy(path: Path, values: np.ndarray) -> None:
 
 
 __all__ = ["CHECKPOINT_STATS_FILE", "CURVE_FORMAT_VERSION", "CurveFile", "MLM", "RUN_OUTPUTS", "RunDirectory",
-           "file_label", "load_curve", "objective_name", "parse_file_label"]
+           "RunRecord", "file_label", "load_curve", "objective_name", "parse_file_label", "point_key", "sorted_points"]

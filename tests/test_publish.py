@@ -22,7 +22,8 @@ from hf_finetune_curve import CurveConfig
 from hf_finetune_curve.cli import build_parser, config_from_args, main
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 from hf_finetune_curve.hub import publish
-from hf_finetune_curve.hub.model_card import HubNames, RunInfo, build_dataset_card, build_model_card, template_path
+from hf_finetune_curve.hub.model_card import (HubNames, build_dataset_card, build_model_card, read_finished_run,
+                                              template_path)
 from hf_finetune_curve.hub.publish import PublishError, publish_run
 from hf_finetune_curve.score.probe import PriceProbe
 
@@ -248,7 +249,7 @@ def test_private_push_and_making_an_existing_repo_private(pushed, hub_server):
 def test_curve_repo_files(pushed, tmp_path):
     for name in ("config.json", "curve.json", "curve.csv", "curve.png", "data_report.json"):
         shutil.copy(pushed["run_dir"] / name, tmp_path / name)
-    run = RunInfo.load(tmp_path)
+    run = read_finished_run(tmp_path)
     assert publish.default_hub_name(run) == "tiny-base-listings"  # --hub-name's default: <model>-<corpus>
     assert [name for name, _ in publish._curve_files(run)] == [
         "curve.csv", "curve.json", "curve.png", "config.json", "data_report.json"]
@@ -303,7 +304,7 @@ def test_push_flags_are_not_part_of_the_config():
 
 
 def test_cards_for_synthetic_and_hub_corpora(pushed):
-    run = RunInfo.load(pushed["run_dir"])
+    run = read_finished_run(pushed["run_dir"])
     names = HubNames.for_run(run, org="me", name="demo")
     assert template_path().is_file()
 
@@ -331,7 +332,7 @@ def test_cards_for_synthetic_and_hub_corpora(pushed):
 
 def test_reproduce_command_asks_for_what_the_hub_does_not_have(pushed):
     """A local base model or corpus is not in config.json's reach of a reader: the command asks for a copy."""
-    run = RunInfo.load(pushed["run_dir"])
+    run = read_finished_run(pushed["run_dir"])
     names = HubNames.for_run(run, org="me", name="demo")
     card = build_model_card(run, "f50", names).text
     assert 'hf_hub_download("me/demo-f50", "probe/xgboost_probe.json")' in card  # where publish puts it

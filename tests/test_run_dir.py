@@ -13,7 +13,7 @@ from hf_finetune_curve.data.corpus import DataReport
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 from hf_finetune_curve.data.subsets import make_splits
 from hf_finetune_curve.errors import FinetuneCurveError, NotARunDirectoryError, RunDirectoryFormatError
-from hf_finetune_curve.run_dir import CURVE_FORMAT_VERSION, RunDirectory
+from hf_finetune_curve.run_dir import CURVE_FORMAT_VERSION, RunDirectory, RunRecord
 
 FAST = ["--probe-trees", "20", "--max-seq-length", "32", "--batch-size", "16", "--no-progress", "--min-steps", "2",
         "--head-warmup-steps", "2", "--warmup-steps", "1", "--min-cooldown-steps", "1",
@@ -195,6 +195,34 @@ def test_objectives_training_plans_curve_order_and_point_keys(tmp_path):
     run.write_config({"config": {}})
     run.remove_outputs()
     assert not run.objective_training_plan_path("tsdae").exists() and not run.curve_json_path.exists()
+
+
+def test_run_record_reads_an_unfinished_run_and_refuses_to_call_it_finished(tmp_path):
+    """One record of a run for the cards, `hf-curve push` and the Space: the points finished so far before
+    curve.json exists, curve.json's once it does, and `require_finished` naming what is missing."""
+    with pytest.raises(NotARunDirectoryError):
+        RunRecord.read(tmp_path)
+    run = RunDirectory(tmp_path)
+    run.write_config({"config": {"model": "org/base", "objectives": ["mlm", "tsdae"]}, "labels": ["f0", "f200"],
+                      "model": {"model_id": "org/base", "source": "hub"}, "corpus": {"source": "embedded:cars"}})
+    run.write_point(_point(0))
+    run.write_point(_point(200))
+    record = RunRecord.read(tmp_path)
+    assert record.curve == {} and [p["label"] for p in record.points] == ["f0", "f200"]
+    assert record.base_model_id == "org/base" and record.base_is_hub and record.is_synthetic
+    with pytest.raises(NotARunDirectoryError, match="has no curve.json yet"):
+        record.require_finished()
+
+    run.write_curve([_point(0), _point(200)])  # MLM finished; TSDAE's f200 is still missing
+    record = RunRecord.read(tmp_path)
+    assert record.unfinished_points == [] and record.finetuned_labels == ["f200"]
+    with pytest.raises(FinetuneCurveError, match="not finished: no result yet for tsdae/f200"):
+        record.require_finished(FinetuneCurveError)
+    run.write_curve([_point(0), _point(200), CurvePoint(200, "f200", r2=0.7, mae=1.0, median_ae=1.0, n_test=40,
+                                                       n_probe_train=160, objective="tsdae")])
+    finished = RunRecord.read(tmp_path).require_finished()
+    assert [p["label"] for p in finished.points] == ["f0", "f200", "tsdae/f200"]
+    assert finished.point("tsdae/f200")["size_label"] == "f200"
 
 
 def test_replicates_and_outputs(tmp_path):

@@ -25,6 +25,8 @@ import numpy as np
 from ..errors import CorpusError
 from ..io_utils import HUB_REPO_ID
 
+# How a run records the embedded sample as its corpus source ("embedded:<name>").
+EMBEDDED_PREFIX = "embedded:"
 DROP_REASONS = (
     "empty_text",
     "non_string_text",
@@ -127,7 +129,7 @@ def load_corpus(
         from .sample_data import CORPUS_NAME, generate_listings
 
         records = ((i + 1, row) for i, row in enumerate(generate_listings()))
-        source_name = f"embedded:{CORPUS_NAME}"
+        source_name = f"{EMBEDDED_PREFIX}{CORPUS_NAME}"
         columns = None
     else:
         source_name = str(source)

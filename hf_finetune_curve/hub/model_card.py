@@ -4,8 +4,8 @@ The cards are rendered from the Jinja2 templates in ``model_cards/`` (shipped in
 ``hf_finetune_curve.model_cards``) with ``huggingface_hub``'s ``ModelCard.from_template``.
 
 Example:
-    >>> from hf_finetune_curve.hub.model_card import HubNames, RunInfo, build_model_card
-    >>> run = RunInfo.load("runs/bat")  # doctest: +SKIP
+    >>> from hf_finetune_curve.hub.model_card import HubNames, build_model_card, read_finished_run
+    >>> run = read_finished_run("runs/bat")  # doctest: +SKIP
     >>> names = HubNames.for_run(run, org="me", name="bat")  # doctest: +SKIP
     >>> print(build_model_card(run, "f10k", names))  # doctest: +SKIP
 """
@@ -14,22 +14,21 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import default_learning_rate
-from ..data.corpus import DATA_FILE_SUFFIXES
+from ..data.corpus import EMBEDDED_PREFIX
 from ..errors import PublishError
-from ..io_utils import DEFAULT_HUB_ENDPOINT, HUB_REPO_ID
+from ..io_utils import DEFAULT_HUB_ENDPOINT
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
-                      RunDirectory, parse_file_label)
+                      RunRecord)
 from ..score.probe import METRICS as _PROBE_METRICS
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
 TAGS = ("sentence-transformers", "feature-extraction", "domain-adaptation", "mlm", "finetune-curve")
-EMBEDDED_PREFIX = "embedded:"
 # Where a model repo keeps the probe its size was scored with, and its curve point.
 PROBE_PATH_IN_REPO = "probe/xgboost_probe.json"
 POINT_PATH_IN_REPO = "probe/curve_point.json"
@@ -53,139 +52,9 @@ def template_path(name: str = MODEL_CARD_TEMPLATE) -> Path:
     raise FileNotFoundError(f"Card template {name!r} not found in hf_finetune_curve.model_cards or {fallback.parent}.")
 
 
-# ---------------------------------------------------------------------------------------------
-# The run, as read from its directory
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunInfo:
-    """What a finished run directory says: its run record (``saved``), ``curve.json`` and data report."""
-
-    run_dir: Path
-    saved: dict[str, Any]
-    curve: dict[str, Any]
-    data_report: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> "RunInfo":
-        """Read a run directory; raise :class:`PublishError` if it is not a finished run."""
-        directory = RunDirectory(run_dir)
-        directory.require_run(PublishError)
-        curve = directory.read_curve()
-        if curve is None:
-            raise PublishError(f"{directory.path} has no {directory.curve_json_path.name} yet; finish the run with "
-                               "`hf-curve run` first.")
-        saved = directory.read_config()
-        report = directory.read_data_report()
-        run = cls(run_dir=directory.path, saved=saved, curve=curve.to_dict(),
-                  data_report=report.to_dict() if report is not None else {})
-        done = {point["label"] for point in run.points}
-        from ..train.objectives import parse_objectives
-
-        config = saved.get("config") or {}
-        objectives = parse_objectives(config.get("objectives") or config.get("objective") or "mlm")
-        missing = list(dict.fromkeys(objective.file_label(label) for objective in objectives
-                                     for label in saved.get("labels", [])
-                                     if objective.file_label(label) not in done))
-        if missing:
-            raise PublishError(
-                f"{run_dir} is not finished: no result yet for {', '.join(missing)}. Re-run the same "
-                "`hf-curve run` command to finish it, then push."
-            )
-        if not run.points:
-            raise PublishError(f"{run_dir} has no finished sizes to publish.")
-        return run
-
-    # -- accessors --------------------------------------------------------------------------
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.saved.get("config", {})
-
-    @property
-    def points(self) -> list[dict[str, Any]]:
-        """The run's points by size, the shared f0 once; a point of another objective than MLM is
-        labelled by its key (``tsdae/f200``: its path under checkpoints/ and its repo suffix ``tsdae-f200``),
-        ``size_label`` keeping ``f200``."""
-        from ..score.samples import sorted_points
-
-        return sorted_points(self.curve.get("points", []))
-
-    def point(self, label: str) -> dict[str, Any]:
-        for point in self.points:
-            if point["label"] == label:
-                return point
-        raise KeyError(label)
-
-    @property
-    def base_point(self) -> dict[str, Any] | None:
-        points = self.points
-        return points[0] if points and points[0]["finetune_size"] == 0 else None
-
-    @property
-    def finetuned_labels(self) -> list[str]:
-        return [p["label"] for p in self.points if p["finetune_size"] > 0]
-
-    @property
-    def model_info(self) -> dict[str, Any]:
-        return self.saved.get("model") or self.curve.get("model") or {"model_id": self.config.get("model", "")}
-
-    @property
-    def base_model_id(self) -> str:
-        return str(self.model_info.get("model_id") or self.config.get("model", ""))
-
-    @property
-    def base_is_hub(self) -> bool:
-        """True when the base model is a Hub id (loaded from the Hub or its packaged copy), not a local folder."""
-        source = self.model_info.get("source")
-        if source in ("hub", "package"):
-            return True
-        if source == "local":
-            return False
-        return bool(HUB_REPO_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
-
-    @property
-    def corpus_source(self) -> str:
-        return str((self.saved.get("corpus") or {}).get("source") or self.data_report.get("source") or "")
-
-    @property
-    def corpus_rows(self) -> int:
-        return int((self.saved.get("corpus") or {}).get("rows") or self.data_report.get("rows_kept") or 0)
-
-    @property
-    def is_synthetic(self) -> bool:
-        return self.corpus_source.startswith(EMBEDDED_PREFIX)
-
-    def corpus_looks_like_hub_id(self) -> bool:
-        source = self.corpus_source
-        return (bool(HUB_REPO_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
-                and not source.startswith((".", "/")) and not Path(source).exists())
-
-    def default_name(self) -> str:
-        """The run's name: ``config.name``, else ``<model>-<corpus>`` as ``CurveConfig.resolved_name``."""
-        try:
-            from ..config import CurveConfig
-
-            return CurveConfig.from_dict(self.config).resolved_name()
-        except Exception:  # a config written by another version: fall back to the folder name
-            return self.run_dir.resolve().name
-
-    @property
-    def directory(self) -> RunDirectory:
-        return RunDirectory(self.run_dir)
-
-    def checkpoint_dir(self, label: str) -> Path:
-        """``label`` is a point key: ``f200`` (MLM) or ``tsdae/f200`` (another objective)."""
-        return self.directory.checkpoint_dir(*parse_file_label(label))
-
-    def checkpoint_stats(self, label: str) -> dict[str, Any]:
-        """The training statistics saved with the checkpoint (empty when there are none)."""
-        return self.directory.read_checkpoint_stats(*parse_file_label(label)) or {}
-
-    def probe_path(self, label: str) -> Path:
-        """The probe the point recorded (relative to the run), else where the run keeps a probe of ``label``."""
-        recorded = self.point(label).get("probe_path")
-        return self.directory.resolve(recorded) if recorded else self.directory.probe_path(*parse_file_label(label))
+def read_finished_run(run_dir: str | Path) -> RunRecord:
+    """The finished run to publish; :class:`PublishError` names what is missing (no curve.json, unfinished sizes)."""
+    return RunRecord.read(run_dir, error=PublishError).require_finished(PublishError)
 
 
 @dataclass(frozen=True)
@@ -200,7 +69,7 @@ class HubNames:
     endpoint: str = DEFAULT_HUB_ENDPOINT
 
     @classmethod
-    def for_run(cls, run: RunInfo, org: str, name: str, endpoint: str | None = None) -> "HubNames":
+    def for_run(cls, run: RunRecord, org: str, name: str, endpoint: str | None = None) -> "HubNames":
         base = run.base_point
         return cls(org=org, name=name, base_model_id=run.base_model_id, base_is_hub=run.base_is_hub,
                    base_label=base["label"] if base else None, endpoint=(endpoint or DEFAULT_HUB_ENDPOINT).rstrip("/"))
@@ -284,7 +153,7 @@ def _base_markdown(names: HubNames) -> str:
     return f"`{Path(names.base_model_id).name or names.base_model_id}` (a local model, not on the Hub)"
 
 
-def _corpus(run: RunInfo, corpus_is_hub: bool, endpoint: str) -> dict[str, Any]:
+def _corpus(run: RunRecord, corpus_is_hub: bool, endpoint: str) -> dict[str, Any]:
     source = run.corpus_source
     if run.is_synthetic:
         name = source[len(EMBEDDED_PREFIX):] or "synthetic"
@@ -298,7 +167,7 @@ def _corpus(run: RunInfo, corpus_is_hub: bool, endpoint: str) -> dict[str, Any]:
             "markdown": f"`{name}` (a local corpus, not on the Hub)", "needs_data_flag": True}
 
 
-def _rows(run: RunInfo, names: HubNames, this_label: str | None) -> list[dict[str, Any]]:
+def _rows(run: RunRecord, names: HubNames, this_label: str | None) -> list[dict[str, Any]]:
     base = run.base_point
     rows = []
     for point in run.points:
@@ -329,7 +198,7 @@ def _rows(run: RunInfo, names: HubNames, this_label: str | None) -> list[dict[st
     return rows
 
 
-def _answer_lines(run: RunInfo) -> list[str]:
+def _answer_lines(run: RunRecord) -> list[str]:
     summary = {key: value for key, value in run.curve.items() if key != "points"}
     if not summary.get("answer") and not summary.get("warnings"):
         return []
@@ -341,7 +210,7 @@ def _answer_lines(run: RunInfo) -> list[str]:
         return []
 
 
-def _baseline(run: RunInfo) -> dict[str, Any] | None:
+def _baseline(run: RunRecord) -> dict[str, Any] | None:
     baseline = run.curve.get("baselines")
     if not isinstance(baseline, dict) or _finite(baseline.get("r2")) is None:
         return None
@@ -350,7 +219,7 @@ def _baseline(run: RunInfo) -> dict[str, Any] | None:
             "mae": _fmt_money(baseline.get("mae")), "median_ae": _fmt_money(baseline.get("median_ae"))}
 
 
-def _split(run: RunInfo) -> dict[str, Any]:
+def _split(run: RunRecord) -> dict[str, Any]:
     split = run.saved.get("split") or {}
     config = run.config
     test_fraction = _finite(config.get("test_fraction")) or 0.2
@@ -364,7 +233,7 @@ def _split(run: RunInfo) -> dict[str, Any]:
     }
 
 
-def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any]) -> list[tuple[str, str]]:
+def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any]) -> list[tuple[str, str]]:
     config = run.config
     tune = config.get("finetune") or {}
     lora = bool(tune.get("lora"))
@@ -421,7 +290,7 @@ def _hyperparameters(run: RunInfo, point: dict[str, Any], stats: dict[str, Any])
     return rows
 
 
-def _probe_settings(run: RunInfo) -> str:
+def _probe_settings(run: RunRecord) -> str:
     probe = dict(run.config.get("probe") or {})
     keys = ("n_estimators", "learning_rate", "max_depth", "subsample", "colsample_bytree", "min_child_weight",
             "reg_lambda")
@@ -449,12 +318,12 @@ def _checkpoint_shape(folder: Path) -> tuple[int | None, int | None]:
     return (int(dim) if dim else None), (int(seq) if seq else None)
 
 
-def _versions(run: RunInfo) -> list[tuple[str, str]]:
+def _versions(run: RunRecord) -> list[tuple[str, str]]:
     versions = run.saved.get("versions") or {}
     return [(str(name), str(version)) for name, version in versions.items()]
 
 
-def _common_vars(run: RunInfo, names: HubNames, corpus_is_hub: bool, this_label: str | None) -> dict[str, Any]:
+def _common_vars(run: RunRecord, names: HubNames, corpus_is_hub: bool, this_label: str | None) -> dict[str, Any]:
     uncertainty = run.curve.get("uncertainty") or {}
     rows = _rows(run, names, this_label)
     return {
@@ -484,7 +353,7 @@ def _common_vars(run: RunInfo, names: HubNames, corpus_is_hub: bool, this_label:
 # ---------------------------------------------------------------------------------------------
 
 
-def eval_results(run: RunInfo, label: str, names: HubNames, corpus_is_hub: bool) -> list:
+def eval_results(run: RunRecord, label: str, names: HubNames, corpus_is_hub: bool) -> list:
     """``model-index`` entries for ``label``: r2, r2_log, mae and median_ae on the held-out split."""
     from huggingface_hub import EvalResult
 
@@ -512,7 +381,7 @@ def eval_results(run: RunInfo, label: str, names: HubNames, corpus_is_hub: bool)
     return results
 
 
-def build_model_card(run: RunInfo, label: str, names: HubNames, *, base_license: str | None = None,
+def build_model_card(run: RunRecord, label: str, names: HubNames, *, base_license: str | None = None,
                      corpus_is_hub: bool = False):
     """The ``ModelCard`` of the finetuned size ``label``, rendered from ``model_cards/``'s template."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -589,7 +458,7 @@ DATASET_FILES = (
 )
 
 
-def build_dataset_card(run: RunInfo, names: HubNames, *, files: list[str], corpus_is_hub: bool = False):
+def build_dataset_card(run: RunRecord, names: HubNames, *, files: list[str], corpus_is_hub: bool = False):
     """The ``DatasetCard`` of the curve repo ``ORG/NAME-curve``."""
     from huggingface_hub import DatasetCard, DatasetCardData
 

@@ -33,14 +33,14 @@ from typing import Any, Callable
 
 from ..errors import PublishError
 from ..io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
-from ..run_dir import RunDirectory, parse_file_label
+from ..run_dir import RunDirectory, RunRecord, parse_file_label
 from .model_card import (
     POINT_PATH_IN_REPO,
     PROBE_PATH_IN_REPO,
     HubNames,
-    RunInfo,
     build_dataset_card,
     build_model_card,
+    read_finished_run,
     read_license,
 )
 
@@ -158,7 +158,7 @@ def validate_hub_name(name: str, labels: list[str] | None = None) -> str:
     return name
 
 
-def default_hub_name(run: RunInfo) -> str:
+def default_hub_name(run: RunRecord) -> str:
     """The name prefix ``hf-curve push`` uses when none is given: the run's name, made a valid repo name."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", run.default_name())
     name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-._")
@@ -222,7 +222,7 @@ def _with_retries(action: Callable[[], Any], what: str, *, max_retries: int, wai
 # ---------------------------------------------------------------------------------------------
 
 
-def _model_files(run: RunInfo, label: str) -> list[tuple[str, Path]]:
+def _model_files(run: RunRecord, label: str) -> list[tuple[str, Path]]:
     """(path in repo, local file) for the model repo of ``label``, README excluded (the card replaces it)."""
     folder = run.checkpoint_dir(label)
     if not run.directory.has_checkpoint(*parse_file_label(label)):  # a point key: f200 or tsdae/f200
@@ -256,7 +256,7 @@ def curve_repo_sources(directory: RunDirectory) -> list[tuple[Path, bool]]:
             (directory.config_path, True), (directory.data_report_path, True), (directory.samples_path, False)]
 
 
-def _curve_files(run: RunInfo) -> list[tuple[str, Path | bytes]]:
+def _curve_files(run: RunRecord) -> list[tuple[str, Path | bytes]]:
     directory = run.directory
     files: list[tuple[str, Path | bytes]] = []
     for path, required in curve_repo_sources(directory):
@@ -338,7 +338,7 @@ def publish_run(
     from huggingface_hub import HfApi
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
-    run = RunInfo.load(run_dir)
+    run = read_finished_run(run_dir)
     labels = run.finetuned_labels
     name = validate_hub_name(name, labels) if name else validate_hub_name(default_hub_name(run), labels)
     org, token = resolve_target(org, token)

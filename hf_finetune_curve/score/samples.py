@@ -25,12 +25,12 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import SpaceError
-from ..run_dir import RunDirectory, file_label, parse_file_label
+from ..run_dir import RunDirectory, parse_file_label, point_key, sorted_points
 
 logger = logging.getLogger(__name__)
 
@@ -61,34 +61,6 @@ def _pca2(embeddings: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
             row *= -1
     coords = centred @ components.T
     return coords, {"mean": mean.tolist(), "components": components.tolist(), "explained_variance_ratio": explained}
-
-
-def point_key(point: dict[str, Any]) -> str:
-    """How the samples and the Space name a point: its label for MLM and f0, ``<objective>/<label>``
-    otherwise (:func:`~hf_finetune_curve.run_dir.file_label`; ``size_label`` is the plain label when
-    the point was relabelled by its key).
-
-    >>> point_key({"label": "f200", "objective": "tsdae"}), point_key({"label": "f0", "objective": "tsdae"})
-    ('tsdae/f200', 'f0')
-    """
-    from ..train.objectives import OBJECTIVE_NAMES
-
-    label = str(point.get("size_label") or point.get("label"))
-    objective = str(point.get("objective") or "mlm")
-    return file_label(label, objective) if objective in OBJECTIVE_NAMES else label
-
-
-def sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Points (``curve.json``'s dicts) by size, keyed as the Space and the model cards name them (``label``
-    becomes :func:`point_key`; ``size_label`` keeps ``f200``), the shared f0 once."""
-    keyed: dict[str, dict[str, Any]] = {}
-    for point in points:
-        entry = dict(point)
-        entry.setdefault("objective", "mlm")
-        entry.setdefault("size_label", entry.get("label"))
-        entry["label"] = point_key(entry)
-        keyed.setdefault(entry["label"], entry)
-    return sorted(keyed.values(), key=lambda p: p.get("finetune_size", 0))
 
 
 def _model_location(run: RunDirectory, meta: dict[str, Any], key: str) -> str:

@@ -19,8 +19,8 @@ import numpy as np
 from ..hub.model_card import PROBE_PATH_IN_REPO
 from ..io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
-                      RunDirectory, parse_file_label)
-from ..score.samples import Samples, sorted_points
+                      RunRecord, parse_file_label)
+from ..score.samples import Samples
 
 SPACE_CONFIG_FILE = "curve_space.json"
 ENV_RUN_DIR = "HF_CURVE_RUN_DIR"
@@ -39,14 +39,12 @@ def derived_model_repo(curve_repo: str, label: str) -> str:
 
 
 @dataclass
-class RunData:
-    """Everything the app shows, read once at start-up (no model is loaded here)."""
+class RunData(RunRecord):
+    """A run as the app shows it, read once at start-up (no model is loaded here): the run's record
+    (:class:`~hf_finetune_curve.run_dir.RunRecord`, from a run directory or a curve repo's snapshot) plus its
+    samples and where its models live."""
 
-    root: Path
-    points: list[dict[str, Any]]
-    curve: dict[str, Any]
-    meta: dict[str, Any]
-    samples: Samples | None
+    samples: Samples | None = None
     curve_repo: str | None = None
     local: bool = True
     model_repos: dict[str, str] = field(default_factory=dict)
@@ -55,22 +53,10 @@ class RunData:
     def labels(self) -> list[str]:
         return [p["label"] for p in self.points]
 
-    @property
-    def directory(self) -> RunDirectory:
-        """The run directory, or the curve repo's snapshot (it keeps the run directory's file names)."""
-        return RunDirectory(self.root)
-
-    @property
-    def base_model_id(self) -> str:
-        return self.meta.get("model", {}).get("model_id") or self.meta.get("config", {}).get("model", "")
-
-    def point(self, label: str) -> dict[str, Any]:
-        return next(p for p in self.points if p["label"] == label)
-
     def model_location(self, label: str) -> str | None:
         """A local folder or a Hub model id to load ``label``'s SentenceTransformer from."""
         if label == "f0":
-            path = self.meta.get("model", {}).get("path")
+            path = self.saved.get("model", {}).get("path")
             if self.local and path and Path(path).exists():
                 return path
             return self.base_model_id or None
@@ -93,19 +79,14 @@ class RunData:
 
     def hub_url(self, label: str) -> str | None:
         repo = self.model_repos.get(label)
-        if repo is None and label == "f0" and self.meta.get("model", {}).get("source") in ("hub", "package"):
+        if repo is None and label == "f0" and self.saved.get("model", {}).get("source") in ("hub", "package"):
             repo = self.base_model_id
         return f"{hub_endpoint()}/{repo}" if repo else None
 
 
 def _load_local_run(run_dir: Path) -> RunData:
-    run = RunDirectory(run_dir)
-    run.require_run()  # NotARunDirectoryError, a FileNotFoundError
-    curve_file = run.read_curve()
-    curve = curve_file.to_dict() if curve_file is not None else {}
-    points = curve.get("points") or [p.to_dict() for p in run.read_points()]
-    return RunData(root=run_dir, points=sorted_points(points), curve=curve, meta=run.read_config(),
-                   samples=run.read_samples(), curve_repo=None, local=True, model_repos={})
+    record = RunRecord.read(run_dir)  # NotARunDirectoryError (a FileNotFoundError) when it is not a run
+    return RunData(**vars(record), samples=record.directory.read_samples(), curve_repo=None, local=True)
 
 
 def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
@@ -116,16 +97,13 @@ def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
         curve_repo, repo_type="dataset", token=token,
         allow_patterns=[CONFIG_FILE, CURVE_JSON_FILE, CURVE_CSV_FILE, DATA_REPORT_FILE, SAMPLES_FILE, f"{PROBES_DIR}/*"],
     ))
-    run = RunDirectory(root)
-    curve_file = run.read_curve()
-    if curve_file is None:
+    record = RunRecord.read(root)
+    if not record.curve:
         raise FileNotFoundError(f"The curve repo {curve_repo} has no {CURVE_JSON_FILE}.")
-    curve = curve_file.to_dict()
-    points = sorted_points(curve["points"])
-    repos = {point["label"]: derived_model_repo(curve_repo, point["label"]) for point in points
+    repos = {point["label"]: derived_model_repo(curve_repo, point["label"]) for point in record.points
              if point["label"] != "f0"}
-    return RunData(root=root, points=points, curve=curve, meta=run.read_config(), samples=run.read_samples(),
-                   curve_repo=curve_repo, local=False, model_repos=repos)
+    return RunData(**vars(record), samples=record.directory.read_samples(), curve_repo=curve_repo, local=False,
+                   model_repos=repos)
 
 
 def point_objectives(points: Sequence[dict[str, Any]]) -> list[str]:

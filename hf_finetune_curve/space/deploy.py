@@ -69,10 +69,10 @@ def space_files(curve_repo: str | None = None, model_repos: Sequence[str] = (), 
 
 def _run_name(run_dir: Path) -> str:
     """The name ``hf-curve push`` gives a run by default (its repos are ``ORG/<name>-<label>``, ``-curve``)."""
-    from ..hub.model_card import RunInfo
+    from ..hub.model_card import read_finished_run
     from ..hub.publish import default_hub_name
 
-    return default_hub_name(RunInfo.load(run_dir))
+    return default_hub_name(read_finished_run(run_dir))
 
 
 def _curve_repo_for(run_dir_or_curve_repo: str | os.PathLike, namespace: str) -> str:

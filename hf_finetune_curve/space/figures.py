@@ -13,7 +13,8 @@ import numpy as np
 
 from ..io_utils import hub_endpoint
 from ..score.probe import METRICS  # (key, display name, higher is better)
-from ..score.samples import Samples, column_name, sorted_points
+from ..run_dir import sorted_points
+from ..score.samples import Samples, column_name
 from .data import RunData, point_objectives
 
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
@@ -265,7 +266,7 @@ def short_name(value: str) -> str:
 
 
 def summary_markdown(run: RunData) -> str:
-    meta, curve = run.meta, run.curve
+    meta, curve = run.saved, run.curve
     model, corpus_source = run.base_model_id, str(meta.get("corpus", {}).get("source", "?"))
     title = curve.get("title") or f"{model} on {corpus_source}: price probe vs MLM finetuning data"
     for long in sorted({model, corpus_source, str(meta.get("config", {}).get("model", ""))}, key=len, reverse=True):
