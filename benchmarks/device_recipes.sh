@@ -20,12 +20,8 @@ EXTRA_RUN_FLAGS=${EXTRA_RUN_FLAGS:-}
 . "$(dirname "$0")/device_setup.sh"
 write_synthetic "$ROWS" "$WORK/corpus.jsonl.gz" || exit 1
 
-if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 2 > "$OUT/gpu.csv" 2>/dev/null &
-    smi=$!
-fi
-left=$(( BUDGET_S - ($(date +%s) - started) ))
-echo "setup took $(( $(date +%s) - started )) s; $left s left for the runs" >> "$OUT/env.txt"
+start_gpu_monitor
+left=$(budget_left)
 
 arms=("mlm:--objective mlm" "lora:--objective mlm --lora" "simcse:--objective simcse" "tsdae:--objective tsdae")
 pids=()
@@ -44,7 +40,7 @@ for arm in "${arms[@]}"; do
     pids+=($!)
 done
 wait "${pids[@]}"
-[ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
+stop_gpu_monitor
 
 "$PYTHON" - "$WORK" > "$OUT/summary.txt" 2>&1 <<'PY'
 import json, sys

@@ -29,13 +29,8 @@ EXTRA_RUN_FLAGS=${EXTRA_RUN_FLAGS:-}
 
 write_synthetic "$REF_ROWS" "$WORK/ref.jsonl.gz" || exit 1
 
-if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 2 > "$OUT/gpu.csv" 2>/dev/null &
-    smi=$!
-fi
-
-left=$(( BUDGET_S - ($(date +%s) - started) ))
-echo "setup took $(( $(date +%s) - started )) s; $left s left for the two jobs" >> "$OUT/env.txt"
+start_gpu_monitor
+left=$(budget_left)
 
 (
     export OMP_NUM_THREADS=$THREADS
@@ -72,7 +67,7 @@ print(len(make_splits(len(corpus), 0.2, 42).pool_order))' ../.gpu/airbnb_usd.jso
 rc=$!
 
 wait "$ref" "$rc"
-[ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
+stop_gpu_monitor
 
 run_dir=$WORK/reference
 hf_curve report "$run_dir" > "$OUT/ref_report.txt" 2>&1

@@ -9,7 +9,7 @@
 #          the 64 MiB transfer and widened back to fp32 here; embeddings match the original to cosine
 #          0.9999996) and airbnb_usd.jsonl.gz (../shared/data).
 #
-# Sets OUT, WORK, PYTHON, DEVICE, `started`, hf_curve and write_synthetic; writes $OUT/env.txt and $WORK/minilm.
+# Sets OUT, WORK, PYTHON, DEVICE, `started`, hf_curve, write_synthetic, the GPU monitor and budget_left; writes $OUT/env.txt and $WORK/minilm.
 
 OUT=${OUT:-/tmp/device-out}
 PYTHON=${PYTHON:-python3}
@@ -61,4 +61,20 @@ started = time.perf_counter()
 write_jsonl(generate_listings(int(sys.argv[2]), seed=7), sys.argv[1])
 print(f"generated {sys.argv[2]} synthetic listings in {time.perf_counter() - started:.1f} s")
 EOF
+}
+
+# start_gpu_monitor / stop_gpu_monitor: GPU utilisation and memory every 2 s into $OUT/gpu.csv.
+start_gpu_monitor() {
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 2 > "$OUT/gpu.csv" 2>/dev/null &
+        GPU_MONITOR=$!
+    fi
+}
+stop_gpu_monitor() { if [ -n "${GPU_MONITOR:-}" ]; then kill "$GPU_MONITOR" 2>/dev/null; fi; return 0; }
+
+# budget_left: the seconds of BUDGET_S the jobs have left after the setup (also noted in env.txt).
+budget_left() {
+    local left=$(( BUDGET_S - ($(date +%s) - started) ))
+    echo "setup took $(( $(date +%s) - started )) s; $left s left for the jobs" >> "$OUT/env.txt"
+    echo "$left"
 }
