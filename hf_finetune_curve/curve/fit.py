@@ -762,6 +762,24 @@ HURTS_REASON = ("finetuning hurts: every finetuned size scores significantly wor
                 "so there is no gain to reach; with this recipe the answer is the factory model")
 
 
+def _paired_changes(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float,
+                    pairs: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
+    """For each ``(smaller, larger)`` pair of sizes, the paired change ``larger - smaller`` over the
+    gain-oriented resamples ``Z`` (a size's columns averaged): ``change`` and its interval ``low``,
+    ``high`` in metric units, and ``significant`` when it is below 0 at the one-sided level
+    ``(1 - confidence) / len(pairs)`` (Bonferroni over the pairs)."""
+    alpha = (1.0 - confidence) / max(1, len(pairs))
+    means = {size: Z[:, np.flatnonzero(sizes == size)].mean(axis=1) for pair in pairs for size in pair}
+    out = []
+    for smaller, larger in pairs:
+        diff = means[larger] - means[smaller]
+        low, upper = float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
+        bounds = sorted((sign * low, sign * upper))
+        out.append({"smaller": float(smaller), "larger": float(larger), "change": sign * float(np.mean(diff)),
+                    "low": bounds[0], "high": bounds[1], "significant": upper < 0.0})
+    return out
+
+
 def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
     """Pairs (smaller size, larger size) whose gain-oriented difference is significantly below 0.
 
@@ -769,42 +787,20 @@ def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confid
     monotone curve is flagged in at most ``1 - confidence`` of runs whatever its number of sizes.
     """
     order = np.unique(sizes)
-    if order.size < 2:
-        return []
-    columns = {size: np.flatnonzero(sizes == size) for size in order}
-    means = {size: Z[:, columns[size]].mean(axis=1) for size in order}
     pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
-    alpha = (1.0 - confidence) / len(pairs)
-    out = []
-    for smaller, larger in pairs:
-        diff = means[larger] - means[smaller]
-        upper = float(np.quantile(diff, 1.0 - alpha))
-        if upper < 0.0:
-            low = float(np.quantile(diff, alpha))
-            change = sign * float(np.mean(diff))
-            bounds = sorted((sign * low, sign * upper))
-            out.append(json_safe({"smaller": float(smaller), "larger": float(larger), "change": change,
-                                  "low": bounds[0], "high": bounds[1]}))
-    return out
+    return [json_safe({key: entry[key] for key in ("smaller", "larger", "change", "low", "high")})
+            for entry in _paired_changes(sizes, Z, sign, confidence, pairs) if entry["significant"]]
 
 
 def _below_base(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
     """Each finetuned size against n = 0 on the gain-oriented resamples ``Z``: the paired change and
     whether it is significantly below 0 (one-sided, Bonferroni over the finetuned sizes)."""
-    base = np.flatnonzero(sizes == 0)
-    finetuned = [size for size in np.unique(sizes) if size > 0]
-    if base.size == 0 or not finetuned:
+    if not (sizes == 0).any():
         return []
-    at_base = Z[:, base].mean(axis=1)
-    alpha = (1.0 - confidence) / len(finetuned)
-    out = []
-    for size in finetuned:
-        diff = Z[:, np.flatnonzero(sizes == size)].mean(axis=1) - at_base
-        low, upper = float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
-        bounds = sorted((sign * low, sign * upper))
-        out.append(json_safe({"size": float(size), "change": sign * float(np.mean(diff)), "low": bounds[0],
-                              "high": bounds[1], "significant": bool(upper < 0.0)}))
-    return out
+    pairs = [(0.0, size) for size in np.unique(sizes) if size > 0]
+    return [json_safe({"size": entry["larger"], "change": entry["change"], "low": entry["low"], "high": entry["high"],
+                       "significant": entry["significant"]})
+            for entry in _paired_changes(sizes, Z, sign, confidence, pairs)]
 
 
 def fit_curve(
