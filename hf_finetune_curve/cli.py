@@ -71,6 +71,13 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _print_section(title: str, lines: Sequence[str]) -> None:
+    if lines:
+        print(f"\n{title}")
+        for line in lines:
+            print(f"  {line}")
+
+
 def _print_answer(analysis: dict[str, Any]) -> None:
     from .curve.analysis import answer_lines
 
@@ -82,37 +89,26 @@ def _print_answer(analysis: dict[str, Any]) -> None:
               f"MAE {baseline['mae']:,.2f}, MedAE {baseline['median_ae']:,.2f}")
     per_objective = (analysis or {}).get("objectives") or {}
     if not per_objective:
-        lines = answer_lines(analysis or {})
-        if lines:
-            print("\nHow much data is enough?")
-            for line in lines:
-                print(f"  {line}")
+        _print_section("How much data is enough?", answer_lines(analysis or {}))
         return
     from .curve.compare import comparison_lines
     from .train.objectives import Objective
 
     for objective, section in per_objective.items():
-        lines = answer_lines(section)
-        if lines:
-            print(f"\nHow much data is enough? ({Objective(objective).display})")
-            for line in lines:
-                print(f"  {line}")
-    lines = comparison_lines(analysis.get("comparison") or {})
-    if lines:
-        print("\nWhich objective? (paired on the same held-out rows, 95% intervals)")
-        for line in lines:
-            print(f"  {line}")
+        _print_section(f"How much data is enough? ({Objective(objective).display})", answer_lines(section))
+    _print_section("Which objective? (paired on the same held-out rows, 95% intervals)",
+                   comparison_lines(analysis.get("comparison") or {}))
 
 
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .curve.points import format_table
-    from .run_dir import RunDirectory
+    from .curve.points import CurvePoint, format_table
+    from .run_dir import RunDirectory, RunRecord
 
     run = RunDirectory(args.run_dir)
-    run.require_run()
-    points = run.curve_points()
-    analysis = run.read_analysis()
-    saved = run.read_config()
+    record = RunRecord.read(run.path)  # curve.json, config.json and the finished points, read once
+    points = [CurvePoint.from_dict(point) for point in record.curve.get("points") or record.unfinished_points]
+    analysis = {key: value for key, value in record.curve.items() if key != "points"}
+    saved = record.saved
     print(f"Run {run.path}: {saved['config']['model']} on {saved['corpus']['source']} "
           f"({saved['corpus']['rows']} rows; {saved['split']['test_rows']} held out for the probe)")
     report = run.read_data_report()
@@ -121,14 +117,7 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             print(line)
     print(format_table(points))
     _print_answer(analysis)
-    from .train.objectives import parse_objectives
-
-    config = saved.get("config") or {}
-    done = {(p.objective, p.label) for p in points}
-    missing = [objective.file_label(label)
-               for objective in parse_objectives(config.get("objectives") or config.get("objective") or "mlm")
-               for label in saved.get("labels", []) if (objective.value, label) not in done
-               and not (label == "f0" and any(l == "f0" for _, l in done))]
+    missing = record.missing()
     if missing:
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
     if points:

@@ -3,8 +3,8 @@
 Nothing else in the package builds a path inside a run: the pipeline, ``hf-curve report``, the cards,
 publishing, the Space and the benchmarks all go through :class:`RunDirectory`. What a run's files say
 (its record, ``curve.json``, the data report, the points by key) is read as one :class:`RunRecord`:
-the model cards and ``hf-curve push`` use it as it is, the Space as :class:`~hf_finetune_curve.space.RunData`. Every write is atomic
-(a temporary file renamed into place, :mod:`hf_finetune_curve.io_utils`), so an interrupted run or a
+the model cards and ``hf-curve push`` use it as it is, the Space as :class:`~hf_finetune_curve.space.RunData`.
+Every write is atomic (a temporary file renamed into place, :mod:`hf_finetune_curve.io_utils`), so an interrupted run or a
 failed write leaves the previous file, never half of a new one.
 
 Layout (the MLM objective, the default)::
@@ -154,7 +154,7 @@ def point_key(point: dict[str, Any]) -> str:
     ('tsdae/f200', 'f0')
     """
     label = str(point.get("size_label") or point.get("label"))
-    objective = str(point.get("objective") or "mlm")
+    objective = str(point.get("objective") or MLM)
     return file_label(label, objective) if objective in OBJECTIVE_NAMES else label
 
 
@@ -164,7 +164,7 @@ def sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     keyed: dict[str, dict[str, Any]] = {}
     for point in points:
         entry = dict(point)
-        entry.setdefault("objective", "mlm")
+        entry.setdefault("objective", MLM)
         entry.setdefault("size_label", entry.get("label"))
         entry["label"] = point_key(entry)
         keyed.setdefault(entry["label"], entry)
@@ -481,7 +481,7 @@ class RunDirectory:
         payload: dict[str, Any] = {"format_version": CURVE_FORMAT_VERSION, "points": [p.to_dict() for p in ordered]}
         payload.update({key: value for key, value in (summary or {}).items() if key not in payload})
         write_json_atomic(self.curve_json_path, payload)
-        plot_curve(points, self.curve_png_path, title=(summary or {}).get("title"), analysis=summary)
+        self.draw_curve(points, summary or {})
 
     def read_curve(self) -> CurveFile | None:
         """``curve.json``, or None before the first point is finished.
@@ -596,19 +596,23 @@ class RunRecord:
         """This record, if the run finished every size of every objective; else ``error`` saying what to do."""
         if not self.curve:
             raise error(f"{self.run_dir} has no {CURVE_JSON_FILE} yet; finish the run with `hf-curve run` first.")
-        from .train.objectives import parse_objectives
-
-        done = {point["label"] for point in self.points}
-        objectives = parse_objectives(self.config.get("objectives") or self.config.get("objective") or "mlm")
-        missing = list(dict.fromkeys(objective.file_label(label) for objective in objectives
-                                     for label in self.saved.get("labels", [])
-                                     if objective.file_label(label) not in done))
+        missing = self.missing()
         if missing:
             raise error(f"{self.run_dir} is not finished: no result yet for {', '.join(missing)}. Re-run the same "
                         "`hf-curve run` command to finish it, then push.")
         if not self.points:
             raise error(f"{self.run_dir} has no finished sizes to publish.")
         return self
+
+    def missing(self) -> list[str]:
+        """Point keys (``f200``, ``tsdae/f200``) of the sizes the run set out to measure and has not finished,
+        for every objective it measures (the shared f0 counts once)."""
+        from .train.objectives import parse_objectives
+
+        done = {point["label"] for point in self.points}
+        objectives = parse_objectives(self.config.get("objectives") or self.config.get("objective") or MLM)
+        return list(dict.fromkeys(objective.file_label(label) for objective in objectives
+                                  for label in self.saved.get("labels", []) if objective.file_label(label) not in done))
 
     # -- accessors --------------------------------------------------------------------------
     @property
