@@ -56,13 +56,13 @@ class RunData(RunRecord):
     def model_location(self, label: str) -> str | None:
         """A local folder or a Hub model id to load ``label``'s SentenceTransformer from."""
         if label == "f0":
-            path = self.saved.get("model", {}).get("path")
+            path = self.model_info.get("path")
             if self.local and path and Path(path).exists():
                 return path
             return self.base_model_id or None
         # A point key ("f200", "tsdae/f200") names the checkpoint's label and objective.
         if self.local and self.directory.has_checkpoint(*parse_file_label(label)):
-            return str(self.directory.checkpoint_dir(*parse_file_label(label)))
+            return str(self.checkpoint_dir(label))
         return self.model_repos.get(label)
 
     def probe_file(self, label: str) -> Path | None:
@@ -79,7 +79,7 @@ class RunData(RunRecord):
 
     def hub_url(self, label: str) -> str | None:
         repo = self.model_repos.get(label)
-        if repo is None and label == "f0" and self.saved.get("model", {}).get("source") in ("hub", "package"):
+        if repo is None and label == "f0" and self.model_info.get("source") in ("hub", "package"):
             repo = self.base_model_id
         return f"{hub_endpoint()}/{repo}" if repo else None
 
