@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import default_learning_rate
+from ..config import CurveConfig, FinetuneConfig, default_learning_rate
 from ..data.corpus import EMBEDDED_PREFIX
 from ..errors import PublishError
 from ..io_utils import DEFAULT_HUB_ENDPOINT
@@ -206,7 +206,7 @@ def _answer_lines(run: RunRecord) -> list[str]:
         from ..curve.analysis import answer_lines
 
         return [str(line) for line in answer_lines(summary)]
-    except Exception:  # an older/newer curve.json layout: leave the section out rather than fail the push
+    except (KeyError, TypeError, ValueError):  # an older curve.json layout: leave the section out, push the rest
         return []
 
 
@@ -222,7 +222,7 @@ def _baseline(run: RunRecord) -> dict[str, Any] | None:
 def _split(run: RunRecord) -> dict[str, Any]:
     split = run.saved.get("split") or {}
     config = run.config
-    test_fraction = _finite(config.get("test_fraction")) or 0.2
+    test_fraction = _finite(config.get("test_fraction")) or CurveConfig.test_fraction
     return {
         "test_rows": f"{int(split.get('test_rows') or 0):,}",
         "probe_train_rows": f"{int(split.get('probe_train_rows') or 0):,}",
@@ -236,6 +236,7 @@ def _split(run: RunRecord) -> dict[str, Any]:
 def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any]) -> list[tuple[str, str]]:
     config = run.config
     tune = config.get("finetune") or {}
+    defaults = FinetuneConfig()  # what a run whose record lacks a field trained with
     lora = bool(tune.get("lora"))
     lr = tune.get("learning_rate")
     lr_text = f"{lr:g}" if lr is not None else \
@@ -245,11 +246,11 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
         ("finetuning texts", f"{int(point.get('finetune_texts_seen') or point.get('finetune_size') or 0):,}"),
         ("tokens seen", f"{int(point.get('finetune_tokens_seen') or 0):,}"),
         ("chunks of packed tokens", f"{int(stats['num_chunks']):,}" if stats.get("num_chunks") else "–"),
-        ("epochs", f"{tune.get('epochs', 1.0):g}"),
+        ("epochs", f"{tune.get('epochs', defaults.epochs):g}"),
         ("optimizer steps", f"{int(point.get('finetune_steps') or 0):,}"),
         ("learning rate", lr_text),
         ("batch size (per device)", str(tune.get("batch_size", "?"))),
-        ("gradient accumulation steps", str(tune.get("gradient_accumulation_steps", 1))),
+        ("gradient accumulation steps", str(tune.get("gradient_accumulation_steps", defaults.gradient_accumulation_steps))),
         ("warmup steps", str(point.get("warmup_steps") or tune.get("warmup_steps", 0))),
         ("cooldown (1-sqrt decay to 0)", f"{int(point.get('cooldown_steps') or 0):,} steps"),
         ("learning-rate integral", f"{float(point.get('lr_integral') or 0):.1f} peak-LR steps"),
@@ -259,7 +260,7 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
             else "")),
         ("weight decay", f"{tune.get('weight_decay', 0):g}"),
         ("chunk length (tokens)", str(chunk)),
-        ("MLM masking probability", f"{tune.get('mlm_probability', 0.2):g}"),
+        ("MLM masking probability", f"{tune.get('mlm_probability', defaults.mlm_probability):g}"),
         ("LoRA", (f"yes: r={tune.get('lora_r')}, alpha={tune.get('lora_alpha')}, dropout={tune.get('lora_dropout')}, "
                   f"target modules {tune.get('lora_target_modules') or 'peft default'}; merged before saving")
          if lora else "no (all weights trained)"),
@@ -275,9 +276,9 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
         from ..train.objectives import Objective
 
         own = {"objective": Objective(objective).description,
-               "examples": f"{tune.get('text_unit', 'sentences')} of the texts (truncated at {chunk} tokens)"}
+               "examples": f"{tune.get('text_unit', defaults.text_unit)} of the texts (truncated at {chunk} tokens)"}
         if objective == "tsdae":
-            own["words deleted (TSDAE noise)"] = f"{tune.get('tsdae_deletion_ratio', 0.6):g}"
+            own["words deleted (TSDAE noise)"] = f"{tune.get('tsdae_deletion_ratio', defaults.tsdae_deletion_ratio):g}"
         skip = {"MLM head", "MLM masking probability", "chunks of packed tokens", "chunk length (tokens)"}
         rows = [row for row in rows if row[0] not in skip]
         rows[:0] = list(own.items())
