@@ -364,20 +364,22 @@ def _analyze_objectives(context: _RunContext, splits: Splits, objectives: list[O
                         replicate_runs: list[RunDirectory]) -> dict[str, Any]:
     """The first objective's analysis at the top level (as for a one-objective run), each objective's
     under ``objectives``, and with several, the paired comparison between them (``comparison``)."""
-    analyses = {objective: _analyze(context, splits, all_points[objective][0], all_points[objective][1:],
-                                    replicate_runs, baseline=objective is objectives[0])
+    y_test = context.corpus.targets[splits.test_indices]
+    context.run.write_y_test(y_test)
+    # Per objective and label: (finetune seeds, probe seeds, test rows), read once for the analyses
+    # and the comparison.
+    predictions = {o: _load_predictions(context.run, all_points[o][0], replicate_runs) for o in objectives}
+    analyses = {objective: _analyze(context, splits, y_test, all_points[objective][0], predictions[objective],
+                                    all_points[objective][1:], with_baseline=objective is objectives[0])
                 for objective in objectives}
     analysis = dict(analyses[objectives[0]])
     if len(objectives) > 1:
         from .curve.compare import compare_objectives
 
-        y_test = context.corpus.targets[splits.test_indices]
         curves = {o.value: all_points[o][0] for o in objectives}
-        predictions = {o.value: _load_predictions(context.run, all_points[o][0], replicate_runs)
-                       for o in objectives}
         analysis["objectives"] = {o.value: {k: v for k, v in analyses[o].items() if k != "baselines"}
                                   for o in objectives}
-        analysis["comparison"] = compare_objectives(curves, predictions, y_test,
+        analysis["comparison"] = compare_objectives(curves, {o.value: predictions[o] for o in objectives}, y_test,
                                                     n_resamples=int(context.config.bootstrap_resamples),
                                                     seed=context.config.seed)
     return analysis
@@ -403,17 +405,12 @@ def _load_predictions(run: RunDirectory, points: Sequence[CurvePoint], replicate
     return predictions
 
 
-def _analyze(context: _RunContext, splits: Splits, points: list[CurvePoint],
-             replicate_points: list[list[CurvePoint]], replicate_runs: list[RunDirectory],
-             baseline: bool = True) -> dict[str, Any]:
-    config, corpus = context.config, context.corpus
-    y_test = corpus.targets[splits.test_indices]
-    context.run.write_y_test(y_test)
-    # Per label: (finetune seeds, probe seeds, test rows); f0 has one finetune "seed" (it is shared).
-    predictions = _load_predictions(context.run, points, replicate_runs)
-    want_baseline = baseline
+def _analyze(context: _RunContext, splits: Splits, y_test: np.ndarray, points: list[CurvePoint],
+             predictions: dict[str, np.ndarray], replicate_points: list[list[CurvePoint]],
+             with_baseline: bool = True) -> dict[str, Any]:
+    config = context.config
     baseline = None
-    if config.tfidf_baseline and want_baseline:
+    if config.tfidf_baseline and with_baseline:
         try:
             baseline = _tfidf_baseline(context, splits, y_test)
         except Exception as exc:  # an optional comparison: the curve stands without it
