@@ -14,14 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import math
-
 import logging
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .fit import fit_curve, json_safe, suggest_next_size
+from .fit import MIN_SIZES_FOR_ANSWER, fit_curve, json_safe, suggest_next_size
 from .points import METRICS, CurvePoint
 from .uncertainty import aggregate_seeds, hierarchical_bootstrap
 
@@ -29,7 +28,6 @@ HIGHER = {metric: higher for metric, _, higher in METRICS}
 
 logger = logging.getLogger(__name__)
 
-MIN_SIZES_FOR_ANSWER = 5
 _FIT_BOOT = 200
 
 
