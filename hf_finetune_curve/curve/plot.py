@@ -14,7 +14,8 @@ from ..score.probe import METRICS  # (key, display name, higher is better)
 from .points import CurvePoint, _estimate, by_objective
 
 # One colour per objective on every plot (the curve.png panels and the Space).
-OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purple"}
+OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purple", "mlm-simcse": "tab:pink",
+                    "mlm-distill": "tab:cyan", "supervised": "tab:red"}
 
 
 def _display(objective: str) -> str:

@@ -239,8 +239,12 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
     defaults = FinetuneConfig()  # what a run whose record lacks a field trained with
     lora = bool(tune.get("lora"))
     lr = tune.get("learning_rate")
-    lr_text = f"{lr:g}" if lr is not None else \
-        f"{default_learning_rate(lora):g} (default for {'LoRA' if lora else 'full finetuning'})"
+    objective = str(point.get("objective") or "mlm")
+    if stats.get("learning_rate") is not None and lr is None:  # recorded per point since objectives have their own
+        lr_text = f"{float(stats['learning_rate']):g} (default for {objective}{' with LoRA' if lora else ''})"
+    else:
+        lr_text = f"{lr:g}" if lr is not None else \
+            f"{default_learning_rate(lora, objective):g} (default for {'LoRA' if lora else 'full finetuning'})"
     chunk = stats.get("chunk_length") or tune.get("max_seq_length") or "model maximum"
     rows = [
         ("finetuning texts", f"{int(point.get('finetune_texts_seen') or point.get('finetune_size') or 0):,}"),
@@ -271,14 +275,27 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
     ]
     for key, value in sorted((tune.get("trainer_kwargs") or {}).items()):
         rows.append((f"TrainingArguments.{key}", json.dumps(value)))
-    objective = str(point.get("objective") or "mlm")
-    if objective != "mlm":  # the MLM-only rows become the sentence objective's own
-        from ..train.objectives import Objective
+    from ..train.objectives import Objective
 
+    if objective == Objective.MLM_DISTILL.value:
+        rows.insert(0, ("objective", Objective(objective).description))
+        rows.append(("distillation weight", f"{float(stats.get('distill_weight') or 0):g} x (1 - cos(pooled, "
+                                            "factory model's pooled embedding))"))
+    elif objective != "mlm":  # the MLM-only rows become the sentence objective's own
+        unit = stats.get("text_unit") or tune.get("text_unit", defaults.text_unit)
         own = {"objective": Objective(objective).description,
-               "examples": f"{tune.get('text_unit', defaults.text_unit)} of the texts (truncated at {chunk} tokens)"}
+               "examples": f"{unit} of the texts (truncated at {chunk} tokens)"}
         if objective == "tsdae":
             own["words deleted (TSDAE noise)"] = f"{tune.get('tsdae_deletion_ratio', defaults.tsdae_deletion_ratio):g}"
+        if objective in (Objective.SIMCSE.value, Objective.MLM_SIMCSE.value):
+            own["texts per SimCSE step (in-batch negatives + 1)"] = str(
+                tune.get("simcse_batch_size", defaults.simcse_batch_size))
+        for stage, values in (stats.get("stages") or {}).items():
+            own[f"stage {stage}"] = (f"{int(values.get('finetune_steps') or 0):,} steps at peak "
+                                     f"{float(values.get('learning_rate') or 0):g} ({values.get('schedule') or '?'})")
+        if objective == Objective.SUPERVISED.value:
+            own["labels"] = ("the prices of its finetune subset (probe-training rows; held-out rows never), as "
+                             "standardised log price")
         skip = {"MLM head", "MLM masking probability", "chunks of packed tokens", "chunk length (tokens)"}
         rows = [row for row in rows if row[0] not in skip]
         rows[:0] = list(own.items())
@@ -391,7 +408,7 @@ def build_model_card(run: RunRecord, label: str, names: HubNames, *, base_licens
     repo_id = names.model_repo_id(label)
     folder = run.checkpoint_dir(label)
     stats = run.checkpoint_stats(label)
-    objective_tag = str(point.get("objective") or "mlm")  # "mlm", "tsdae" or "simcse"
+    objective_tag = str(point.get("objective") or "mlm")  # "mlm", "tsdae", "simcse", "mlm-simcse", ...
     tags = [t for t in TAGS if t != "mlm"] + [objective_tag] + (["synthetic-data"] if run.is_synthetic else [])
     card_data = ModelCardData(
         model_name=repo_id,

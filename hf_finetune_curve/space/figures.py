@@ -166,7 +166,8 @@ def _finish_figure(figure, curve: dict[str, Any], key: str, floor: float | None,
 
 
 # Plotly colours of the objectives' curves (the same hues as curve.png's).
-_OBJECTIVE_PLOT_COLORS = {"mlm": "#636EFA", "tsdae": "#00A15A", "simcse": "#AB63FA"}
+_OBJECTIVE_PLOT_COLORS = {"mlm": "#636EFA", "tsdae": "#00A15A", "simcse": "#AB63FA", "mlm-simcse": "#FF6692",
+                          "mlm-distill": "#19D3F3", "supervised": "#EF553B"}
 
 
 def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key: str, name: str,
