@@ -24,7 +24,8 @@ _EXPORTS = {  # name: the module it lives in, by stage (the shared modules first
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
     "Corpus": "data.corpus", "DataReport": "data.corpus", "load_corpus": "data.corpus",
     "make_splits": "data.subsets", "parse_sizes": "data.subsets", "size_label": "data.subsets",
-    "PriceProbe": "score.probe", "ProbeConfig": "score.probe", "fit_and_score": "score.probe",
+    "PriceProbe": "score.probe", "RidgeProbe": "score.probe", "ProbeConfig": "score.probe",
+    "fit_and_score": "score.probe",
     "regression_scores": "score.probe", "validate_embeddings": "score.probe", "validate_targets": "score.probe",
     "CurvePoint": "curve.points", "format_table": "curve.points",
     "analyze_curve": "curve.analysis",
@@ -42,8 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
                          SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
     from .run_dir import RunDirectory, RunRecord, load_curve
-    from .score.probe import (PriceProbe, ProbeConfig, fit_and_score, regression_scores, validate_embeddings,
-                              validate_targets)
+    from .score.probe import (PriceProbe, ProbeConfig, RidgeProbe, fit_and_score, regression_scores,
+                              validate_embeddings, validate_targets)
 
 
 def __getattr__(name: str) -> Any:

@@ -59,8 +59,10 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     print()
     print(f"Finetuning curve: {result.config.model} on {result.corpus.report.source}")
+    _print_primary_probe(result.config.resolved_probes()[0].value, result.probe_points)
     print(result.table())
     _print_answer(result.analysis)
+    _print_probes(result.probe_points, result.analysis)
     from .run_dir import RunDirectory
 
     run = RunDirectory(result.run_dir)
@@ -100,9 +102,31 @@ def _print_answer(analysis: dict[str, Any]) -> None:
                    comparison_lines(analysis.get("comparison") or {}))
 
 
+def _print_primary_probe(primary: str, probe_points: dict[str, Any]) -> None:
+    if probe_points:  # with one probe, nothing to tell apart
+        print(f"Probe: {primary} (primary: the curve, its plot and its answer)")
+
+
+def _print_probes(probe_points: dict[str, Any], analysis: dict[str, Any]) -> None:
+    """After the primary probe's table and answer: each secondary probe's (``--probes``), then where the
+    probes disagree about a verdict."""
+    from .curve.analysis import agreement_lines
+    from .curve.points import format_table
+
+    sections = (analysis or {}).get("probes") or {}
+    for name, points in probe_points.items():
+        print(f"\nProbe: {name} (same checkpoints, same held-out rows)")
+        print(format_table(points))
+        _print_answer({key: value for key, value in (sections.get(name) or {}).items() if key != "points"})
+    agreement = (analysis or {}).get("probe_agreement")
+    if agreement:
+        _print_section("Do the probes agree? (each size's paired change against f0, 95% intervals)",
+                       agreement_lines(agreement))
+
+
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .curve.points import CurvePoint, format_table
-    from .run_dir import RunDirectory, RunRecord
+    from .run_dir import RunDirectory, RunRecord, secondary_probe_points
 
     run = RunDirectory(args.run_dir)
     record = RunRecord.read(run.path)  # curve.json, config.json and the finished points, read once
@@ -115,8 +139,11 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if report is not None:
         for line in report.summary_lines()[1:]:
             print(line)
+    probe_points = secondary_probe_points(record.curve)
+    _print_primary_probe(str(saved["config"].get("probes") or "xgboost").split(",")[0], probe_points)
     print(format_table(points))
     _print_answer(analysis)
+    _print_probes(probe_points, analysis)
     missing = record.missing()
     if missing:
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .options import documented
-from .score.probe import METRICS, ProbeConfig
+from .score.probe import METRICS, PROBE_NAMES, ProbeConfig, ProbeKind, parse_probes
 from .train.objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
 
 METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
@@ -37,10 +38,13 @@ DEFAULT_PROBE_ROWS = 20_000
 DEFAULT_PROBE_SEEDS = 3
 # The metric the curve fit and the "N needed" answer use, chosen with benchmarks/probe_seeds.py.
 DEFAULT_ANSWER_METRIC = "r2_log"
+# mlm-distill's weight on 1 - cos(student, teacher), chosen on a validation split (benchmarks/choose_recipe.py).
+DEFAULT_DISTILL_WEIGHT = 10.0
 # Settings that do not change any point's result: where results go, how they are computed, and
-# what extends a run (more seeds, more sizes) or re-analyses it (resamples, baseline, answer metric).
+# what extends a run (more seeds, more sizes, more probes) or re-analyses it (resamples, baseline, answer
+# metric). Of ``probes`` only the secondary ones: the primary probe's name is in the key (CurveConfig.result_key).
 NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "sizes", "bootstrap_resamples",
-                     "tfidf_baseline", "answer_metric")
+                     "tfidf_baseline", "answer_metric", "probes")
 
 
 @documented
@@ -57,9 +61,14 @@ class FinetuneConfig:
     epochs: float = field(default=1.0, metadata={
         "help": "passes over each finetune subset (every text of subset n is seen this often)"})
     learning_rate: float | None = field(default=None, metadata={
-        "help": "peak learning rate; none picks 2e-5 for full finetuning and 1e-3 for LoRA (LoRA with a freshly "
-                "built MLM head does not move at full-finetune rates)",
-        "default_help": "2e-5, or 1e-3 with --lora"})
+        "help": "peak learning rate of every objective; none picks each objective's default, chosen on a "
+                "validation split (2e-5; supervised 1e-4), or 1e-3 with --lora (LoRA with a freshly built MLM head "
+                "does not move at full-finetune rates)",
+        "default_help": "per objective: 2e-5, supervised 1e-4; 1e-3 with --lora"})
+    objective_learning_rates: dict[str, float] = field(default_factory=dict, metadata={
+        "help": "peak learning rate of one objective, over --learning-rate and the defaults, e.g. "
+                "--objective-learning-rate simcse=5e-5 (repeatable)",
+        "flag": "--objective-learning-rate", "metavar": "OBJECTIVE=RATE"})
     batch_size: int = field(default=16, metadata={"help": "chunks per device per step"})
     gradient_accumulation_steps: int = field(default=1, metadata={
         "help": "steps accumulated before each optimizer update"})
@@ -106,6 +115,17 @@ class FinetuneConfig:
         "choices": TEXT_UNITS})
     tsdae_deletion_ratio: float = field(default=0.6, metadata={
         "help": "TSDAE noise: share of a text's words deleted (the TSDAE paper's 0.6)"})
+    simcse_batch_size: int = field(default=64, metadata={
+        "help": "texts per SimCSE step (simcse, mlm-simcse): the other texts of a batch are each text's negatives, "
+                "so 16 would give 15; the SimCSE paper's 64. Steps stay the size's recipe"})
+    simcse_max_seq_length: int = field(default=32, metadata={
+        "help": "tokens of a SimCSE input (simcse, mlm-simcse): the SimCSE paper's 32. Sentences of listings are "
+                "short (Airbnb: median 17 tokens, p90 34), and a batch of 64 is padded to its longest input, so "
+                "128 made a SimCSE step 7x an MLM step on a CPU"})
+    distill_weight: float | None = field(default=None, metadata={
+        "help": "mlm-distill: weight of the term 1 - cos(pooled embedding, factory model's pooled embedding) added "
+                "to the MLM loss; none picks the default chosen on a validation split (benchmarks/choose_recipe.py)",
+        "default_help": f"{DEFAULT_DISTILL_WEIGHT:g} for mlm-distill, no term for the other objectives"})
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
@@ -128,18 +148,98 @@ class FinetuneConfig:
         _check(self.text_unit in TEXT_UNITS, "finetune.text_unit", self.text_unit, f"one of {TEXT_UNITS}")
         _check(0 < self.tsdae_deletion_ratio < 1, "finetune.tsdae_deletion_ratio", self.tsdae_deletion_ratio,
                "in (0, 1)")
+        for name, rate in (self.objective_learning_rates or {}).items():
+            parse_objective(name)
+            _check(isinstance(rate, (int, float)) and math.isfinite(float(rate)) and rate > 0,
+                   f"finetune.objective_learning_rates[{name!r}]", rate, "a finite number > 0")
+        self.objective_learning_rates = {parse_objective(name).value: float(rate)
+                                         for name, rate in (self.objective_learning_rates or {}).items()}
+        _check(int(self.simcse_max_seq_length) >= 8, "finetune.simcse_max_seq_length", self.simcse_max_seq_length,
+               ">= 8")
+        _check(int(self.simcse_batch_size) >= 2, "finetune.simcse_batch_size", self.simcse_batch_size,
+               ">= 2 (in-batch negatives need a second text)")
+        _check(self.distill_weight is None or (math.isfinite(float(self.distill_weight)) and self.distill_weight >= 0),
+               "finetune.distill_weight", self.distill_weight, "a finite number >= 0 or None")
 
-    def effective_learning_rate(self) -> float:
+    def effective_learning_rate(self, objective: Objective | str = Objective.MLM) -> float:
+        """The peak rate of ``objective``'s points: its entry in ``objective_learning_rates``, else
+        ``learning_rate`` when set, else its measured default."""
+        name = Objective(getattr(objective, "value", objective)).value
+        if name in self.objective_learning_rates:
+            return float(self.objective_learning_rates[name])
         if self.learning_rate is not None:
             return float(self.learning_rate)
-        return default_learning_rate(self.lora)
+        return default_learning_rate(self.lora, objective)
+
+    def for_objective(self, objective: Objective | str) -> "FinetuneConfig":
+        """The settings ``objective``'s points train with: its peak rate resolved, and the distillation term
+        only for mlm-distill (an ``mlm`` point in the same run trains without it)."""
+        objective = Objective(getattr(objective, "value", objective))
+        distill = (DEFAULT_DISTILL_WEIGHT if self.distill_weight is None else float(self.distill_weight)) \
+            if objective is Objective.MLM_DISTILL else 0.0
+        return replace(self, learning_rate=self.effective_learning_rate(objective), distill_weight=distill)
 
 
-def default_learning_rate(lora: bool) -> float:
-    """The peak learning rate when none is given: 2e-5 for full finetuning (chosen with
+# Peak learning rates by objective (full finetuning), chosen on a validation split carved from the
+# probe-training rows, never on the held-out test rows: benchmarks/choose_recipe.py (docs in the README).
+# The sweep: the first 2,000 Airbnb listings, the run's 400 test rows set aside, its 1,600 probe-training rows
+# re-split into 1,280 pool / 320 validation rows, f400, rates 2e-5 and 1e-4, one seed.
+DEFAULT_LEARNING_RATES = {
+    Objective.MLM: 2e-5,
+    Objective.MLM_DISTILL: 2e-5,
+    Objective.TSDAE: 2e-5,
+    Objective.SIMCSE: 2e-5,
+    Objective.MLM_SIMCSE: 2e-5,
+    Objective.SUPERVISED: 1e-4,
+}
+LORA_LEARNING_RATE = 1e-3
+#: How each default above was chosen: written into every run's config.json beside the rates it used.
+RECIPE_CHOICES = {
+    Objective.MLM: "2e-5 kept: on the validation split 1e-4 scored log R² +0.020 [-0.039, +0.075] above it, within "
+                   "noise, so the default that moves the factory model less stays (benchmarks/choose_recipe.py)",
+    Objective.MLM_DISTILL: "MLM's 2e-5; distillation weight 10 over 1 (validation log R² 0.304 vs 0.281, "
+                           "+0.023 [-0.028, +0.077]) (benchmarks/choose_recipe.py)",
+    Objective.TSDAE: "2e-5, not swept (close to the TSDAE paper's 3e-5)",
+    Objective.SIMCSE: "2e-5 over 1e-4 (validation log R² 0.307 vs 0.264, +0.042 [-0.034, +0.110]); batch 64 and "
+                      "inputs of 32 tokens as in the SimCSE paper (benchmarks/choose_recipe.py)",
+    Objective.MLM_SIMCSE: "its SimCSE stage takes SimCSE's 2e-5 (not swept separately); its MLM stage is the mlm "
+                          "point of the same size",
+    Objective.SUPERVISED: "1e-4 over 2e-5 (validation log R² 0.336 vs 0.295, +0.041 [-0.014, +0.096]); the top of "
+                          "the two rates tried (benchmarks/choose_recipe.py)",
+}
+
+
+def recipe_choices(config: "CurveConfig") -> dict[str, dict[str, Any]]:
+    """Per objective of ``config``: the peak rate (and mlm-distill's weight) it trains with, and how that was
+    chosen (a flag, or the measured default of :data:`RECIPE_CHOICES`), for the run's config.json."""
+    choices: dict[str, dict[str, Any]] = {}
+    tune = config.finetune
+    for objective in config.resolved_objectives():
+        resolved = tune.for_objective(objective)
+        if objective.value in tune.objective_learning_rates:
+            how = "--objective-learning-rate"
+        elif tune.learning_rate is not None:
+            how = "--learning-rate"
+        elif tune.lora:
+            how = "the LoRA default (a freshly built MLM head does not move at full-finetune rates)"
+        else:
+            how = RECIPE_CHOICES[objective]
+        entry: dict[str, Any] = {"learning_rate": resolved.learning_rate, "how": how}
+        if objective is Objective.MLM_DISTILL:
+            entry["distill_weight"] = resolved.distill_weight
+            entry["distill_weight_how"] = "--distill-weight" if tune.distill_weight is not None else \
+                RECIPE_CHOICES[objective]
+        choices[objective.value] = entry
+    return choices
+
+
+def default_learning_rate(lora: bool, objective: Objective | str = Objective.MLM) -> float:
+    """The peak learning rate when none is given: :data:`DEFAULT_LEARNING_RATES` (MLM's 2e-5 chosen with
     benchmarks/recipe_check.py: 1e-4 moved all-MiniLM-L6-v2 away from what its probe could use), 1e-3
     for LoRA (LoRA with a freshly built MLM head does not move at full-finetune rates)."""
-    return 1e-3 if lora else 2e-5
+    if lora:
+        return LORA_LEARNING_RATE
+    return DEFAULT_LEARNING_RATES[Objective(getattr(objective, "value", objective))]
 
 
 @documented
@@ -199,6 +299,13 @@ class CurveConfig:
         "help": "fit every checkpoint's probe with N XGBoost seeds (the run's seed, then seed + 10000, ...) and "
                 "average their predictions; the intervals resample these seeds too, so the probe's own noise is "
                 "in them"})
+    probes: str = field(default=ProbeKind.XGBOOST.value, metadata={
+        "help": f"the probes that score every checkpoint's embeddings, comma-separated, of {', '.join(PROBE_NAMES)} "
+                "(ridge: ridge regression on standardised embeddings, its alpha chosen by cross-validation on the "
+                "probe's training rows: what a linear model or a nearest-neighbour search sees). The first is the "
+                "primary probe (the curve, its plot and answer); each other gets its own points, intervals and "
+                "answer, and the report says where the probes disagree. Adding one to a finished run scores its "
+                "checkpoints again without retraining", "metavar": "LIST", "group": "probe"})
     answer_metric: str = field(default=DEFAULT_ANSWER_METRIC, metadata={
         "help": "the metric the curve fit and the 'N needed' answer use", "choices": METRIC_KEYS})
     bootstrap_resamples: int = field(default=1000, metadata={
@@ -206,11 +313,14 @@ class CurveConfig:
     tfidf_baseline: bool = field(default=True, metadata={
         "help": "also score a TF-IDF + XGBoost probe on the same split"})
     objective: str = field(default="mlm", metadata={
-        "help": "finetuning objective: mlm (masked LM), tsdae (denoising auto-encoder) or simcse (unsupervised "
-                "SimCSE)", "choices": OBJECTIVE_NAMES})
+        "help": "finetuning objective: mlm (masked LM), mlm-distill (MLM that keeps the factory embedding), "
+                "mlm-simcse (MLM, then SimCSE), tsdae (denoising auto-encoder), simcse (unsupervised SimCSE) or "
+                "supervised (the encoder trained on the subset's prices: the label-aware ceiling)",
+        "choices": OBJECTIVE_NAMES})
     objectives: str | None = field(default=None, metadata={
         "help": "several objectives measured on the same split, sizes, seeds and probe in one run, e.g. "
-                "mlm,tsdae,simcse (f0 shared); overrides --objective", "metavar": "LIST"})
+                "mlm,simcse,mlm-simcse,mlm-distill,supervised (f0 shared; mlm-simcse continues mlm's checkpoints, "
+                "so mlm is measured too); overrides --objective", "metavar": "LIST"})
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
@@ -229,11 +339,15 @@ class CurveConfig:
         _check(int(self.seeds) >= 1, "seeds", self.seeds, ">= 1")
         _check(1 <= int(self.probe_seeds) <= 100, "probe_seeds", self.probe_seeds, "in [1, 100]")
         _check(self.answer_metric in METRIC_KEYS, "answer_metric", self.answer_metric, f"one of {METRIC_KEYS}")
+        if not isinstance(self.probes, str):
+            self.probes = ",".join(str(getattr(p, "value", p)) for p in self.probes)
+        self.probes = ",".join(kind.value for kind in parse_probes(self.probes))
         self.objective = parse_objective(self.objective).value
         if self.objectives is not None:
             if not isinstance(self.objectives, str):
                 self.objectives = ",".join(str(getattr(o, "value", o)) for o in self.objectives)
             self.objectives = ",".join(o.value for o in parse_objectives(self.objectives))
+        self._check_objective_options()
         _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
@@ -243,9 +357,56 @@ class CurveConfig:
                 f"name must be letters, digits, '.', '_' or '-' (at most {HUB_REPO_NAME_MAX} characters); got {self.name!r}."
             )
 
+    def resolved_probes(self) -> list[ProbeKind]:
+        """The probes that score each checkpoint, the primary one first.
+
+        >>> CurveConfig(probes="xgboost, ridge").resolved_probes()
+        [<ProbeKind.XGBOOST: 'xgboost'>, <ProbeKind.RIDGE: 'ridge'>]
+        """
+        return parse_probes(self.probes)
+
     def resolved_objectives(self) -> list[Objective]:
-        """The objectives this run measures, in order (the first one's curve is the run's main curve)."""
-        return parse_objectives(self.objectives) if self.objectives else [Objective(self.objective)]
+        """The objectives this run measures, in order (the first one's curve is the run's main curve).
+
+        An objective that continues another's checkpoints (mlm-simcse: mlm) brings that one in, just before it.
+        """
+        named = parse_objectives(self.objectives) if self.objectives else [Objective(self.objective)]
+        resolved: list[Objective] = []
+        for objective in named:
+            if objective.starts_from is not None and objective.starts_from not in resolved:
+                resolved.append(objective.starts_from)
+            if objective not in resolved:
+                resolved.append(objective)
+        return resolved
+
+    def _check_objective_options(self) -> None:
+        """Refuse, before any work, what no objective of the run can use or what would leak labels."""
+        objectives = set(self.resolved_objectives())
+        defaults = FinetuneConfig()
+        used_by = {  # an option: the objectives that read it
+            "tsdae_deletion_ratio": {Objective.TSDAE},
+            "text_unit": {Objective.TSDAE, Objective.SIMCSE, Objective.MLM_SIMCSE},
+            "simcse_batch_size": {Objective.SIMCSE, Objective.MLM_SIMCSE},
+            "simcse_max_seq_length": {Objective.SIMCSE, Objective.MLM_SIMCSE},
+            "distill_weight": {Objective.MLM_DISTILL},
+        }
+        for option, users in used_by.items():
+            if getattr(self.finetune, option) != getattr(defaults, option) and not objectives & users:
+                raise ConfigError(
+                    f"--{option.replace('_', '-')} is an option of {', '.join(sorted(u.value for u in users))}, "
+                    f"and this run measures {', '.join(o.value for o in self.resolved_objectives())}: add one of "
+                    f"them to --objectives or drop the option."
+                )
+        unused = sorted(set(self.finetune.objective_learning_rates) - {o.value for o in objectives})
+        if unused:
+            raise ConfigError(f"--objective-learning-rate names {', '.join(unused)}, which this run does not measure "
+                              f"(--objectives {', '.join(o.value for o in self.resolved_objectives())}).")
+        if Objective.SUPERVISED in objectives and self.include_test_in_finetune:
+            raise ConfigError(
+                "--objectives supervised trains on the prices of its finetune subset, and "
+                "--include-test-in-finetune puts the held-out rows in that pool: their prices would reach the "
+                "encoder that is then scored on them. Drop one of the two."
+            )
 
     # -- naming ---------------------------------------------------------------------------
     def resolved_name(self) -> str:
@@ -291,7 +452,14 @@ class CurveConfig:
         file's path is left out: a moved or renamed file with the same rows keeps its run, an edited
         one does not. The recipe version is always in, so a change of how points are trained or
         scored never reuses old points. Where results go, the device, and the analysis-level
-        settings (more seeds, resamples, the baseline) are not: they extend a run instead.
+        settings (more seeds, resamples, the baseline, a secondary probe) are not: they extend a run
+        instead. The primary probe is in (its points are the run's points), unless it is XGBoost.
+
+        >>> key = CurveConfig().result_key("abc")
+        >>> CurveConfig(probes="xgboost,ridge").result_key("abc") == key
+        True
+        >>> CurveConfig(probes="ridge").result_key("abc") == key
+        False
         """
         values = self.to_dict()
         for key in NON_RESULT_FIELDS:
@@ -305,9 +473,19 @@ class CurveConfig:
         values.pop("objectives", None)
         if objectives != [Objective.MLM.value]:  # an MLM-only run keeps the key it had before objectives existed
             values["objectives"] = objectives
+            # The rates (and weight) each objective resolves to: a changed default never reuses old points.
+            values["resolved_recipes"] = {
+                o.value: [self.finetune.for_objective(o).learning_rate, self.finetune.for_objective(o).distill_weight]
+                for o in self.resolved_objectives()}
         else:  # options of the other objectives do not change an MLM point
-            values["finetune"].pop("text_unit", None)
-            values["finetune"].pop("tsdae_deletion_ratio", None)
+            for option in ("text_unit", "tsdae_deletion_ratio", "simcse_batch_size", "simcse_max_seq_length",
+                           "distill_weight"):
+                values["finetune"].pop(option, None)
+        if not values["finetune"].get("objective_learning_rates"):  # keys of runs from before the field stay
+            values["finetune"].pop("objective_learning_rates", None)
+        primary = self.resolved_probes()[0]
+        if primary is not ProbeKind.XGBOOST:  # an XGBoost-primary run keeps the key it had before --probes existed
+            values["primary_probe"] = primary.value
         values["probe"].pop("n_jobs", None)
         values["probe"].pop("device", None)
         values["recipe_version"] = RECIPE_VERSION

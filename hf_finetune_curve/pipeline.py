@@ -25,15 +25,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions
-from .curve.analysis import analyze_curve, answer_lines
-from .curve.points import CurvePoint, format_table
+from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions, recipe_choices
+from .curve.analysis import analyze_curve, answer_lines, probe_agreement
+from .curve.points import RIDGE_ALPHA, CurvePoint, format_table
 from .data.corpus import Corpus, load_corpus
 from .data.subsets import Splits, make_splits, parse_sizes, size_label
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
 from .score.embed import embed_texts, embedding_cache_key
-from .score.probe import fit_and_score
+from .score.probe import ProbeKind, fit_and_score
 from .score.samples import build_samples
 from .train.checkpoint import save_checkpoint
 from .train.finetune import FinetuneResult, resolve_device
@@ -58,6 +58,8 @@ class CurveResult:
     corpus: Corpus
     splits: Splits
     analysis: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Each secondary probe's points (``--probes xgboost,ridge``: {"ridge": [...]}); ``points`` are the primary's.
+    probe_points: dict[str, list[CurvePoint]] = dataclasses.field(default_factory=dict)
 
     def table(self) -> str:
         return format_table(self.points)
@@ -125,6 +127,18 @@ def _check_scoreable(corpus: Corpus, splits: Splits) -> None:
             )
 
 
+def _check_supervised_sizes(config: CurveConfig, sizes: Sequence[int]) -> None:
+    """The supervised objective fits a regression on each subset's prices: refuse subsets too small for it."""
+    from .train.sentence_objectives import MIN_SUPERVISED_ROWS
+
+    positive = [size for size in sizes if size > 0]
+    if Objective.SUPERVISED in config.resolved_objectives() and positive and min(positive) < MIN_SUPERVISED_ROWS:
+        raise ConfigError(
+            f"--objectives supervised regresses each subset's prices, and the smallest of --sizes is "
+            f"{min(positive)} rows: it needs at least {MIN_SUPERVISED_ROWS}. Use larger --sizes (or more rows)."
+        )
+
+
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     differences = []
     for key in sorted(set(saved) | set(current)):
@@ -147,6 +161,12 @@ def _prepare_run_dir(run: RunDirectory, config: CurveConfig, result_key: str, co
         ignored = set(NON_RESULT_FIELDS) | {"data"}  # the path may move; the content is compared below
         differences = [d for d in _config_differences(saved.get("config", {}), config.to_dict())
                        if d.split(":")[0] not in ignored]
+        # ``probes`` is left out of the comparison above (a secondary probe extends a run), but the primary one
+        # scores the run's points: name it when it changed.
+        old_primary = str((saved.get("config") or {}).get("probes") or ProbeKind.XGBOOST.value).split(",")[0]
+        if old_primary != config.resolved_probes()[0].value:
+            differences.insert(0, f"primary probe (the first of --probes): {old_primary!r} -> "
+                                  f"{config.resolved_probes()[0].value!r}")
         old_fingerprint = (saved.get("corpus") or {}).get("fingerprint")
         if old_fingerprint != corpus.fingerprint:
             differences.insert(0, f"corpus content: fingerprint {old_fingerprint} -> {corpus.fingerprint} "
@@ -238,6 +258,7 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     if finished_sizes - set(requested):
         logger.info("Keeping the sizes measured before: %s",
                     ", ".join(size_label(s) for s in sorted(finished_sizes - set(requested))))
+    _check_supervised_sizes(config, sizes)
     device = resolve_device(config.device)
     if distributed is not None and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process, not all on GPU 0
@@ -248,6 +269,7 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
         "config": config.to_dict(),
         "result_key": result_key,
         "recipe_version": RECIPE_VERSION,
+        "recipe_choices": recipe_choices(config),
         "finetune_sizes": sizes,
         "labels": [size_label(size) for size in sizes],
         "model": resolved.to_dict(),
@@ -314,15 +336,35 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
             all_points[objective].append(curve)
     progress.close()
     points = [p for objective in objectives for p in all_points[objective][0]]
+    # probe_curves[probe][objective][r]: as all_points, for each secondary probe (--probes), on the same checkpoints.
+    secondary = config.resolved_probes()[1:]
+    probe_curves = {probe: {objective: [context.probe_curve(probe, objective, r.seed) for r in replicates]
+                            for objective in objectives} for probe in secondary}
+    probe_points = {probe.value: [p for objective in objectives for p in probe_curves[probe][objective][0]]
+                    for probe in secondary}
     if not main_process:
-        return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits)
+        return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits,
+                           probe_points=probe_points)
     analysis = _analyze_objectives(context, splits, objectives, all_points, [r.run for r in replicates[1:]])
-    run.write_curve(points, {**_summary(config, corpus, resolved.to_dict()), **analysis})
+    if secondary:
+        # Every secondary probe gets the primary's whole analysis (intervals, deltas, fit, answer, the
+        # objectives' comparison) on its own predictions, then the verdicts of all probes side by side.
+        analysis["probes"] = {probe.value: _analyze_objectives(context, splits, objectives, probe_curves[probe],
+                                                               [r.run for r in replicates[1:]], probe=probe)
+                              for probe in secondary}
+        primary = config.resolved_probes()[0].value
+        curves = {primary: {o.value: all_points[o][0] for o in objectives},
+                  **{probe.value: {o.value: probe_curves[probe][o][0] for o in objectives} for probe in secondary}}
+        answers = {primary: _objective_answers(analysis, objectives),
+                   **{name: _objective_answers(section, objectives) for name, section in analysis["probes"].items()}}
+        analysis["probe_agreement"] = probe_agreement(
+            curves, answers, metric=(analysis.get("answer") or {}).get("metric") or config.answer_metric)
+    run.write_curve(points, {**_summary(config, corpus, resolved.to_dict()), **analysis}, probe_points=probe_points)
     # The samples stage: a few hundred held-out listings with each checkpoint's predictions and 2-D map
     # (every objective's), which the Space reads.
     build_samples(run, corpus, splits)
     return CurveResult(run_dir=run_dir, config=config, points=points, corpus=corpus, splits=splits,
-                       analysis=analysis)
+                       analysis=analysis, probe_points=probe_points)
 
 
 @dataclass
@@ -357,21 +399,45 @@ class _RunContext:
     show_progress: bool
     sample_texts: list[str]
     callbacks: list[Any] = dataclasses.field(default_factory=list)
+    # The secondary probes' points by (probe, objective, replicate seed), each list by size (the primary
+    # probe's go through ``record``, as with one probe).
+    probe_points: dict[tuple[ProbeKind, Objective, int], list[CurvePoint]] = dataclasses.field(default_factory=dict)
+
+    def probe_curve(self, probe: ProbeKind, objective: Objective, seed: int) -> list[CurvePoint]:
+        """A secondary probe's points of one objective in one replicate, by size."""
+        return self.probe_points.setdefault((probe, objective, seed), [])
+
+
+def _objective_answers(analysis: dict[str, Any], objectives: list[Objective]) -> dict[str, dict[str, Any]]:
+    """Each objective's answer in an :func:`_analyze_objectives` result (the top level's is the first one's)."""
+    sections = analysis.get("objectives") or {objectives[0].value: analysis}
+    return {name: dict(section.get("answer") or {}) for name, section in sections.items()}
 
 
 def _analyze_objectives(context: _RunContext, splits: Splits, objectives: list[Objective],
                         all_points: dict[Objective, list[list[CurvePoint]]],
-                        replicate_runs: list[RunDirectory]) -> dict[str, Any]:
+                        replicate_runs: list[RunDirectory], probe: ProbeKind | None = None) -> dict[str, Any]:
     """The first objective's analysis at the top level (as for a one-objective run), each objective's
-    under ``objectives``, and with several, the paired comparison between them (``comparison``)."""
+    under ``objectives``, and with several, the paired comparison between them (``comparison``).
+
+    ``probe``: a secondary probe's analysis, read from its view of the run and of each replicate
+    (:meth:`RunDirectory.probe_view`), without the TF-IDF baseline (the run's top level has it once).
+    """
     y_test = context.corpus.targets[splits.test_indices]
-    context.run.write_y_test(y_test)
+    if probe is None:
+        run = context.run
+        run.write_y_test(y_test)
+    else:
+        run, replicate_runs = context.run.probe_view(probe), [r.probe_view(probe) for r in replicate_runs]
     # Per objective and label: (finetune seeds, probe seeds, test rows), read once for the analyses
     # and the comparison.
-    predictions = {o: _load_predictions(context.run, all_points[o][0], replicate_runs) for o in objectives}
+    predictions = {o: _load_predictions(run, all_points[o][0], replicate_runs) for o in objectives}
     analyses = {objective: _analyze(context, splits, y_test, all_points[objective][0], predictions[objective],
-                                    all_points[objective][1:], with_baseline=objective is objectives[0])
+                                    all_points[objective][1:],
+                                    with_baseline=probe is None and objective is objectives[0])
                 for objective in objectives}
+    for section in analyses.values():  # which probe's noise the intervals could hold (a ridge fit has no seed)
+        section["uncertainty"]["probe"] = (probe or context.config.resolved_probes()[0]).value
     analysis = dict(analyses[objectives[0]])
     if len(objectives) > 1:
         from .curve.compare import compare_objectives
@@ -460,6 +526,9 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
     """
     config, run, objective = context.config, replicate.run, replicate.objective
     finished = {point.label: point for point in run.read_points(objective)}
+    # The secondary probes' finished points (--probes), in their views of this replicate.
+    finished_probes = {probe: {point.label: point for point in run.probe_view(probe).read_points(objective)}
+                       for probe in config.resolved_probes()[1:]}
     points: list[CurvePoint] = []
     to_train: list[int] = []
     for finetune_size in sizes:
@@ -468,10 +537,12 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         if finetune_size == 0 and shared_f0 is not None:
             point = dataclasses.replace(shared_f0, objective=objective.value, extras={})
             record(point, points)
+            _share_probe_f0(context, replicate)
             progress.update()
         elif label in finished:
             logger.info("%s%s already finished, skipping", label, replicate.suffix(config.seed))
             points.append(finished[label])
+            _complete_probes(context, replicate, finished[label], finished_probes)
             progress.update()
         elif finetune_size == 0:
             _score_and_record(context, replicate, 0, context.base_model, {}, context.base_model_id, points, record)
@@ -509,16 +580,25 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
     done = {size for size in positive if size not in to_train}
     common = dict(seed=replicate.seed, device=context.device, completed=done, callbacks=context.callbacks,
                   show_progress=context.show_progress, log_dir=run.logs_dir)
-    if objective is not Objective.MLM:
+    # The objective's own settings: its peak rate, and the distillation term for mlm-distill only.
+    finetune = config.finetune.for_objective(objective)
+    if not objective.trains_mlm:
         from .train.sentence_objectives import finetune_objective_independent
 
         if config.schedule == "branching":
-            logger.info("Independent schedule%s, not branching: every size trains from the base model. A branch "
-                        "resumes a Trainer checkpoint, and sentence-transformers' checkpoints do not hold TSDAE's "
-                        "decoder; branching the sentence objectives is not implemented", replicate.suffix(config.seed))
+            logger.info("Independent schedule%s, not branching: every size trains from %s. A branch resumes a "
+                        "Trainer checkpoint, and sentence-transformers' checkpoints do not hold TSDAE's decoder or "
+                        "the supervised head; branching the sentence objectives is not implemented",
+                        replicate.suffix(config.seed),
+                        "its MLM checkpoint" if objective.starts_from is not None else "the base model")
+        extra: dict[str, Any] = {}
+        if objective.uses_labels:  # the pool's prices: probe-training rows only (the config refuses the test split)
+            extra["pool_targets"] = context.corpus.targets[replicate.splits.pool_order]
+        if objective.starts_from is not None:
+            extra["start_model"] = lambda size: _start_checkpoint(context, replicate, objective.starts_from, size)
         plan = finetune_objective_independent(
-            context.base_model, pool_texts, positive, config.finetune, objective, on_point=trained,
-            work_dir=run.independent_work_dir(objective), **common,
+            context.base_model, pool_texts, positive, finetune, objective, on_point=trained,
+            work_dir=run.independent_work_dir(objective), **common, **extra,
         )
         if is_main_process():
             run.write_training_plan(plan, objective)
@@ -529,22 +609,34 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
         logger.info("Branching schedule%s: one warmup-stable main run over %s, a cooldown branch per size",
                     replicate.suffix(config.seed), ", ".join(size_label(s) for s in positive))
         branching = finetune_branching(
-            context.base_model, pool_texts, positive, config.finetune, on_branch=trained,
-            state_dir=run.branching_state_dir, **common,
+            context.base_model, pool_texts, positive, finetune, on_branch=trained,
+            state_dir=run.objective_branching_state_dir(objective), **common,
         )
-        plan = branching.plan
+        plan = {**branching.plan, "learning_rate": finetune.effective_learning_rate(objective),
+                "distill_weight": finetune.distill_weight}
         if is_main_process():
-            run.write_branching_summary(branching.to_dict())
+            run.write_branching_summary(branching.to_dict(), objective)
     else:
         from .train.finetune import finetune_independent
 
-        plan = finetune_independent(
-            context.base_model, pool_texts, positive, config.finetune, on_point=trained,
-            work_dir=run.independent_work_dir(), **common,
-        ).summary()
+        plan = {**finetune_independent(
+            context.base_model, pool_texts, positive, finetune, on_point=trained,
+            work_dir=run.independent_work_dir(objective), **common,
+        ).summary(), "learning_rate": finetune.effective_learning_rate(objective),
+            "distill_weight": finetune.distill_weight}
     if is_main_process():
-        run.write_training_plan(plan)
+        run.write_training_plan(plan, objective)
     return sorted(points, key=lambda p: p.finetune_size)
+
+
+def _start_checkpoint(context: _RunContext, replicate: _Replicate, objective: Objective, size: int):
+    """The saved checkpoint of ``objective`` at ``size`` in this replicate: where a staged objective starts."""
+    from sentence_transformers import SentenceTransformer
+
+    directory = replicate.run.checkpoint_dir(size_label(size), objective)
+    if not replicate.run.has_checkpoint(size_label(size), objective):
+        raise RuntimeError(f"{directory} is missing: {objective.value} must finish size {size} before it is continued.")
+    return SentenceTransformer(str(directory), device=context.device)
 
 
 def _save_trained(context: _RunContext, replicate: _Replicate, label: str, result: FinetuneResult) -> dict[str, Any]:
@@ -563,12 +655,30 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
         "planned_lr_integral": recipe.lr_integral() if recipe else None,
         "final_lr": result.final_lr,
         "head": result.head,
-        "text_unit": context.config.finetune.text_unit if replicate.objective is not Objective.MLM else None,
+        "text_unit": (None if replicate.objective.trains_mlm else
+                      "whole" if replicate.objective.uses_labels else context.config.finetune.text_unit),
         "final_mlm_loss": result.final_loss,
         "train_seconds": result.train_seconds,
         "chunk_length": result.chunk_length,
         "num_chunks": result.num_chunks,
+        "learning_rate": context.config.finetune.effective_learning_rate(replicate.objective),
     }
+    if replicate.objective is Objective.MLM_DISTILL:
+        stats["distill_weight"] = context.config.finetune.for_objective(replicate.objective).distill_weight
+    if replicate.objective.starts_from is not None:
+        # Two stages, each the size's full recipe: the budget is the sum, recorded stage by stage.
+        first = replicate.run.read_checkpoint_stats(label, replicate.objective.starts_from) or {}
+        stats["stages"] = {
+            replicate.objective.starts_from.value: {key: first.get(key) for key in (
+                "finetune_steps", "finetune_tokens_seen", "train_seconds", "learning_rate", "schedule")},
+            "simcse": {"finetune_steps": result.optimizer_steps, "finetune_tokens_seen": result.tokens_seen,
+                       "train_seconds": result.train_seconds,
+                       "learning_rate": context.config.finetune.effective_learning_rate(replicate.objective),
+                       "schedule": result.schedule},
+        }
+        stats["finetune_steps"] = result.optimizer_steps + int(first.get("finetune_steps") or 0)
+        stats["finetune_tokens_seen"] = result.tokens_seen + int(first.get("finetune_tokens_seen") or 0)
+        stats["train_seconds"] = result.train_seconds + float(first.get("train_seconds") or 0.0)
     save_checkpoint(result.model, replicate.run.checkpoint_dir(label, replicate.objective), context.sample_texts,
                     extra_json={CHECKPOINT_STATS_FILE: stats})
     return stats
@@ -577,10 +687,73 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
 def _score_and_record(context: _RunContext, replicate: _Replicate, finetune_size: int, model, stats: dict[str, Any],
                       checkpoint: str, points: list[CurvePoint],
                       record: Callable[[CurvePoint, list[CurvePoint]], None]) -> None:
+    """Embed once, score with every probe: the primary's point is recorded as ever, each secondary's in its view."""
     embedded = _embed_point(context, replicate, finetune_size, model)  # every rank takes part
     if not is_main_process():
         return
     record(_score_point(context, replicate, finetune_size, embedded, stats, checkpoint), points)
+    for probe in context.config.resolved_probes()[1:]:
+        _record_probe_point(context, replicate,
+                            _score_point(context, replicate, finetune_size, embedded, stats, checkpoint, probe=probe))
+
+
+def _record_probe_point(context: _RunContext, replicate: _Replicate, point: CurvePoint) -> None:
+    """A secondary probe's new point: written to its view (f0 once, as the primary probe's) and kept for
+    the analysis."""
+    if point.finetune_size != 0 or replicate.objective is context.config.resolved_objectives()[0]:
+        replicate.run.probe_view(point.probe).write_point(point, replicate.objective)
+    _keep_probe_point(context, replicate, point)
+
+
+def _keep_probe_point(context: _RunContext, replicate: _Replicate, point: CurvePoint) -> None:
+    curve = context.probe_curve(ProbeKind(point.probe), replicate.objective, replicate.seed)
+    curve[:] = sorted([p for p in curve if p.label != point.label] + [point], key=lambda p: p.finetune_size)
+
+
+def _share_probe_f0(context: _RunContext, replicate: _Replicate) -> None:
+    """Every objective's curve starts at the one f0: a secondary probe's too (scored for the first objective)."""
+    for probe in context.config.resolved_probes()[1:]:
+        base = next((p for objective in context.config.resolved_objectives() if objective is not replicate.objective
+                     for p in context.probe_curve(probe, objective, replicate.seed) if p.finetune_size == 0), None)
+        if base is not None:
+            _keep_probe_point(context, replicate, dataclasses.replace(base, objective=replicate.objective.value,
+                                                                      extras=dict(base.extras)))
+
+
+def _complete_probes(context: _RunContext, replicate: _Replicate, finished: CurvePoint,
+                     finished_probes: dict[ProbeKind, dict[str, CurvePoint]]) -> None:
+    """A size the primary probe finished: keep the secondary probes' points it has, and score the ones it
+    lacks (a probe added to a finished run) without training: the saved checkpoint (the base model for f0)
+    embeds from the embedding cache, and only the probe is fitted."""
+    label, run, objective = finished.label, replicate.run, replicate.objective
+    missing = []
+    for probe, done in finished_probes.items():
+        if label in done:
+            _keep_probe_point(context, replicate, done[label])
+        else:
+            missing.append(probe)
+    if not missing:
+        return
+    if finished.finetune_size == 0:
+        model = context.base_model
+    elif run.has_checkpoint(label, objective):
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(run.checkpoint_dir(label, objective)), device=context.device)
+    else:
+        logger.warning("%s%s: no checkpoint in %s, so the %s probe cannot score it; its curve lacks this size",
+                       label, replicate.suffix(context.config.seed), run.checkpoint_dir(label, objective),
+                       ", ".join(probe.value for probe in missing))
+        return
+    logger.info("%s%s: scoring with the %s probe (the run had not measured it)", label,
+                replicate.suffix(context.config.seed), ", ".join(probe.value for probe in missing))
+    embedded = _embed_point(context, replicate, finished.finetune_size, model)  # every rank takes part
+    if not is_main_process():
+        return
+    stats = run.read_checkpoint_stats(label, objective) or {}
+    for probe in missing:
+        _record_probe_point(context, replicate, _score_point(context, replicate, finished.finetune_size, embedded,
+                                                             stats, finished.checkpoint, probe=probe))
 
 
 def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int, model):
@@ -606,10 +779,18 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
 
 
 def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, embedded, stats: dict[str, Any],
-                 checkpoint: str) -> CurvePoint:
-    """Fit the probe on the train split of the embedded probe rows and score the test split."""
+                 checkpoint: str, probe: ProbeKind | None = None) -> CurvePoint:
+    """Fit the probe on the train split of the embedded probe rows and score the test split.
+
+    ``probe``: a secondary probe of ``--probes``, whose files go to its view of the replicate
+    (:meth:`RunDirectory.probe_view`); None: the primary probe, whose files are the replicate's own.
+    """
     config, corpus = context.config, context.corpus
-    run, splits = replicate.run, replicate.splits
+    splits = replicate.splits
+    primary = config.resolved_probes()[0]
+    probe = probe or primary
+    # Paths in the point stay relative to the replicate (as its checkpoint's): probe-ridge/probes/f200.json.
+    run = replicate.run if probe is primary else replicate.run.probe_view(probe)
     label = size_label(finetune_size)
     rows = splits.probe_rows
     sampled = len(rows) != len(corpus)
@@ -625,15 +806,22 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     result = fit_and_score(
         embedded_rows(splits.train_indices), targets[splits.train_indices],
         embedded_rows(splits.test_indices), targets[splits.test_indices], probe_config,
-        n_seeds=int(config.probe_seeds),
+        n_seeds=int(config.probe_seeds), kind=probe,
     )
+    extras: dict[str, Any] = {RIDGE_ALPHA: result.alpha} if result.alpha is not None else {}
+    if replicate.objective.uses_labels and finetune_size > 0:
+        check = _in_subset_probe_check(context, replicate, finetune_size, embedded_rows, probe_config, probe)
+        if check is not None:
+            extras["probe_in_subset_check"] = check
     probe_seconds = time.perf_counter() - probe_started
     run.write_probe(label, result.probe, replicate.objective)
     # Every probe seed's predictions (the intervals resample them), then their mean (what the
     # point scores): a point whose mean file exists is complete.
     run.write_predictions(label, result.predictions, result.seed_predictions, replicate.objective)
-    logger.info("%s%s: R² %.4f  log R² %.4f  MAE %.2f  MedAE %.2f", label, replicate.suffix(config.seed),
-                result.scores["r2"], result.scores["r2_log"], result.scores["mae"], result.scores["median_ae"])
+    logger.info("%s%s%s: R² %.4f  log R² %.4f  MAE %.2f  MedAE %.2f%s", label, replicate.suffix(config.seed),
+                "" if probe is primary else f" [{probe.value} probe]", result.scores["r2"], result.scores["r2_log"],
+                result.scores["mae"], result.scores["median_ae"],
+                "" if result.alpha is None else f"  (ridge alpha {result.alpha:g})")
     return CurvePoint(
         finetune_size=int(finetune_size),
         label=label,
@@ -643,7 +831,7 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         median_ae=result.scores["median_ae"],
         n_test=int(len(splits.test_indices)),
         n_probe_train=int(len(splits.train_indices)),
-        probe_seeds=int(config.probe_seeds),
+        probe_seeds=int(result.seed_predictions.shape[0]),  # a ridge probe is fitted once
         finetune_texts_seen=int(stats.get("finetune_texts_seen", 0)),
         finetune_tokens_seen=int(stats.get("finetune_tokens_seen", 0)),
         finetune_steps=int(stats.get("finetune_steps", 0)),
@@ -657,9 +845,43 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         embed_seconds=float(embedded.seconds),
         probe_seconds=float(probe_seconds),
         checkpoint=checkpoint,
-        probe_path=run.relative(run.probe_path(label, replicate.objective)),
+        probe_path=replicate.run.relative(run.probe_path(label, replicate.objective)),
         objective=replicate.objective.value,
+        probe=probe.value,
+        extras=extras,
     )
+
+
+# Fewer rows than this on either side and the in-subset check says nothing (a probe on 20 rows is noise).
+_MIN_CHECK_ROWS = 50
+
+
+def _in_subset_probe_check(context: _RunContext, replicate: _Replicate, finetune_size: int,
+                           embedded_rows: Callable[[np.ndarray], np.ndarray], probe_config,
+                           probe: ProbeKind) -> dict[str, Any] | None:
+    """Does a probe overfit the rows whose prices the supervised encoder trained on?
+
+    Two probes with the same number of training rows, scored on the same held-out rows: one fitted on
+    probe-training rows inside the finetune subset (the encoder saw their prices), one on rows outside
+    it (it did not). A clearly lower held-out score for the inside probe means the curve's probe, which
+    fits on every probe-training row, is fed embeddings the encoder has memorised. None when either side
+    has fewer than ``_MIN_CHECK_ROWS`` rows (at the whole pool there is no outside).
+    """
+    splits, targets = replicate.splits, context.corpus.targets
+    subset = np.asarray(splits.pool_order[:finetune_size])
+    inside = np.intersect1d(splits.train_indices, subset)
+    outside = np.setdiff1d(splits.train_indices, subset)
+    rows = min(len(inside), len(outside))
+    if rows < _MIN_CHECK_ROWS:
+        return None
+    rng = np.random.default_rng([int(replicate.seed), int(finetune_size), 17])
+    check: dict[str, Any] = {"rows": int(rows), "probe": probe.value}
+    for name, candidates in (("inside_subset", inside), ("outside_subset", outside)):
+        chosen = np.sort(rng.choice(candidates, size=rows, replace=False))
+        fitted = fit_and_score(embedded_rows(chosen), targets[chosen], embedded_rows(splits.test_indices),
+                               targets[splits.test_indices], probe_config, n_seeds=1, kind=probe)
+        check[name] = {key: float(fitted.scores[key]) for key in ("r2", "r2_log")}
+    return check
 
 
 def _summary(config: CurveConfig, corpus: Corpus, model: dict[str, str]) -> dict[str, Any]:
@@ -670,5 +892,6 @@ def _summary(config: CurveConfig, corpus: Corpus, model: dict[str, str]) -> dict
         "model": model,
         "corpus": {"source": corpus.report.source, "fingerprint": corpus.fingerprint, "rows": len(corpus)},
         "target_transform": config.probe.target_transform,
+        "probes_measured": [probe.value for probe in config.resolved_probes()],
         "result_key": config.result_key(corpus.fingerprint),
     }

@@ -28,6 +28,15 @@ Layout (the MLM objective, the default)::
     predictions/<label>.npy, predictions/<label>.probe-seeds.npy, predictions/y_test.npy
     seeds/seed-<n>/          a replicate with another data order (``--seeds``): the same layout, holding
                              what a replicate writes (points, checkpoints, probes, predictions, plans, logs)
+    probe-<probe>/           a secondary probe's view (``--probes xgboost,ridge``: ``probe-ridge/``), with the
+                             layout of the primary probe's files: ``points/``, ``probes/`` (a ridge probe is
+                             its own JSON), ``predictions/`` (not ``y_test.npy``: the run's is the same);
+                             a replicate's is ``seeds/seed-<n>/probe-<probe>/``
+
+Probes: the first probe of ``--probes`` is the primary one; its files are the paths above (and its points
+are curve.json's ``points``). Each secondary probe scores the same checkpoints from the same cached
+embeddings into :meth:`RunDirectory.probe_view`, and curve.json holds its points and analysis under
+``probes.<probe>`` (curve.csv: every probe's rows, told apart by the ``probe`` column).
 
 Objectives: every accessor of a point's files takes ``objective`` (default ``"mlm"``, :data:`MLM`).
 MLM keeps the paths above; another objective ``x`` puts its points under an ``x/`` prefix:
@@ -48,6 +57,8 @@ Example:
     'predictions/f0.npy'
     >>> run.relative(run.replicate(43).point_path("f200"))
     'seeds/seed-43/points/f200.json'
+    >>> run.relative(run.replicate(43).probe_view("ridge").point_path("f200"))
+    'seeds/seed-43/probe-ridge/points/f200.json'
     >>> run.write_point(CurvePoint(0, "f0", r2=0.52, mae=19_618, median_ae=11_281, n_test=400, n_probe_train=1600))
     >>> [point.label for point in run.read_points()]
     ['f0']
@@ -62,7 +73,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -70,13 +81,14 @@ from .curve.plot import plot_curve
 from .curve.points import CurvePoint, csv_table, ordered_points
 from .errors import ConfigError, NotARunDirectoryError, RunDirectoryFormatError
 from .io_utils import HUB_REPO_ID, atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
+from .score.probe import PROBE_NAMES, parse_probe_kind
 from .train.objectives import OBJECTIVE_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import CurveConfig
     from .data.corpus import DataReport
     from .data.subsets import Splits
-    from .score.probe import PriceProbe
+    from .score.probe import AnyProbe
     from .score.samples import Samples
 
 #: The default objective; its points keep the unprefixed paths.
@@ -104,12 +116,16 @@ EMBEDDINGS_DIR = "embeddings"
 BASELINES_DIR = "baselines"
 SEEDS_DIR = "seeds"
 LOGS_DIR = "logs"
+#: A secondary probe's view of a run: ``probe-ridge/``.
+PROBE_VIEW_PREFIX = "probe-"
 
 #: Everything a run writes at its top level; ``--overwrite`` removes exactly these.
 RUN_OUTPUTS = (CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE,
                POINTS_DIR, CHECKPOINTS_DIR, EMBEDDINGS_DIR, PROBES_DIR, PREDICTIONS_DIR, BASELINES_DIR, SEEDS_DIR,
                SAMPLES_FILE, TRAINING_PLAN_FILE, BRANCHING_FILE, LOGS_DIR,
-               *(f"training_plan.{name}.json" for name in OBJECTIVE_NAMES if name != MLM))
+               *(f"training_plan.{name}.json" for name in OBJECTIVE_NAMES if name != MLM),
+               *(f"branching.{name}.json" for name in OBJECTIVE_NAMES if name != MLM),
+               *(f"{PROBE_VIEW_PREFIX}{name}" for name in PROBE_NAMES))
 # What a failed first attempt may leave that holds nothing a rerun could resume from.
 _METADATA_ONLY = frozenset({LOCK_FILE, CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE})
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
@@ -182,6 +198,23 @@ class CurveFile:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape without the version field: ``{"points": [...], **summary}``."""
         return {"points": [point.to_dict() for point in self.points], **self.summary}
+
+    @property
+    def probe_points(self) -> dict[str, list[CurvePoint]]:
+        """Each secondary probe's points (``--probes``), by probe name; empty for a one-probe run."""
+        return secondary_probe_points(self.summary)
+
+
+def secondary_probe_points(curve: Mapping[str, Any]) -> dict[str, list[CurvePoint]]:
+    """The secondary probes' points of a ``curve.json`` payload (or its summary): ``probes.<probe>.points``.
+
+    >>> point = CurvePoint(0, "f0", r2=0.3, mae=1.0, median_ae=1.0, n_test=10, n_probe_train=40, probe="ridge")
+    >>> {name: [p.label for p in points] for name, points in
+    ...  secondary_probe_points({"probes": {"ridge": {"points": [point.to_dict()]}}}).items()}
+    {'ridge': ['f0']}
+    """
+    return {name: [CurvePoint.from_dict(point) for point in (section or {}).get("points") or []]
+            for name, section in (curve.get("probes") or {}).items()}
 
 
 class RunDirectory:
@@ -278,8 +311,13 @@ class RunDirectory:
 
     @property
     def branching_state_dir(self) -> Path:
-        """The branching schedule's main-run checkpoints, until every size is done."""
+        """The branching schedule's main-run checkpoints, until every size is done (MLM)."""
         return self.path / CHECKPOINTS_DIR / ".branching-state"
+
+    def objective_branching_state_dir(self, objective: Any = MLM) -> Path:
+        """:attr:`branching_state_dir` of ``objective`` (``.branching-state-<objective>`` for mlm-distill)."""
+        name = objective_name(objective)
+        return self.branching_state_dir if name == MLM else self.path / CHECKPOINTS_DIR / f".branching-state-{name}"
 
     def independent_work_dir(self, objective: Any = MLM) -> Path:
         """Scratch space of the independent schedule (``.independent`` for MLM, ``.<objective>`` otherwise)."""
@@ -315,6 +353,11 @@ class RunDirectory:
     def replicate(self, seed: int) -> "RunDirectory":
         """The replicate finetuned with data-order seed ``seed`` (``--seeds``)."""
         return RunDirectory(self.path / SEEDS_DIR / f"seed-{int(seed)}")
+
+    def probe_view(self, probe: Any) -> "RunDirectory":
+        """Where a secondary probe (``--probes``) keeps its points, probes and predictions: ``probe-<probe>/``,
+        with the same layout (a replicate's view: ``run.replicate(seed).probe_view(probe)``)."""
+        return RunDirectory(self.path / f"{PROBE_VIEW_PREFIX}{parse_probe_kind(probe).value}")
 
     def replicate_seeds(self) -> list[int]:
         """Seeds of the replicates this run holds, ascending."""
@@ -410,14 +453,15 @@ class RunDirectory:
         path = self.checkpoint_stats_path(label, objective)
         return read_json(path) if path.is_file() else None
 
-    def write_probe(self, label: str, probe: "PriceProbe", objective: Any = MLM) -> None:
+    def write_probe(self, label: str, probe: "AnyProbe", objective: Any = MLM) -> None:
         probe.save(self.probe_path(label, objective))
 
-    def read_probe(self, label: str, objective: Any = MLM) -> "PriceProbe | None":
-        from .score.probe import PriceProbe
+    def read_probe(self, label: str, objective: Any = MLM) -> "AnyProbe | None":
+        """The point's fitted probe, of whichever kind was saved (:func:`score.probe.load_probe`)."""
+        from .score.probe import load_probe
 
         path = self.probe_path(label, objective)
-        return PriceProbe.load(path) if path.is_file() else None
+        return load_probe(path) if path.is_file() else None
 
     def write_predictions(self, label: str, mean: np.ndarray, seed_predictions: np.ndarray,
                           objective: Any = MLM) -> None:
@@ -471,15 +515,27 @@ class RunDirectory:
         return None
 
     # -- curve.csv / curve.json / curve.png ---------------------------------------------------------------------
-    def write_curve(self, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None) -> None:
+    def write_curve(self, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None,
+                    probe_points: Mapping[str, Sequence[CurvePoint]] | None = None) -> None:
         """Write ``curve.csv``, ``curve.json`` (with its format version) and ``curve.png``, each atomically.
 
         Points are listed one objective after another (in the order they first appear), each by size.
+        ``points`` are the primary probe's; ``probe_points`` each secondary probe's (``--probes``): their rows
+        follow in curve.csv (the ``probe`` column tells them apart), and curve.json keeps them as
+        ``probes.<probe>.points``, beside that probe's analysis if ``summary["probes"]`` has one. The plot
+        is the primary probe's.
         """
         ordered = ordered_points(points)
-        write_csv_atomic(self.curve_csv_path, *csv_table(ordered))
+        secondary = {str(name): ordered_points(others) for name, others in (probe_points or {}).items()}
+        every_probe = ordered + [point for others in secondary.values() for point in others]
+        write_csv_atomic(self.curve_csv_path, *csv_table(every_probe))
         payload: dict[str, Any] = {"format_version": CURVE_FORMAT_VERSION, "points": [p.to_dict() for p in ordered]}
         payload.update({key: value for key, value in (summary or {}).items() if key not in payload})
+        if secondary:
+            sections = dict(payload.get("probes") or {})  # a copy: the caller's summary is left as it was
+            for name, others in secondary.items():
+                sections[name] = {**(sections.get(name) or {}), "points": [p.to_dict() for p in others]}
+            payload["probes"] = sections
         write_json_atomic(self.curve_json_path, payload)
         self.draw_curve(points, summary or {})
 
@@ -526,11 +582,16 @@ class RunDirectory:
         path = self.objective_training_plan_path(objective)
         return read_json(path) if path.is_file() else None
 
-    def write_branching_summary(self, summary: dict[str, Any]) -> None:
-        write_json_atomic(self.branching_path, summary)
+    def _branching_path(self, objective: Any = MLM) -> Path:
+        name = objective_name(objective)
+        return self.branching_path if name == MLM else self.path / f"branching.{name}.json"
 
-    def read_branching_summary(self) -> dict[str, Any] | None:
-        return read_json(self.branching_path) if self.branching_path.is_file() else None
+    def write_branching_summary(self, summary: dict[str, Any], objective: Any = MLM) -> None:
+        write_json_atomic(self._branching_path(objective), summary)
+
+    def read_branching_summary(self, objective: Any = MLM) -> dict[str, Any] | None:
+        path = self._branching_path(objective)
+        return read_json(path) if path.is_file() else None
 
     def read_tfidf_baseline(self, result_key: str) -> dict[str, Any] | None:
         """The cached TF-IDF baseline, if it was computed for this ``result_key``."""
@@ -722,5 +783,6 @@ def _save_npy(path: Path, values: np.ndarray) -> None:
             np.save(handle, values)
 
 
-__all__ = ["CHECKPOINT_STATS_FILE", "CURVE_FORMAT_VERSION", "CurveFile", "MLM", "RUN_OUTPUTS", "RunDirectory",
-           "RunRecord", "file_label", "load_curve", "objective_name", "parse_file_label", "point_key", "sorted_points"]
+__all__ = ["CHECKPOINT_STATS_FILE", "CURVE_FORMAT_VERSION", "CurveFile", "MLM", "PROBE_VIEW_PREFIX", "RUN_OUTPUTS",
+           "RunDirectory", "RunRecord", "file_label", "load_curve", "objective_name", "parse_file_label", "point_key",
+           "secondary_probe_points", "sorted_points"]

@@ -69,8 +69,9 @@ def test_objectives_parse_and_name_their_files_and_repos():
 def test_the_objective_is_part_of_the_result_key_and_mlm_keeps_its_old_key():
     mlm = CurveConfig()
     assert CurveConfig(objective="mlm").result_key("x") == mlm.result_key("x")
-    # An MLM run does not depend on the sentence objectives' options...
-    assert CurveConfig(finetune=FinetuneConfig(text_unit="whole")).result_key("x") == mlm.result_key("x")
+    # An MLM run refuses the sentence objectives' options (they would change nothing)...
+    with pytest.raises(ConfigError, match="--text-unit is an option of"):
+        CurveConfig(finetune=FinetuneConfig(text_unit="whole"))
     # ...and any other objective (or set of objectives) never reuses its results.
     keys = {CurveConfig(objective="tsdae").result_key("x"), CurveConfig(objective="simcse").result_key("x"),
             CurveConfig(objectives="mlm,tsdae").result_key("x"), mlm.result_key("x"),

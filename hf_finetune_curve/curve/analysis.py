@@ -4,7 +4,9 @@ From every checkpoint's held-out predictions this computes a bootstrap 95% inter
 paired deltas against the factory-floor model (same resamples for both, so "f50k beats f0" is a
 test), saturating fits of each metric against finetune size with a band, and the answer:
 N needed for 90% / 95% of the attainable gain, marginal gain per 10k texts at the largest size,
-the extrapolated metric at 2x the largest size, and a back-test of the fit.
+the extrapolated metric at 2x the largest size, and a back-test of the fit. With several probes
+(``--probes xgboost,ridge``), :func:`probe_agreement` sets their verdicts side by side: per size, the
+paired change against f0 (gain / loss / flat), and per curve (helps / hurts / no change / mixed).
 
 Example:
     >>> from hf_finetune_curve.curve.analysis import analyze_curve
@@ -174,7 +176,8 @@ def answer_lines(summary: Mapping[str, Any]) -> list[str]:
     for warning in summary.get("warnings", []):
         lines.append(f"warning: {warning}")
     if uncertainty.get("levels"):
-        missing = [level for level in ("probe seeds", "finetune seeds") if level not in uncertainty["levels"]]
+        missing = [level for level in ("probe seeds", "finetune seeds") if level not in uncertainty["levels"]
+                   and not (level == "probe seeds" and uncertainty.get("probe") == "ridge")]  # deterministic: no noise
         note = f" (not {' or '.join(missing)}: one of each, so their noise is not measured)" if missing else ""
         lines.append(f"Intervals resample {', '.join(uncertainty['levels'])}{note}.")
     if not answer.get("available"):
@@ -234,3 +237,130 @@ def answer_lines(summary: Mapping[str, Any]) -> list[str]:
 
 def _fmt(value: Any) -> str:
     return "?" if value is None else f"{value:+.4f}"
+
+
+# -- several probes (--probes) -------------------------------------------------------------------------------------
+# A size's verdict: its paired delta against f0 on the answer metric, read in the metric's direction.
+_SIZE_VERDICTS = {True: "gain", False: "loss", None: "flat"}
+
+
+def size_verdict(point: CurvePoint, metric: str) -> str | None:
+    """``gain`` / ``loss`` when the point's paired delta against f0 on ``metric`` has a 95% interval that
+    excludes 0 (better / worse than f0), ``flat`` when it contains 0; None without a delta (f0, no intervals,
+    an undefined metric)."""
+    delta = (point.extras.get("delta_vs_f0") or {}).get(metric)
+    if not delta or delta.get("delta") is None:
+        return None
+    return _SIZE_VERDICTS[delta.get("better")]
+
+
+def curve_verdict(verdicts: Sequence[str | None], hurts: bool = False) -> str:
+    """One curve's verdict from its sizes' verdicts: ``hurts`` (every finetuned size significantly worse, or
+    the fitted answer says finetuning hurts), ``helps`` (some size significantly better, none worse),
+    ``no change`` (no size significantly different), ``mixed`` (the rest), ``unknown`` (no verdicts).
+
+    >>> curve_verdict(["loss", "loss"]), curve_verdict(["flat", "gain"]), curve_verdict(["flat", "loss"])
+    ('hurts', 'helps', 'mixed')
+    """
+    known = [verdict for verdict in verdicts if verdict is not None]
+    if hurts or (known and all(verdict == "loss" for verdict in known)):
+        return "hurts"
+    if not known:
+        return "unknown"
+    if "loss" in known:
+        return "mixed"
+    return "helps" if "gain" in known else "no change"
+
+
+def probe_agreement(curves: Mapping[str, Mapping[str, Sequence[CurvePoint]]],
+                    answers: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str) -> dict[str, Any]:
+    """Whether the probes of a run (``--probes``) reach the same verdicts: per objective, each probe's
+    :func:`curve_verdict`, and per finetuned size each probe's :func:`size_verdict` with its paired delta
+    against f0 on ``metric``.
+
+    ``curves[probe][objective]``: the analysed points (their ``extras`` hold the deltas);
+    ``answers[probe][objective]``: the answer section of that probe's analysis (its ``hurts``).
+    The first probe is the primary one.
+
+    Example:
+        >>> def point(size, delta, better):
+        ...     extras = {"delta_vs_f0": {"r2": {"delta": delta, "low": delta - 0.01, "high": delta + 0.01,
+        ...                                      "better": better}}} if size else {}
+        ...     return CurvePoint(size, f"f{size}", r2=0.5, mae=1, median_ae=1, n_test=9, n_probe_train=9,
+        ...                       extras=extras)
+        >>> curves = {"xgboost": {"mlm": [point(0, 0, None), point(50, -0.05, False)]},
+        ...           "ridge": {"mlm": [point(0, 0, None), point(50, 0.001, None)]}}
+        >>> summary = probe_agreement(curves, {"xgboost": {"mlm": {"hurts": False}}, "ridge": {}}, "r2")
+        >>> summary["agree"], summary["objectives"]["mlm"]["verdicts"]
+        (False, {'xgboost': 'hurts', 'ridge': 'no change'})
+        >>> summary["objectives"]["mlm"]["sizes"][0]["verdicts"]
+        {'xgboost': 'loss', 'ridge': 'flat'}
+    """
+    probes = list(curves)
+    objectives = list(dict.fromkeys(objective for by_objective in curves.values() for objective in by_objective))
+    sections: dict[str, Any] = {}
+    for objective in objectives:
+        sizes: dict[int, dict[str, Any]] = {}
+        for probe in probes:
+            for point in curves[probe].get(objective, []):
+                if point.finetune_size == 0:
+                    continue
+                entry = sizes.setdefault(point.finetune_size, {"finetune_size": point.finetune_size,
+                                                               "label": point.label, "verdicts": {}, "deltas": {}})
+                delta = (point.extras.get("delta_vs_f0") or {}).get(metric) or {}
+                entry["verdicts"][probe] = size_verdict(point, metric)
+                entry["deltas"][probe] = {key: delta.get(key) for key in ("delta", "low", "high")}
+        rows = [sizes[size] for size in sorted(sizes)]
+        for row in rows:
+            row["agree"] = len({row["verdicts"].get(probe) for probe in probes}) == 1
+        verdicts = {probe: curve_verdict([row["verdicts"].get(probe) for row in rows],
+                                         bool(((answers.get(probe) or {}).get(objective) or {}).get("hurts")))
+                    for probe in probes}
+        sections[objective] = {"verdicts": verdicts, "agree": len(set(verdicts.values())) == 1, "sizes": rows}
+    return {
+        "metric": metric,
+        "probes": probes,
+        "primary": probes[0] if probes else None,
+        "agree": all(section["agree"] and all(row["agree"] for row in section["sizes"])
+                     for section in sections.values()),
+        "objectives": sections,
+    }
+
+
+def agreement_lines(summary: Mapping[str, Any]) -> list[str]:
+    """:func:`probe_agreement` as sentences for ``hf-curve run`` / ``hf-curve report``."""
+    from ..train.objectives import Objective
+
+    probes = list(summary.get("probes") or [])
+    if len(probes) < 2:
+        return []
+    name = _NAMES.get(summary.get("metric", ""), summary.get("metric", ""))
+    sections = summary.get("objectives") or {}
+    several = len(sections) > 1
+
+    def objective_name(objective: str) -> str:
+        try:
+            return Objective(objective).display
+        except ValueError:
+            return objective
+
+    if summary.get("agree"):
+        verdicts = "; ".join(f"{objective_name(objective)}: {next(iter(section['verdicts'].values()))}"
+                             for objective, section in sections.items())
+        return [f"The {' and '.join(probes)} probes agree on every verdict on {name} ({verdicts})."]
+    lines = []
+    for objective, section in sections.items():
+        prefix = f"{objective_name(objective)}: " if several else ""
+        verdicts = ", ".join(f"{probe} says {section['verdicts'].get(probe)}" for probe in probes)
+        lines.append(f"{prefix}the probes {'agree' if section['agree'] else 'DISAGREE'} about the curve ({verdicts}).")
+        for row in section["sizes"]:
+            if row["agree"]:
+                continue
+            parts = []
+            for probe in probes:
+                delta = row["deltas"].get(probe) or {}
+                numbers = (f" (Δ {delta['delta']:+.4f} [{_fmt(delta.get('low'))}, {_fmt(delta.get('high'))}])"
+                           if delta.get("delta") is not None else "")
+                parts.append(f"{probe} {row['verdicts'].get(probe) or 'n/a'}{numbers}")
+            lines.append(f"  {prefix}{row['label']}: {name} vs f0 disagrees: {'; '.join(parts)}")
+    return lines

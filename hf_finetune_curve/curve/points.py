@@ -52,6 +52,7 @@ class CurvePoint:
     checkpoint: str = ""
     probe_path: str = ""
     objective: str = "mlm"       # what finetuned it: mlm, tsdae or simcse (f0 is every objective's start)
+    probe: str = "xgboost"       # what scored it (--probes): xgboost or ridge (files before the field: xgboost)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +74,8 @@ CSV_COLUMNS = [f.name for f in fields(CurvePoint) if f.name != "extras"]
 INTERVAL_COLUMNS = [f"{metric}_{bound}" for metric, _, _ in METRICS for bound in ("low", "high")]
 DELTA_COLUMNS = [f"delta_{metric}_vs_f0{part}" for metric, _, _ in METRICS for part in ("", "_low", "_high")]
 SEED_COLUMNS = [f"{metric}_seed_{stat}" for metric, _, _ in METRICS for stat in ("mean", "std")]
+# The penalty a ridge probe's cross-validation chose for a point (``extras`` and a curve.csv column).
+RIDGE_ALPHA = "ridge_alpha"
 
 
 def csv_table(points: Sequence[CurvePoint]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -82,6 +85,8 @@ def csv_table(points: Sequence[CurvePoint]) -> tuple[list[dict[str, Any]], list[
         columns += INTERVAL_COLUMNS + DELTA_COLUMNS
     if any(p.extras.get("seeds") for p in points):
         columns += SEED_COLUMNS
+    if any(RIDGE_ALPHA in p.extras for p in points):
+        columns.append(RIDGE_ALPHA)
     return [_csv_row(p) for p in points], columns
 
 
@@ -90,6 +95,8 @@ def _csv_row(point: "CurvePoint") -> dict[str, Any]:
     intervals = point.extras.get("intervals", {})
     deltas = point.extras.get("delta_vs_f0", {})
     seeds = point.extras.get("seeds", {})
+    if RIDGE_ALPHA in point.extras:
+        row[RIDGE_ALPHA] = point.extras[RIDGE_ALPHA]
     for metric, _, _ in METRICS:
         if metric in intervals:
             row[f"{metric}_low"], row[f"{metric}_high"] = intervals[metric]["low"], intervals[metric]["high"]

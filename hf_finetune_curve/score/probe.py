@@ -1,4 +1,9 @@
-"""Downstream probe: an XGBoost regressor on embeddings, scored on held-out prices.
+"""Downstream probes: a regressor on embeddings, scored on held-out prices.
+
+Two kinds (:class:`ProbeKind`, ``hf-curve run --probes``): ``xgboost`` (:class:`PriceProbe`, the
+default: what the embedding carries in any form a tree ensemble can read) and ``ridge``
+(:class:`RidgeProbe`: ridge regression on standardised embeddings, what the embedding carries in
+its geometry, which is what a nearest-neighbour search or a linear model sees).
 
 The curve scores every checkpoint with :func:`fit_and_score`, and the ``price_regression``
 ``evaluate`` metric calls the same code, so a curve point and a metric call on the same split
@@ -13,18 +18,21 @@ Example:
     >>> scores = regression_scores(y[150:], probe.predict(X[150:]))
     >>> sorted(scores)
     ['mae', 'median_ae', 'n', 'r2', 'r2_log']
+    >>> ridge = fit_and_score(X[:150], y[:150], X[150:], y[150:], kind="ridge", n_seeds=3)
+    >>> ridge.seed_predictions.shape, ridge.scores["r2_log"] > 0.99  # deterministic: one fit whatever n_seeds
+    ((1, 50), True)
 """
 
 from __future__ import annotations
 
 import dataclasses
-
+import enum
 import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -33,6 +41,46 @@ from ..options import documented
 
 TARGET_TRANSFORMS = ("log", "none")
 _META_ATTR = "hf_finetune_curve"
+
+
+class ProbeKind(str, enum.Enum):
+    """Which regressor reads a checkpoint's embeddings (``--probes``)."""
+
+    XGBOOST = "xgboost"  # :class:`PriceProbe`
+    RIDGE = "ridge"      # :class:`RidgeProbe`
+
+    @property
+    def display(self) -> str:
+        return {"xgboost": "XGBoost", "ridge": "ridge"}[self.value]
+
+
+PROBE_NAMES: tuple[str, ...] = tuple(kind.value for kind in ProbeKind)
+
+
+def parse_probe_kind(value: "str | ProbeKind") -> ProbeKind:
+    """A probe name (any case) as a :class:`ProbeKind`; an unknown one is a :class:`ConfigError`.
+
+    >>> parse_probe_kind("Ridge")
+    <ProbeKind.RIDGE: 'ridge'>
+    """
+    try:
+        return ProbeKind(str(getattr(value, "value", value)).strip().lower())
+    except ValueError:
+        raise ConfigError(f"--probes: unknown probe {value!r}; the probes are {', '.join(PROBE_NAMES)}.") from None
+
+
+def parse_probes(spec: "str | Sequence[str | ProbeKind]") -> list[ProbeKind]:
+    """``"xgboost,ridge"`` (or a list) -> probe kinds in the given order, a repeat dropped.
+
+    The first is the run's primary probe (its points are the curve's points, :mod:`hf_finetune_curve.run_dir`).
+
+    >>> parse_probes("ridge, xgboost, ridge")
+    [<ProbeKind.RIDGE: 'ridge'>, <ProbeKind.XGBOOST: 'xgboost'>]
+    """
+    parts = [p for p in (spec.split(",") if isinstance(spec, str) else spec) if str(getattr(p, "value", p)).strip()]
+    if not parts:
+        raise ConfigError(f"--probes must name at least one probe of {', '.join(PROBE_NAMES)}; got {spec!r}.")
+    return list(dict.fromkeys(parse_probe_kind(part) for part in parts))
 
 
 def _apply_probe_args(section: dict[str, Any], pairs: Sequence[tuple[str, Any]]) -> None:
@@ -276,6 +324,120 @@ class PriceProbe:
         return probe
 
 
+# Ridge's penalty grid: from almost no shrinkage to shrinking every standardised dimension to ~0. Fixed, so
+# a run's points are chosen from the same candidates, and log-spaced because the right alpha scales with the
+# number of rows and dimensions over orders of magnitude.
+RIDGE_ALPHAS: tuple[float, ...] = tuple(float(alpha) for alpha in np.logspace(-2, 5, 15))
+_RIDGE_FORMAT = "hf_finetune_curve.ridge_probe"
+
+
+class RidgeProbe:
+    """Ridge regression on standardised embeddings, its penalty chosen by cross-validation, mapping
+    embeddings to prices with the same target transform as :class:`PriceProbe`.
+
+    ``fit`` standardises each dimension (scikit-learn's ``StandardScaler``) and fits ``RidgeCV`` over
+    :data:`RIDGE_ALPHAS`: its efficient leave-one-out cross-validation sees the training rows only, so the
+    held-out rows a point is scored on never choose the penalty. The fit is deterministic (no seed).
+    Saved as plain JSON (scaler mean and scale, coefficients, intercept, alpha, config), no pickle;
+    ``predict`` needs only numpy.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> embeddings = rng.normal(size=(80, 4))
+        >>> prices = np.exp(5 + embeddings @ [0.5, -0.3, 0.0, 0.2])
+        >>> probe = RidgeProbe().fit(embeddings[:60], prices[:60])
+        >>> predicted = probe.predict(embeddings[60:])
+        >>> predicted.shape, bool(np.allclose(predicted, prices[60:], rtol=0.05)), probe.alpha_ in RIDGE_ALPHAS
+        ((20,), True, True)
+    """
+
+    def __init__(self, config: ProbeConfig | None = None, alphas: Sequence[float] = RIDGE_ALPHAS) -> None:
+        self.config = config or ProbeConfig()
+        self.alphas = tuple(float(alpha) for alpha in alphas)
+        if not self.alphas or any(not (math.isfinite(alpha) and alpha > 0) for alpha in self.alphas):
+            raise ConfigError(f"ridge alphas must be finite and > 0; got {list(alphas)!r}.")
+        self.mean_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.coef_: np.ndarray | None = None
+        self.intercept_: float = 0.0
+        self.alpha_: float | None = None
+        self.n_features_in_: int | None = None
+
+    def fit(self, embeddings: Any, targets: Any) -> "RidgeProbe":
+        from sklearn.linear_model import RidgeCV
+        from sklearn.preprocessing import StandardScaler
+
+        X = validate_embeddings(embeddings, "embeddings").astype(np.float64)
+        y = validate_targets(targets, "targets", self.config.target_transform)
+        if len(X) != len(y):
+            raise ValueError(f"Got {len(X)} embeddings but {len(y)} targets; expected one target per embedding.")
+        if len(X) < 3:
+            raise ValueError(f"Need at least 3 rows to fit the ridge probe (leave-one-out CV); got {len(X)}.")
+        if np.ptp(y) == 0:
+            raise ValueError(
+                f"targets are constant ({float(y[0])!r} for all {len(y)} rows); a regression needs variation."
+            )
+        scaler = StandardScaler().fit(X)  # a constant dimension gets scale 1: it stays 0, not NaN
+        ridge = RidgeCV(alphas=self.alphas).fit(scaler.transform(X), _forward(y, self.config.target_transform))
+        self.mean_, self.scale_ = np.asarray(scaler.mean_, np.float64), np.asarray(scaler.scale_, np.float64)
+        self.coef_, self.intercept_ = np.asarray(ridge.coef_, np.float64), float(ridge.intercept_)
+        self.alpha_ = float(ridge.alpha_)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, embeddings: Any) -> np.ndarray:
+        if self.coef_ is None:
+            raise RuntimeError("This RidgeProbe is not fitted yet: call fit() or RidgeProbe.load() first.")
+        X = validate_embeddings(embeddings, "embeddings").astype(np.float64)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"embeddings have {X.shape[1]} dimensions but the probe was fitted on {self.n_features_in_}."
+            )
+        raw = ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        return _inverse(raw, self.config.target_transform)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.coef_ is None:
+            raise RuntimeError("Cannot save an unfitted RidgeProbe.")
+        return {"format": _RIDGE_FORMAT, "version": 1, "config": asdict(self.config), "alphas": list(self.alphas),
+                "alpha": self.alpha_, "n_features_in": self.n_features_in_, "mean": self.mean_.tolist(),
+                "scale": self.scale_.tolist(), "coef": self.coef_.tolist(), "intercept": self.intercept_}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save as JSON (no pickle); Python's float repr round-trips, so a loaded probe predicts identically."""
+        from ..io_utils import write_json_atomic
+
+        write_json_atomic(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RidgeProbe":
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(payload, dict) or payload.get("format") != _RIDGE_FORMAT:
+            raise ValueError(f"{path} is not a saved RidgeProbe (no format {_RIDGE_FORMAT!r}).")
+        probe = cls(ProbeConfig.from_dict(payload["config"]), alphas=payload["alphas"])
+        probe.alpha_ = float(payload["alpha"])
+        probe.n_features_in_ = int(payload["n_features_in"])
+        probe.mean_, probe.scale_, probe.coef_ = (np.asarray(payload[key], dtype=np.float64)
+                                                  for key in ("mean", "scale", "coef"))
+        probe.intercept_ = float(payload["intercept"])
+        return probe
+
+
+AnyProbe = Union[PriceProbe, RidgeProbe]
+
+
+def load_probe(path: str | os.PathLike) -> AnyProbe:
+    """A saved probe of either kind: a :class:`RidgeProbe`'s JSON names its format, anything else is read as
+    a :class:`PriceProbe` (XGBoost's own JSON model)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(4096)
+    except UnicodeDecodeError:  # XGBoost's binary UBJSON
+        head = ""
+    return RidgeProbe.load(path) if _RIDGE_FORMAT in head else PriceProbe.load(path)
+
+
 # Every metric the curve reports: key, display name, higher is better. The one definition.
 METRICS: tuple[tuple[str, str, bool], ...] = (
     ("r2", "R²", True),
@@ -350,13 +512,15 @@ class ProbeResult:
 
     With several probe seeds, ``probe`` is the first seed's fit, ``predictions`` the mean of every
     seed's predictions (what ``scores`` score) and ``seed_predictions`` their ``(n_seeds, n_test)``
-    matrix.
+    matrix. ``alpha``: the penalty cross-validation chose (ridge only).
     """
 
-    probe: PriceProbe
+    probe: AnyProbe
     predictions: np.ndarray
     scores: dict[str, float]
     seed_predictions: np.ndarray | None = None
+    kind: ProbeKind = ProbeKind.XGBOOST
+    alpha: float | None = None
 
 
 def fit_and_score(
@@ -367,18 +531,26 @@ def fit_and_score(
     config: ProbeConfig | None = None,
     *,
     n_seeds: int = 1,
+    kind: str | ProbeKind = ProbeKind.XGBOOST,
 ) -> ProbeResult:
-    """Fit a :class:`PriceProbe` on the train split and score it on the test split.
+    """Fit a probe of ``kind`` on the train split and score it on the test split.
 
-    With ``n_seeds > 1`` the probe is fitted once per seed of :func:`probe_seeds` (starting at
-    ``config.seed``) and the scores are those of the averaged predictions: one XGBoost fit's seed
-    moves R² by about as much as the effects a curve measures.
+    ``xgboost``: a :class:`PriceProbe`; with ``n_seeds > 1`` it is fitted once per seed of
+    :func:`probe_seeds` (starting at ``config.seed``) and the scores are those of the averaged
+    predictions: one XGBoost fit's seed moves R² by about as much as the effects a curve measures.
+    ``ridge``: a :class:`RidgeProbe`, deterministic, so it is fitted once whatever ``n_seeds`` is
+    (``seed_predictions`` has one row).
     """
     config = config or ProbeConfig()
+    kind = parse_probe_kind(kind)
     y_test = validate_targets(test_targets, "test targets")
     probes, seed_predictions = [], []
-    for seed in probe_seeds(config.seed, n_seeds):
-        fitted = PriceProbe(dataclasses.replace(config, seed=seed)).fit(train_embeddings, train_targets)
+    # A seed would change nothing in a ridge fit: repeating it would only pretend to measure probe noise.
+    seeds = probe_seeds(config.seed, n_seeds) if kind is ProbeKind.XGBOOST else [config.seed]
+    for seed in seeds:
+        fitted = PriceProbe(dataclasses.replace(config, seed=seed)) if kind is ProbeKind.XGBOOST else \
+            RidgeProbe(config)
+        fitted.fit(train_embeddings, train_targets)
         predictions = fitted.predict(test_embeddings)
         if len(predictions) != len(y_test):
             raise ValueError(f"Got {len(predictions)} test embeddings but {len(y_test)} test targets.")
@@ -390,4 +562,5 @@ def fit_and_score(
     scores = regression_scores(y_test, predictions)
     if not all(math.isfinite(scores[key]) for key in ("r2", "mae", "median_ae")):
         raise ValueError(f"Probe scores are not finite: {scores}.")
-    return ProbeResult(probe=probe, predictions=predictions, scores=scores, seed_predictions=stacked)
+    return ProbeResult(probe=probe, predictions=predictions, scores=scores, seed_predictions=stacked, kind=kind,
+                       alpha=getattr(probe, "alpha_", None))

@@ -183,9 +183,9 @@ class CheckpointCache:
         path = self.run.probe_file(label)
         if path is None:
             raise LookupError(f"no saved probe for {label}")
-        from ..score.probe import PriceProbe
+        from ..score.probe import load_probe
 
-        probe = PriceProbe.load(path)
+        probe = load_probe(path)  # the run's primary probe, XGBoost or ridge
         with self._lock:
             self._probes[label] = probe
         return probe

@@ -200,14 +200,39 @@ class SparseMaskedLM(nn.Module):
     # Tells the Trainer that the loss honours num_items_in_batch (so it does not rescale it again).
     accepts_loss_kwargs = True
 
-    def __init__(self, mlm: nn.Module) -> None:
+    def __init__(self, mlm: nn.Module, teacher: nn.Module | None = None, distill_weight: float = 0.0) -> None:
         super().__init__()
         self.mlm = mlm
         self.head_name = _head_name(mlm)
+        self.distill_weight = float(distill_weight)
+        # The frozen factory encoder (mlm-distill), kept outside the module tree on purpose: it is not
+        # trained, saved, checkpointed or handed to the optimizer, and the saved model never holds it.
+        self._teacher = (teacher,) if teacher is not None and self.distill_weight > 0 else ()
         from .trainer import shared_tensor_names
 
         # Tied weights are stored once in a Trainer checkpoint; the Trainer expects these missing.
         self._keys_to_ignore_on_save = shared_tensor_names(self) or None
+
+    def distillation(self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask) -> torch.Tensor:
+        """Mean over the batch of 1 - cos(pooled student, pooled teacher), both on the same (masked) chunk.
+
+        Mean pooling over real tokens, then L2 normalisation: the geometry all-MiniLM-L6-v2 and most
+        sentence-transformers models embed with. Before the first update the term is 0 up to the
+        student's dropout (the teacher runs in eval mode): it penalises drift from the factory embedding.
+        """
+        teacher = self._teacher[0]
+        if next(teacher.parameters()).device != hidden.device:
+            teacher.to(hidden.device)
+        mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1)
+        mask = mask.to(hidden.dtype)
+
+        def pooled(states: torch.Tensor) -> torch.Tensor:
+            mean = (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+            return nn.functional.normalize(mean.float(), dim=-1)
+
+        with torch.no_grad():
+            target = pooled(teacher(input_ids=input_ids, attention_mask=attention_mask)[0])
+        return (1.0 - (pooled(hidden) * target).sum(-1)).mean()
 
     def tie_weights(self) -> None:
         """Re-tie the decoder to the input embeddings (the Trainer calls it after loading weights).
@@ -239,6 +264,8 @@ class SparseMaskedLM(nn.Module):
         else:
             summed = nn.functional.cross_entropy(logits.float(), labels[selected], reduction="sum")
             loss = summed / _as_count(num_items_in_batch, summed)
+        if self._teacher:
+            loss = loss + self.distill_weight * self.distillation(hidden, input_ids, attention_mask)
         return {"loss": loss}
 
 
@@ -298,11 +325,16 @@ def prepare_mlm(model, config: FinetuneConfig, seed: int) -> MLMSetup:
     set_seed(seed)
     mlm, shipped = build_mlm_model(model)
     mlm.to(model.device)
+    teacher = None
+    distill_weight = float(config.distill_weight or 0.0)  # None: no term (FinetuneConfig.for_objective resolves it)
+    if distill_weight > 0:  # mlm-distill: the factory encoder, frozen, copied before LoRA touches it
+        teacher = copy.deepcopy(mlm.base_model).eval().requires_grad_(False)
     if not config.train_word_embeddings:
         mlm.get_input_embeddings().weight.requires_grad_(False)  # and the decoder tied to it
     peft_model = _apply_lora(mlm, config) if config.lora else None
-    return MLMSetup(mlm=mlm, peft_model=peft_model, trainable=SparseMaskedLM(mlm), tokenizer=tokenizer,
-                    chunk_length=chunk_length, head_shipped=shipped)
+    return MLMSetup(mlm=mlm, peft_model=peft_model,
+                    trainable=SparseMaskedLM(mlm, teacher=teacher, distill_weight=distill_weight),
+                    tokenizer=tokenizer, chunk_length=chunk_length, head_shipped=shipped)
 
 
 def head_parameters(setup: MLMSetup) -> dict[str, nn.Parameter]:

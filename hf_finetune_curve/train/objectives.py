@@ -1,19 +1,30 @@
 """Finetuning objectives, and how their checkpoints, files and Hub repos are named.
 
-Three objectives adapt the encoder to the corpus without labels:
+Five objectives adapt the encoder to the corpus without labels:
 
 * ``mlm``: masked-language modelling of the transformer (the mission's objective,
   :mod:`hf_finetune_curve.train.finetune` / :mod:`hf_finetune_curve.train.branching`);
+* ``mlm-distill``: the same MLM run plus a term that keeps each chunk's pooled, normalised embedding
+  close to the factory model's embedding of the same (masked) chunk: MLM that keeps the geometry;
+* ``mlm-simcse``: adapt, then align: each size's MLM checkpoint, then unsupervised SimCSE on the same
+  subset (both stages get the size's full recipe: the step budget is twice MLM's, recorded per stage);
 * ``tsdae``: a denoising auto-encoder (Wang et al. 2021, TSDAE): the sentence embedding of a text with
   60% of its words deleted must let a decoder rebuild the whole text
   (sentence-transformers' ``DenoisingAutoEncoderLoss``);
 * ``simcse``: unsupervised SimCSE (Gao et al. 2021): a text paired with itself, the two dropout
   masks being the only noise, in-batch negatives (``MultipleNegativesRankingLoss``).
 
-Both sentence objectives train with :mod:`hf_finetune_curve.train.sentence_objectives`. MLM keeps the
-mission's names (``checkpoints/f50k``, ``ORG/NAME-f50k``); the others live under their objective's
-name (``checkpoints/tsdae/f50k``, ``ORG/NAME-tsdae-f50k``). ``f0`` is the base model: shared by
-every objective.
+One uses the labels, as a ceiling that shows the instrument sees a gain where one exists:
+
+* ``supervised``: the encoder finetuned to regress the standardised log price of the subset's
+  (probe-training) rows from its pooled embedding, through a linear head first fitted in closed form
+  on the factory embeddings (linear probing, then finetuning). Held-out rows never reach it.
+
+The sentence objectives (and mlm-simcse's second stage) train with
+:mod:`hf_finetune_curve.train.sentence_objectives`. MLM keeps the mission's names
+(``checkpoints/f50k``, ``ORG/NAME-f50k``); the others live under their objective's name
+(``checkpoints/tsdae/f50k``, ``ORG/NAME-tsdae-f50k``). ``f0`` is the base model: shared by every
+objective.
 
 Example:
     >>> from hf_finetune_curve.train.objectives import Objective, parse_objectives, delete_words
@@ -23,6 +34,8 @@ Example:
     'tsdae/f200'
     >>> Objective.MLM.repo_suffix("f200"), Objective.SIMCSE.repo_suffix("f200")
     ('f200', 'simcse-f200')
+    >>> Objective.MLM_SIMCSE.file_label("f50k"), Objective.SUPERVISED.uses_labels, Objective.MLM_DISTILL.trains_mlm
+    ('mlm-simcse/f50k', True, True)
     >>> delete_words("a b c d e f g h i j", 0.6, [1, 2]) == delete_words("a b c d e f g h i j", 0.6, [1, 2])
     True
 """
@@ -44,11 +57,24 @@ class Objective(str, enum.Enum):
     MLM = "mlm"
     TSDAE = "tsdae"
     SIMCSE = "simcse"
+    MLM_SIMCSE = "mlm-simcse"
+    MLM_DISTILL = "mlm-distill"
+    SUPERVISED = "supervised"
 
     @property
-    def subdir(self) -> str:
-        """Folder under ``checkpoints/``, ``points/``, ``probes/``, ``predictions/`` ('' for MLM)."""
-        return "" if self is Objective.MLM else self.value
+    def trains_mlm(self) -> bool:
+        """Trained by the MLM engine (either schedule): ``mlm`` and ``mlm-distill``."""
+        return self in (Objective.MLM, Objective.MLM_DISTILL)
+
+    @property
+    def uses_labels(self) -> bool:
+        """Sees the prices of its finetune subset (``supervised``): refused with the test split in the pool."""
+        return self is Objective.SUPERVISED
+
+    @property
+    def starts_from(self) -> "Objective | None":
+        """The objective whose checkpoint of the same size and seed this one continues (mlm-simcse: mlm)."""
+        return Objective.MLM if self is Objective.MLM_SIMCSE else None
 
     def file_label(self, label: str) -> str:
         """A point's file stem relative to those folders: ``f200`` (MLM, f0) or ``tsdae/f200``."""
@@ -60,7 +86,8 @@ class Objective(str, enum.Enum):
 
     @property
     def display(self) -> str:
-        return {"mlm": "MLM", "tsdae": "TSDAE", "simcse": "SimCSE"}[self.value]
+        return {"mlm": "MLM", "tsdae": "TSDAE", "simcse": "SimCSE", "mlm-simcse": "MLM→SimCSE",
+                "mlm-distill": "MLM+distill", "supervised": "supervised"}[self.value]
 
     @property
     def description(self) -> str:
@@ -70,6 +97,13 @@ class Objective(str, enum.Enum):
                      "sentence-transformers' DenoisingAutoEncoderLoss)",
             "simcse": "unsupervised SimCSE: each text paired with itself, dropout as noise, in-batch negatives "
                       "(MultipleNegativesRankingLoss)",
+            "mlm-simcse": "adapt, then align: the MLM checkpoint of the same size, then unsupervised SimCSE on the "
+                          "same subset (each stage the size's full recipe)",
+            "mlm-distill": "masked-language-model finetuning plus a distillation term that keeps each chunk's pooled, "
+                           "normalised embedding close to the factory model's (a frozen copy as teacher)",
+            "supervised": "supervised: the pooled embedding regressed onto the standardised log price of the subset's "
+                          "probe-training rows (a linear head fitted in closed form first, then trained with the "
+                          "encoder); the label-aware ceiling, not an unsupervised recipe",
         }[self.value]
 
 

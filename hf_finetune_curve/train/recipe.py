@@ -348,14 +348,18 @@ class UnitPlan:
         }
 
 
-def plan_units(unit_text: np.ndarray, plan: CurvePlan) -> UnitPlan:
-    """A :class:`UnitPlan` over ``unit_text`` (source text of each unit, ascending) with ``plan``'s recipes."""
+def plan_units(unit_text: np.ndarray, plan: CurvePlan, per_step: int | None = None) -> UnitPlan:
+    """A :class:`UnitPlan` over ``unit_text`` (source text of each unit, ascending) with ``plan``'s recipes.
+
+    ``per_step``: units one optimizer step draws (all processes); default the MLM plan's chunks per step.
+    """
     unit_text = np.asarray(unit_text, dtype=np.int64)
     if len(unit_text) and np.any(np.diff(unit_text) < 0):
         raise ValueError("units must be in pool order (unit_text ascending).")
     ends = [int(np.searchsorted(unit_text, size, side="left")) for size in plan.sizes]
     return UnitPlan(sizes=list(plan.sizes), unit_text=unit_text, unit_ends=ends,
-                    chunks_per_step=plan.chunks_per_step, seed=plan.seed, recipes=dict(plan.recipes))
+                    chunks_per_step=int(per_step or plan.chunks_per_step), seed=plan.seed,
+                    recipes=dict(plan.recipes))
 
 
 __all__ = ["CurvePlan", "PackedChunks", "PointRecipe", "TokenizedTexts", "chunks_per_step", "lr_factor", "pack_segments", "plan_curve",
