@@ -148,8 +148,30 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if missing:
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
     if points:
-        print(f"Plot: {run.draw_curve(points, analysis)}")
+        try:
+            print(f"Plot: {run.draw_curve(points, analysis)}")
+        except OSError as exc:  # a read-only run (an archive, another user's): the report stands without a redraw
+            print(f"Plot: {run.curve_png_path} (not redrawn: {exc.strerror or exc})")
+    _check_checkpoints(record)
     return 0
+
+
+def _check_checkpoints(record: Any) -> None:
+    """Every finished point's checkpoint still holds the bytes verified when it was saved (absent ones are
+    the user's choice and pass); else one error naming each damaged folder."""
+    from .errors import CheckpointDamagedError
+    from .run_dir import parse_file_label
+
+    damaged = []
+    for label in record.finetuned_labels:
+        if record.directory.has_checkpoint(*parse_file_label(label)):
+            try:
+                record.directory.check_checkpoint(*parse_file_label(label), what_to_do="")
+            except CheckpointDamagedError as exc:
+                damaged.append(str(exc).strip())
+    if damaged:
+        raise CheckpointDamagedError(" ".join(damaged) + " Re-run the same `hf-curve run` command: it trains "
+                                     "the damaged points again (the others are kept).")
 
 
 def _add_push_arguments(parser: argparse.ArgumentParser, with_switch: bool) -> None:
@@ -184,7 +206,8 @@ def _push(run_dir: Path, args: argparse.Namespace, org: str, token: str) -> None
 def _cmd_push(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .hub.model_card import read_finished_run
 
-    read_finished_run(args.run_dir)  # a clear error for an unfinished run before asking the Hub anything
+    # A clear error for an unfinished run, or a damaged checkpoint, before asking the Hub anything.
+    _check_checkpoints(read_finished_run(args.run_dir))
     _push(Path(args.run_dir), args, *_hub_preflight(args))
     return 0
 
@@ -265,6 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args, args.subparser)
     except FinetuneCurveError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # The file system refused (read-only folder, full disk, a file where a folder belongs): one line naming the
+        # path, not a traceback. Files are written atomically, so nothing already finished is lost.
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"error: cannot write or read{where}: {exc.strerror or exc}. Make the output folder writable, free "
+              "disk space or choose another --output-dir, then run the same command again (finished sizes are "
+              "kept).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished sizes are saved; run the same command again to resume.", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -45,6 +46,89 @@ DEFAULT_DISTILL_WEIGHT = 10.0
 # metric). Of ``probes`` only the secondary ones: the primary probe's name is in the key (CurveConfig.result_key).
 NON_RESULT_FIELDS = ("output_dir", "name", "device", "embed_batch_size", "seeds", "sizes", "bootstrap_resamples",
                      "tfidf_baseline", "answer_metric", "probes")
+
+# The TrainingArguments fields ``--trainer-arg`` may set: an allow-list, because every other field can publish
+# (push_to_hub, hub_*), read or write a secret (hub_token), change where files go (output_dir, logging_dir),
+# bypass or silently redo the recipe (resume_from_checkpoint, the rate, schedule, steps, sampling), or change
+# how checkpoints are saved (deepspeed, fsdp). These change only how each step is computed, not what it trains on.
+ALLOWED_TRAINER_ARGUMENTS = frozenset({
+    "optim", "optim_args", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+    "fp16", "bf16", "tf32", "gradient_checkpointing", "gradient_checkpointing_kwargs",
+    "dataloader_pin_memory", "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
+    "torch_compile", "torch_compile_backend", "torch_compile_mode", "torch_empty_cache_steps",
+    "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_backend",
+    "log_level", "log_level_replica", "log_on_each_node", "logging_first_step", "logging_nan_inf_filter",
+    "skip_memory_metrics", "include_num_input_tokens_seen", "average_tokens_across_devices", "full_determinism",
+})
+# Why some tempting fields are refused, and what to use instead.
+_REFUSED_TRAINER_ARGUMENTS = {
+    "push_to_hub": "publishing is `hf-curve push` (or --push-to-hub), after every checkpoint is verified",
+    "hub_": "publishing is `hf-curve push`, whose --hub-token is never written to a file",
+    "resume_from_checkpoint": "a run resumes on its own: run the same command again",
+    "output_dir": "files go to the run directory (--output-dir)",
+    "logging_dir": "logs go to the run directory's logs/",
+    "report_to": "use --report-to",
+    "learning_rate": "use --learning-rate", "weight_decay": "use --weight-decay", "seed": "use --seed",
+    "lr_scheduler_type": "the recipe owns the schedule (--warmup-steps, --cooldown-fraction, --min-cooldown-steps)",
+    "num_train_epochs": "use --epochs / --min-steps", "max_steps": "use --epochs / --min-steps",
+    "deepspeed": "sharded training saves sharded states the curve's checkpoints cannot verify; not supported",
+    "fsdp": "FSDP saves sharded local state dicts the curve's checkpoints cannot verify; not supported "
+            "(use torchrun / accelerate launch with plain data parallelism)",
+}
+
+
+def check_trainer_kwargs(trainer_kwargs: Any) -> None:
+    """Refuse every ``trainer_kwargs`` key outside :data:`ALLOWED_TRAINER_ARGUMENTS`, naming why and the
+    alternative (never echoing the value: it may be a token).
+
+    >>> check_trainer_kwargs({"max_grad_norm": 0.5})
+    >>> try:
+    ...     check_trainer_kwargs({"hub_token": "hf_x"})
+    ... except ConfigError as exc:
+    ...     print(str(exc).split(":")[0], "hf_x" in str(exc))
+    --trainer-arg hub_token is refused False
+    """
+    if not isinstance(trainer_kwargs, dict):
+        raise ConfigError(f"finetune.trainer_kwargs must be an object of TrainingArguments fields; got "
+                          f"{type(trainer_kwargs).__name__}.")
+    for key in sorted(trainer_kwargs, key=str):
+        if key in ALLOWED_TRAINER_ARGUMENTS:
+            continue
+        reason = next((why for prefix, why in _REFUSED_TRAINER_ARGUMENTS.items()
+                       if str(key) == prefix or (prefix.endswith("_") and str(key).startswith(prefix))),
+                      "it is not a field --trainer-arg may set (the recipe's own fields have their flags)")
+        raise ConfigError(f"--trainer-arg {key} is refused: {reason}. --trainer-arg accepts only "
+                          f"{', '.join(sorted(ALLOWED_TRAINER_ARGUMENTS))}.")
+
+
+# --report-to names -> the module each needs; checked before any work, not after f0 in the Trainer.
+_REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
+              "comet_ml": ("comet_ml",), "clearml": ("clearml",), "neptune": ("neptune",), "dvclive": ("dvclive",),
+              "codecarbon": ("codecarbon",), "azure_ml": ("azureml",), "flyte": ("flytekit",),
+              "dagshub": ("dagshub",), "trackio": ("trackio",), "swanlab": ("swanlab",)}
+
+
+def check_supported_launch(config: "FinetuneConfig") -> None:
+    """What would fail only once training starts, refused before any work: a ``--report-to`` integration that
+    is not installed, and an FSDP / DeepSpeed launch (``accelerate launch --use_fsdp``), whose sharded
+    checkpoints the curve cannot verify."""
+    import importlib.util
+
+    for name in [part.strip() for part in str(config.report_to).split(",") if part.strip()]:
+        if name in ("none", "all"):
+            continue
+        modules = _REPORTERS.get(name)
+        if modules is None:
+            raise ConfigError(f"--report-to {name}: unknown integration; use none or one of "
+                              f"{', '.join(sorted(_REPORTERS))}.")
+        if not any(importlib.util.find_spec(module) is not None for module in modules):
+            raise ConfigError(f"--report-to {name}: {modules[0]} is not installed; `pip install {modules[0]}` or "
+                              "use --report-to none.")
+    for variable, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(variable, "").strip().lower() in ("1", "true", "yes"):
+            raise ConfigError(f"{what} is not supported ({variable} is set): its checkpoints are sharded per rank "
+                              "and cannot be verified or published. Launch with plain data parallelism (torchrun, "
+                              "or accelerate launch without --use_fsdp / --use_deepspeed).")
 
 
 @documented
@@ -105,7 +189,9 @@ class FinetuneConfig:
     report_to: str = field(default="none", metadata={
         "help": 'the Trainer\'s report_to ("none", "tensorboard", "wandb", ...)'})
     trainer_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "any other TrainingArguments field, e.g. --trainer-arg lr_scheduler_type=cosine (repeatable)",
+        "help": "a TrainingArguments field that changes only how a step is computed (optimizer, precision, "
+                "data loading, DDP; the list: config.ALLOWED_TRAINER_ARGUMENTS), e.g. --trainer-arg "
+                "max_grad_norm=0.5 (repeatable)",
         "flag": "--trainer-arg"})
     # Sentences by measurement: on Airbnb listings both TSDAE and SimCSE scored higher at f800 fed
     # sentence by sentence than fed whole texts, at a quarter of the tokens (README, "Which objective?").
@@ -128,9 +214,18 @@ class FinetuneConfig:
         "default_help": f"{DEFAULT_DISTILL_WEIGHT:g} for mlm-distill, no term for the other objectives"})
 
     def __post_init__(self) -> None:
-        _check(self.epochs > 0, "finetune.epochs", self.epochs, "> 0")
-        _check(self.learning_rate is None or self.learning_rate > 0, "finetune.learning_rate",
-               self.learning_rate, "> 0 or None")
+        _check(_finite(self.epochs) and self.epochs > 0, "finetune.epochs", self.epochs, "a finite number > 0")
+        _check(self.learning_rate is None or (_finite(self.learning_rate) and self.learning_rate > 0),
+               "finetune.learning_rate", self.learning_rate, "a finite number > 0 or None")
+        _check(_finite(self.weight_decay) and self.weight_decay >= 0, "finetune.weight_decay", self.weight_decay,
+               "a finite number >= 0")
+        _check(_finite(self.lora_dropout) and 0 <= self.lora_dropout < 1, "finetune.lora_dropout", self.lora_dropout,
+               "in [0, 1)")
+        _check(_finite(self.lora_alpha) and self.lora_alpha > 0, "finetune.lora_alpha", self.lora_alpha, "> 0")
+        _check(_finite(self.head_warmup_learning_rate), "finetune.head_warmup_learning_rate",
+               self.head_warmup_learning_rate, "a finite number > 0")
+        # Checked here, when the config is built, so a refused field never reaches config.json or a Trainer.
+        check_trainer_kwargs(self.trainer_kwargs)
         _check(int(self.batch_size) >= 1, "finetune.batch_size", self.batch_size, ">= 1")
         _check(int(self.gradient_accumulation_steps) >= 1, "finetune.gradient_accumulation_steps",
                self.gradient_accumulation_steps, ">= 1")
@@ -335,6 +430,9 @@ class CurveConfig:
         if not isinstance(self.sizes, str):
             self.sizes = ",".join(str(size) for size in self.sizes)
         _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "in (0, 1)")
+        # numpy's and the Trainer's seeding take 0 .. 2**32 - 1; replicates use seed + 1, seed + 2, ...
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**31, "seed",
+               self.seed, "a whole number in [0, 2**31)")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
         _check(int(self.seeds) >= 1, "seeds", self.seeds, ">= 1")
         _check(1 <= int(self.probe_seeds) <= 100, "probe_seeds", self.probe_seeds, "in [1, 100]")
@@ -505,6 +603,11 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def _finite(value: Any) -> bool:
+    """A real number that is not NaN or infinite (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

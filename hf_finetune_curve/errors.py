@@ -23,6 +23,16 @@ class CheckpointVerificationError(FinetuneCurveError):
     """A saved checkpoint does not embed like the in-memory model it was saved from."""
 
 
+class CheckpointDamagedError(CheckpointVerificationError):
+    """A saved checkpoint's files no longer match the content hashes recorded when it was verified
+    (a flipped bit, a truncated or missing file); the message names the folder and the file and says what to do."""
+
+
+class OutputError(FinetuneCurveError, OSError):
+    """A file of the run cannot be written (disk full, read-only folder, a file where a folder belongs);
+    the message names the path and says what to do."""
+
+
 class ModelResolutionError(FinetuneCurveError):
     """A model id or path could not be resolved to a loadable SentenceTransformer."""
 

@@ -71,8 +71,8 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
 
     try:
         import fcntl
-    except ImportError:  # Windows: no advisory locks here; run without one
-        yield
+    except ImportError:  # Windows: no flock; filelock (installed with the Hub client) takes an OS lock instead
+        yield from _filelock(Path(path))
         return
     lock_path = Path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +94,32 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def _filelock(lock_path: Path) -> Iterator[None]:
+    """:func:`exclusive_lock` where ``fcntl`` is missing: ``filelock``'s OS lock on a sibling file (it holds
+    that file open exclusively, so the holder's PID and host go in ``lock_path`` beside it)."""
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    from .errors import RunDirectoryLockedError
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path) + ".os", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = lock_path.read_text(encoding="utf-8").strip() if lock_path.is_file() else ""
+        raise RunDirectoryLockedError(
+            f"{lock_path.parent} is in use by another run ({holder or 'an unknown process'}); wait for it to finish "
+            "or use another --output-dir."
+        ) from None
+    try:
+        lock_path.write_text(f"PID {os.getpid()} on host {socket.gethostname()}", encoding="utf-8")
+        yield
+    finally:
+        lock.release()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -53,13 +53,14 @@ import copy
 import dataclasses
 import inspect
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 __all__ = ["Option", "iter_options", "add_options", "options_given", "documented", "parse_key_value",
-           "parse_optional_int", "parse_optional_float", "parse_comma_list"]
+           "parse_optional_int", "parse_optional_float", "parse_finite_float", "parse_comma_list"]
 
 
 def parse_optional_int(text: str) -> int | None:
@@ -76,8 +77,23 @@ def parse_optional_int(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a whole number or 'none', got {text!r}") from None
 
 
+def parse_finite_float(text: str) -> float:
+    """A finite number: ``inf`` and ``nan`` are refused where the flag is parsed, not after hours of training.
+
+    >>> parse_finite_float("2e-5")
+    2e-05
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def parse_optional_float(text: str) -> float | None:
-    """``"none"`` is None, else a number.
+    """``"none"`` is None, else a finite number.
 
     >>> parse_optional_float("2e-5"), parse_optional_float("None")
     (2e-05, None)
@@ -85,9 +101,9 @@ def parse_optional_float(text: str) -> float | None:
     if text.strip().lower() in {"none", ""}:
         return None
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+        return parse_finite_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a finite number or 'none', got {text!r}") from None
 
 
 def parse_comma_list(text: str) -> list[str] | None:
@@ -157,7 +173,7 @@ class Option:
         if base is int:
             return parse_optional_int if optional else int
         if base is float:
-            return parse_optional_float if optional else float
+            return parse_optional_float if optional else parse_finite_float
         if base is list or typing.get_origin(base) is list:
             return parse_comma_list
         return str

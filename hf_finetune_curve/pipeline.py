@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, library_versions, recipe_choices
+from .config import (NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, check_supported_launch, library_versions,
+                     recipe_choices)
 from .curve.analysis import analyze_curve, answer_lines, probe_agreement
 from .curve.points import RIDGE_ALPHA, CurvePoint, format_table
 from .data.corpus import Corpus, load_corpus
@@ -35,7 +36,7 @@ from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
 from .score.embed import embed_texts, embedding_cache_key
 from .score.probe import ProbeKind, fit_and_score
 from .score.samples import build_samples
-from .train.checkpoint import save_checkpoint
+from .train.checkpoint import CHECKPOINT_HASHES_FILE, record_checkpoint_hashes, save_checkpoint
 from .train.finetune import FinetuneResult, resolve_device
 from .train.models import load_sentence_transformer
 from .train.objectives import Objective
@@ -212,6 +213,10 @@ def run_curve(
     """
     config = config or CurveConfig()
     run = RunDirectory(config.resolved_output_dir())
+    if run.path.exists() and not run.path.is_dir():
+        from .errors import OutputError
+
+        raise OutputError(f"--output-dir {run.path} is a file, not a folder; choose another --output-dir.")
     main_process = is_main_process()
     created = main_process and not run.path.exists()
     # One run per directory: a second one fails at once instead of corrupting the first.
@@ -231,6 +236,7 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
                on_point: Callable[[CurvePoint], None] | None, callbacks: Sequence[Any]) -> CurveResult:
     run_dir = run.path
     main_process = is_main_process()
+    check_supported_launch(config.finetune)  # an uninstalled --report-to, FSDP: before any work, not after f0
     distributed = _init_distributed(config.device)
     corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
     result_key = config.result_key(corpus.fingerprint)
@@ -539,6 +545,13 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
             record(point, points)
             _share_probe_f0(context, replicate)
             progress.update()
+        elif label in finished and finetune_size > 0 and \
+                (damage := _damaged_checkpoint(run, label, objective)) is not None:
+            # A finished point whose checkpoint no longer holds the verified bytes: its files would publish a
+            # model the point never scored. Train it again (seeded: the same recipe), and score it again.
+            logger.warning("%s%s: %s; training the point again", label, replicate.suffix(config.seed), damage)
+            _forget_point(context, replicate, label)
+            to_train.append(finetune_size)
         elif label in finished:
             logger.info("%s%s already finished, skipping", label, replicate.suffix(config.seed))
             points.append(finished[label])
@@ -552,12 +565,24 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
             logger.warning("%s: %s has no %s; training it again", label, checkpoint_dir, CHECKPOINT_STATS_FILE)
             shutil.rmtree(checkpoint_dir)
             to_train.append(finetune_size)
+        elif (damage := _damaged_checkpoint(run, label, objective)) is not None:
+            # Saved and verified, then changed on disk (a flipped bit, a truncated file): never reuse it.
+            logger.warning("%s: %s; training it again", label, damage)
+            _forget_point(context, replicate, label)
+            to_train.append(finetune_size)
         elif run.has_checkpoint(label, objective):
-            # Saved and verified before an interruption (saving renames into place only after the check).
+            # Saved and verified before an interruption (saving renames into place only after the check), and
+            # its files still hash as they did then.
             from sentence_transformers import SentenceTransformer
 
             logger.info("%s: reusing the verified checkpoint %s", label, checkpoint_dir)
             model = SentenceTransformer(str(checkpoint_dir), device=context.device)
+            if not (checkpoint_dir / CHECKPOINT_HASHES_FILE).is_file() and is_main_process():
+                # Saved by a version that recorded no hashes: nothing to check against. It loaded (its weights
+                # are whole), so its hashes are recorded now, and from here on any change to it is caught.
+
+                logger.info("%s: %s predates content hashes; recording them now", label, checkpoint_dir)
+                record_checkpoint_hashes(checkpoint_dir)
             stats = run.read_checkpoint_stats(label, objective)
             _score_and_record(context, replicate, finetune_size, model, stats, run.relative(checkpoint_dir), points,
                               record)
@@ -629,6 +654,33 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
     return sorted(points, key=lambda p: p.finetune_size)
 
 
+def _damaged_checkpoint(run: RunDirectory, label: str, objective: Objective) -> str | None:
+    """Why the saved checkpoint of ``label`` cannot be trusted (a sentence naming the folder and file), or None
+    when it is absent, matches its recorded hashes, or predates them and its weights open."""
+    from .errors import CheckpointDamagedError
+
+    if not run.has_checkpoint(label, objective):
+        return None
+    try:
+        run.check_checkpoint(label, objective)
+    except CheckpointDamagedError as exc:
+        return str(exc).split(". Re-run")[0]
+    return None
+
+
+def _forget_point(context: _RunContext, replicate: _Replicate, label: str) -> None:
+    """Delete a point's checkpoint, its points (every probe's) and its cached embeddings (they were the
+    damaged checkpoint's, or the one before it), so it is trained, embedded and scored again."""
+    run, objective = replicate.run, replicate.objective
+    for view in [run] + [run.probe_view(probe) for probe in context.config.resolved_probes()[1:]]:
+        path = view.point_path(label, objective)
+        if path.is_file():
+            path.unlink()
+    for cached in context.run.embedding_cache_files(label, objective):
+        cached.unlink()
+    shutil.rmtree(run.checkpoint_dir(label, objective), ignore_errors=True)
+
+
 def _start_checkpoint(context: _RunContext, replicate: _Replicate, objective: Objective, size: int):
     """The saved checkpoint of ``objective`` at ``size`` in this replicate: where a staged objective starts."""
     from sentence_transformers import SentenceTransformer
@@ -636,6 +688,7 @@ def _start_checkpoint(context: _RunContext, replicate: _Replicate, objective: Ob
     directory = replicate.run.checkpoint_dir(size_label(size), objective)
     if not replicate.run.has_checkpoint(size_label(size), objective):
         raise RuntimeError(f"{directory} is missing: {objective.value} must finish size {size} before it is continued.")
+    replicate.run.check_checkpoint(size_label(size), objective)  # a damaged start is an error, not a silent start
     return SentenceTransformer(str(directory), device=context.device)
 
 
@@ -658,6 +711,7 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
         "text_unit": (None if replicate.objective.trains_mlm else
                       "whole" if replicate.objective.uses_labels else context.config.finetune.text_unit),
         "final_mlm_loss": result.final_loss,
+        "batches_without_targets": result.batches_without_targets,
         "train_seconds": result.train_seconds,
         "chunk_length": result.chunk_length,
         "num_chunks": result.num_chunks,

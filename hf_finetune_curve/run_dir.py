@@ -127,7 +127,7 @@ RUN_OUTPUTS = (CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE, CURVE_CSV_FILE, CURVE
                *(f"branching.{name}.json" for name in OBJECTIVE_NAMES if name != MLM),
                *(f"{PROBE_VIEW_PREFIX}{name}" for name in PROBE_NAMES))
 # What a failed first attempt may leave that holds nothing a rerun could resume from.
-_METADATA_ONLY = frozenset({LOCK_FILE, CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE})
+_METADATA_ONLY = frozenset({LOCK_FILE, f"{LOCK_FILE}.os", CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE})  # .os: Windows
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
 _EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
 
@@ -448,6 +448,21 @@ class RunDirectory:
         """True when a saved SentenceTransformer is in place (saving renames it there only once verified)."""
         return (self.checkpoint_dir(label, objective) / "modules.json").is_file()
 
+    def check_checkpoint(self, label: str, objective: Any = MLM, what_to_do: str | None = None) -> bool:
+        """Check a saved checkpoint's files against the hashes recorded when it was verified
+        (:func:`~hf_finetune_curve.train.checkpoint.check_checkpoint_files`).
+
+        Returns True when they match, False for a checkpoint saved before hashes were recorded.
+
+        Raises:
+            CheckpointDamagedError: a file is missing, changed or unreadable (the message names it and says
+                ``what_to_do``, by default: re-run the same ``hf-curve run`` command, which trains the point again).
+        """
+        from .train.checkpoint import check_checkpoint_files
+
+        folder = self.checkpoint_dir(label, objective)
+        return check_checkpoint_files(folder) if what_to_do is None else check_checkpoint_files(folder, what_to_do)
+
     def read_checkpoint_stats(self, label: str, objective: Any = MLM) -> dict[str, Any] | None:
         """The training statistics saved with a checkpoint (steps, tokens, recipe, loss, seconds)."""
         path = self.checkpoint_stats_path(label, objective)
@@ -548,7 +563,11 @@ class RunDirectory:
         path = self.curve_json_path
         if not path.is_file():
             return None
-        payload = dict(read_json(path))
+        try:
+            payload = dict(read_json(path))
+        except (ValueError, TypeError) as exc:  # not JSON, or JSON that is not an object
+            raise RunDirectoryFormatError(f"{path} is not a curve file ({str(exc).splitlines()[0]}). It was edited or "
+                                          "damaged: re-run the same `hf-curve run` command to write it again.") from None
         # Files written before the field existed have the version-1 layout.
         version = payload.pop("format_version", 1)
         if not isinstance(version, int) or version > CURVE_FORMAT_VERSION:
@@ -556,7 +575,13 @@ class RunDirectory:
                 f"{path} has format_version {version!r}; this version of hf-finetune-curve reads format_version "
                 f"{CURVE_FORMAT_VERSION} or older. Upgrade hf-finetune-curve to read it."
             )
-        points = [CurvePoint.from_dict(row) for row in payload.pop("points", [])]
+        rows = payload.pop("points", [])
+        if not isinstance(rows, list):
+            raise RunDirectoryFormatError(
+                f"{path}: 'points' must be a list of points, got {type(rows).__name__}. The file was edited or "
+                "damaged: re-run the same `hf-curve run` command to write it again."
+            )
+        points = [_point_from_json(row, path, index) for index, row in enumerate(rows)]
         return CurveFile(points=points, summary=payload, format_version=version)
 
     def curve_points(self) -> list[CurvePoint]:
@@ -766,6 +791,32 @@ class RunRecord:
         """The probe the point recorded (relative to the run), else where the run keeps a probe of ``label``."""
         recorded = self.point(label).get("probe_path")
         return self.directory.resolve(recorded) if recorded else self.directory.probe_path(*parse_file_label(label))
+
+
+_POINT_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "float | None": (int, float, type(None)),
+                "dict[str, Any]": (dict,)}
+
+
+def _point_from_json(row: Any, path: Path, index: int) -> CurvePoint:
+    """A point of ``curve.json``, each known field of the type :class:`CurvePoint` declares; else an error
+    naming the file, the point and the field (not a ``TypeError`` deep in a table or a plot)."""
+    def refuse(problem: str) -> RunDirectoryFormatError:
+        return RunDirectoryFormatError(f"{path}: point {index} {problem}. The file was edited or damaged: re-run "
+                                       "the same `hf-curve run` command to write it again.")
+
+    if not isinstance(row, dict):
+        raise refuse(f"is {type(row).__name__}, not an object")
+    for f in dataclasses.fields(CurvePoint):
+        allowed = _POINT_TYPES.get(str(f.type))
+        if f.name not in row or allowed is None or (f.name == "r2_log" and row[f.name] is None):
+            continue
+        value = row[f.name]
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise refuse(f"has {f.name}={value!r}, which is not of type {f.type}")
+    try:
+        return CurvePoint.from_dict(row)
+    except TypeError as exc:  # a required field missing
+        raise refuse(f"is incomplete ({exc})") from None
 
 
 def load_curve(run_dir: str | os.PathLike) -> list[CurvePoint]:

@@ -191,3 +191,19 @@ def test_a_missing_local_file_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CorpusError, match=r"data/nope\.jsonl: no such file or folder \(looked in"):
         load_corpus("data/nope.jsonl")
+
+
+def test_latin1_csv_names_the_line_not_a_byte_offset(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,price\ncafé au lait,3\n".encode("utf-8") + "crème brûlée,4\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"latin1.csv, line 3: not UTF-8"):
+        load_corpus(str(path))
+
+
+@pytest.mark.parametrize("name", ["lone.jsonl", "lone.json"])
+def test_a_lone_surrogate_names_the_line(tmp_path, name):
+    path = tmp_path / name
+    lines = ['{"text": "fine", "price": 1}', '{"text": "broken \\ud83d emoji", "price": 2}']
+    path.write_text("\n".join(lines) + "\n" if name.endswith("l") else "[" + ",\n".join(lines) + "]\n")
+    with pytest.raises(CorpusError, match=rf"{name}, line 2: column 'text' holds a lone surrogate \(\\ud83d\)"):
+        load_corpus(str(path))

@@ -56,21 +56,21 @@ def test_no_flags_give_the_dataclass_defaults(monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # one line per flag's help
     assert _config().to_dict() == CurveConfig().to_dict()
     help_text = _run_parser().format_help()
-    assert "(default: 0,200,400)" in help_text and "(default: 2e-5, or 1e-3 with --lora)" in help_text
+    assert "(default: 0,200,400)" in help_text and "(default: per objective: 2e-5, supervised 1e-4; 1e-3 with --lora)" in help_text
     assert "(default: 20000)" in help_text and "(default: 128)" in help_text
 
 
 def test_flags_set_their_fields_with_the_field_type():
     config = _config("--sizes", "0,1k,all", "--probe-rows", "none", "--max-rows", "50", "--no-tfidf-baseline",
                      "--epochs", "2", "--learning-rate", "1e-4", "--lora", "--lora-target-modules", "query, value",
-                     "--trainer-arg", "max_grad_norm=0.5", "--trainer-arg", "lr_scheduler_type=cosine",
+                     "--trainer-arg", "max_grad_norm=0.5", "--trainer-arg", "adam_beta2=0.99",
                      "--max-seq-length", "none", "--target-transform", "none", "--probe-trees", "30",
                      "--probe-arg", "max_depth=3", "--probe-arg", "gamma=0.1")
     assert config.sizes == "0,1k,all" and config.probe_rows is None and config.max_rows == 50
     assert config.tfidf_baseline is False
     assert config.finetune.epochs == 2.0 and config.finetune.learning_rate == 1e-4 and config.finetune.lora
     assert config.finetune.lora_target_modules == ["query", "value"]
-    assert config.finetune.trainer_kwargs == {"max_grad_norm": 0.5, "lr_scheduler_type": "cosine"}
+    assert config.finetune.trainer_kwargs == {"max_grad_norm": 0.5, "adam_beta2": 0.99}
     assert config.finetune.max_seq_length is None
     assert config.probe.target_transform == "none" and config.probe.n_estimators == 30
     assert config.probe.max_depth == 3 and config.probe.xgb_params == {"gamma": 0.1}
@@ -87,10 +87,10 @@ def test_config_file_with_flags_on_top(tmp_path):
     assert _config("--config", str(tmp_path)) == saved  # a run directory works too
     # A flag given wins, even when it names the dataclass default; the rest of the file stays.
     config = _config("--config", str(tmp_path), "--epochs", "1", "--no-lora", "--tfidf-baseline",
-                     "--trainer-arg", "lr_scheduler_type=cosine", "--probe-arg", "max_depth=3")
+                     "--trainer-arg", "adam_beta2=0.99", "--probe-arg", "max_depth=3")
     assert config.finetune.epochs == 1.0 and not config.finetune.lora and config.tfidf_baseline
     assert config.finetune.max_seq_length == 32 and config.sizes == "0,50" and config.probe.n_estimators == 30
-    assert config.finetune.trainer_kwargs == {"max_grad_norm": 0.5, "lr_scheduler_type": "cosine"}
+    assert config.finetune.trainer_kwargs == {"max_grad_norm": 0.5, "adam_beta2": 0.99}
     assert config.probe.max_depth == 3 and config.probe.xgb_params == {"gamma": 1}
 
 

@@ -431,3 +431,15 @@ def test_objective_checkpoints_are_published_under_their_objective(hub_server, b
     assert run.labels == ["f0", "f50", "tsdae/f50"]
     # The TSDAE card's hyperparameters are TSDAE's, not MLM's.
     assert "| words deleted (TSDAE noise) | 0.6 |" in tsdae_card.text and "MLM masking probability" not in tsdae_card.text
+
+
+def test_published_config_carries_no_local_absolute_paths():
+    from hf_finetune_curve.hub.publish import without_local_paths
+
+    saved = {"config": {"data": "/home/ana/data/bat.jsonl", "output_dir": "C:\\Users\\ana\\runs\\bat",
+                        "model": "sentence-transformers/all-MiniLM-L6-v2"},
+             "model": {"path": "/home/ana/models/minilm/"}, "corpus": {"source": "/home/ana/data/bat.jsonl"}}
+    cleaned = without_local_paths(saved)
+    assert cleaned["config"] == {"data": "bat.jsonl", "output_dir": "bat",
+                                 "model": "sentence-transformers/all-MiniLM-L6-v2"}
+    assert cleaned["model"]["path"] == "minilm" and "/home/ana" not in json.dumps(cleaned)

@@ -245,6 +245,11 @@ def _read_table(path: Path, kind: str) -> tuple[Iterator[tuple[int, dict]], list
                                 dtype=object, keep_default_na=False, encoding="utf-8-sig")
         else:
             frame = pd.read_parquet(path)
+    except UnicodeDecodeError:
+        # pandas names a byte offset; decoding line by line names the line (and column) to fix.
+        for _ in _lines(path):
+            pass
+        raise CorpusError(f"{path}: not UTF-8; save it as UTF-8 and run again.") from None
     except Exception as exc:  # pandas raises many types; name the file either way
         raise CorpusError(f"{path}: cannot be read as {kind.upper()} ({exc}).") from None
     columns = [str(c) for c in frame.columns]
@@ -347,6 +352,13 @@ def _clean(
             reason = "empty_text"
         elif not isinstance(text, str):
             reason = "non_string_text"
+        elif not _encodable(text):
+            # A lone surrogate ("\ud83d" without its pair in a JSON string): not a character, so the text can be
+            # neither hashed nor tokenised. Named here rather than as a UnicodeEncodeError with no line.
+            bad = next(ch for ch in text if "\ud800" <= ch <= "\udfff")
+            raise CorpusError(f"{source_name}, line {row_number}: column {text_column!r} holds a lone surrogate "
+                              f"(\\u{ord(bad):04x}), half of a character; fix that escape in the file (or remove "
+                              "the row) and run again.")
         else:
             target, reason = _parse_target(record[target_column])
             if reason == "parsed_from_text":
@@ -403,6 +415,14 @@ def _clean(
         stopped_at_max_rows=bool(truncated),
     )
     return Corpus(texts=texts, targets=values, report=report)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _require_columns(

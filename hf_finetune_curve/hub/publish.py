@@ -230,6 +230,9 @@ def _model_files(run: RunRecord, label: str) -> list[tuple[str, Path]]:
             f"{folder} is missing or is not a saved SentenceTransformer (no modules.json); cannot publish {label}. "
             "Re-run the same `hf-curve run` command to rebuild it."
         )
+    # The bytes uploaded must be the ones verified when the point was scored.
+    run.directory.check_checkpoint(*parse_file_label(label), what_to_do=(
+        "Re-run the same `hf-curve run` command (it trains this point again), then push."))
     files = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -243,6 +246,22 @@ def _model_files(run: RunRecord, label: str) -> list[tuple[str, Path]]:
         raise PublishError(f"{probe} is missing; cannot publish {label}'s probe. Re-run `hf-curve run` to rebuild it.")
     files.append((PROBE_PATH_IN_REPO, probe))
     return files
+
+
+def without_local_paths(payload: Any) -> Any:
+    """``payload`` with every absolute local path replaced by its last part: a published file names the data
+    file and model folder, never the publisher's home directory or user name.
+
+    >>> without_local_paths({"data": "/home/ana/data/bat.jsonl", "model": "org/model", "n": 3})
+    {'data': 'bat.jsonl', 'model': 'org/model', 'n': 3}
+    """
+    if isinstance(payload, dict):
+        return {key: without_local_paths(value) for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [without_local_paths(value) for value in payload]
+    if isinstance(payload, str) and (payload.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", payload)):
+        return re.split(r"[\\/]", payload.rstrip("/\\"))[-1] or payload
+    return payload
 
 
 def _json_bytes(payload: Any) -> bytes:
@@ -266,7 +285,7 @@ def _curve_files(run: RunRecord) -> list[tuple[str, Path | bytes]]:
             continue
         if path == directory.config_path:
             saved = {key: value for key, value in run.saved.items() if key not in VOLATILE_CONFIG_KEYS}
-            files.append((directory.relative(path), _json_bytes(saved)))
+            files.append((directory.relative(path), _json_bytes(without_local_paths(saved))))
         else:
             files.append((directory.relative(path), path))
     # Every size's probe, f0's included (f0 has no model repo): the Space prices descriptions with them.

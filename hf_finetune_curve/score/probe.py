@@ -126,10 +126,31 @@ class ProbeConfig:
             raise ConfigError(
                 f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}."
             )
-        if int(self.n_estimators) < 1:
-            raise ConfigError(f"n_estimators must be >= 1, got {self.n_estimators}.")
-        if not 0 < float(self.learning_rate):
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        # Every number in range here, so a bad --probe-arg fails before any training, not in XGBoost after f0.
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def real(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        checks = (
+            ("n_estimators", whole(self.n_estimators) and self.n_estimators >= 1, "a whole number >= 1"),
+            ("learning_rate", real(self.learning_rate) and self.learning_rate > 0, "a finite number > 0"),
+            ("max_depth", whole(self.max_depth) and self.max_depth >= 0, "a whole number >= 0"),
+            ("subsample", real(self.subsample) and 0 < self.subsample <= 1, "in (0, 1]"),
+            ("colsample_bytree", real(self.colsample_bytree) and 0 < self.colsample_bytree <= 1, "in (0, 1]"),
+            ("min_child_weight", real(self.min_child_weight) and self.min_child_weight >= 0, "a finite number >= 0"),
+            ("reg_lambda", real(self.reg_lambda) and self.reg_lambda >= 0, "a finite number >= 0"),
+            ("seed", whole(self.seed) and self.seed >= 0, "a whole number >= 0"),
+            ("n_jobs", self.n_jobs is None or (whole(self.n_jobs) and self.n_jobs >= 1), "a whole number >= 1 or None"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"probe {name} (--probe-arg {name}=...) must be {expected}; got "
+                                  f"{getattr(self, name)!r}.")
+        for name, value in (self.xgb_params or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--probe-arg {name}={value!r}: must be a finite number.")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ProbeConfig":

@@ -62,6 +62,8 @@ class RunData(RunRecord):
             return self.base_model_id or None
         # A point key ("f200", "tsdae/f200") names the checkpoint's label and objective.
         if self.local and self.directory.has_checkpoint(*parse_file_label(label)):
+            # A damaged checkpoint is an error naming it, never a model that silently predicts something else.
+            self.directory.check_checkpoint(*parse_file_label(label))
             return str(self.checkpoint_dir(label))
         return self.model_repos.get(label)
 

@@ -66,6 +66,9 @@ class FinetuneResult:
     subset_epochs: float = 0.0        # draws / chunks of the subset: passes over its texts
     max_text_index: int = -1          # highest pool index of any text it trained on (< size)
     head: str = "new"                 # "shipped", "warmed up" or "new"
+    # Training batches with no maskable token, which contributed no gradient (this process's, since the model
+    # was prepared: a Trainer checkpoint resumed from holds no count of its earlier steps).
+    batches_without_targets: int = 0
 
 
 def transformer_module(model):
@@ -87,6 +90,9 @@ def chunk_length_for(model, max_seq_length: int | None) -> int:
     if getattr(module.auto_model.config, "model_type", "") in {"roberta", "xlm-roberta", "camembert", "mpnet"}:
         limit -= 2
     wanted = int(max_seq_length) if max_seq_length else int(module.max_seq_length or limit)
+    if max_seq_length and wanted > limit:  # said once per plan: the recorded chunk_length is the capped one
+        logger.warning("--max-seq-length %d is longer than the model's %d positions: chunks are %d tokens",
+                       wanted, limit, limit)
     return max(8, min(wanted, limit))
 
 
@@ -212,6 +218,8 @@ class SparseMaskedLM(nn.Module):
 
         # Tied weights are stored once in a Trainer checkpoint; the Trainer expects these missing.
         self._keys_to_ignore_on_save = shared_tensor_names(self) or None
+        # Batches with no masked token (nothing to predict), counted for the point's statistics.
+        self.batches_without_targets = 0
 
     def distillation(self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask) -> torch.Tensor:
         """Mean over the batch of 1 - cos(pooled student, pooled teacher), both on the same (masked) chunk.
@@ -248,6 +256,18 @@ class SparseMaskedLM(nn.Module):
         if labels is None:
             return self.mlm(input_ids=input_ids, attention_mask=attention_mask)
         selected = labels != -100
+        if not bool(selected.any()):
+            # Nothing to predict in this batch (texts of special / unknown tokens only: emoji, symbols): the step
+            # learns nothing. The loss is a zero still connected to every trainable weight (zero gradients), so
+            # backward works when only the head trains (head warmup: the encoder's output has no grad) and every
+            # DDP rank reduces the same parameters.
+            self.batches_without_targets += 1
+            if self.batches_without_targets == 1:
+                logger.warning("A training batch has no maskable token (its texts are only special or unknown "
+                               "tokens, e.g. emoji); such batches contribute no gradient and are counted in "
+                               "finetune_stats.json (batches_without_targets)")
+            trainable = [param.sum() for param in self.parameters() if param.requires_grad]
+            return {"loss": torch.stack(trainable).sum() * 0.0}
         if self.head_name is None:
             loss = self.mlm(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
             if num_items_in_batch is not None:
@@ -529,6 +549,7 @@ def point_result(model, setup: MLMSetup, plan: CurvePlan, size: int, stream: np.
         subset_epochs=len(stream) / max(1, plan.segment_ends[k]),
         max_text_index=plan.max_text_index(stream),
         head=head,
+        batches_without_targets=int(getattr(setup.trainable, "batches_without_targets", 0)),
     )
 
 

@@ -57,15 +57,21 @@ DDP_TIMEOUT_SECONDS = 6 * 3600
 
 
 def validate_trainer_kwargs(trainer_kwargs: dict[str, Any]) -> None:
-    """Refuse unknown ``TrainingArguments`` fields and the ones the recipe owns, naming the alternative."""
-    known = {f.name for f in dataclasses.fields(TrainingArguments)}
-    unknown = sorted(set(trainer_kwargs) - known)
-    if unknown:
-        raise ConfigError(f"finetune.trainer_kwargs: unknown TrainingArguments field(s) {unknown}.")
+    """Refuse the ones the recipe owns (naming the flag to use), every field outside the allow-list
+    (:data:`~hf_finetune_curve.config.ALLOWED_TRAINER_ARGUMENTS`, also checked when the config is built), and
+    allowed fields the installed ``TrainingArguments`` lacks."""
+    from ..config import check_trainer_kwargs
+
     owned = sorted(set(trainer_kwargs) & set(RECIPE_OWNED_ARGUMENTS))
     if owned:
         hints = ", ".join(f"{key} (use finetune.{RECIPE_OWNED_ARGUMENTS[key]})" for key in owned)
         raise ConfigError(f"finetune.trainer_kwargs sets what the curve's recipe owns: {hints}.")
+    check_trainer_kwargs(trainer_kwargs)
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(trainer_kwargs) - known)
+    if unknown:
+        raise ConfigError(f"finetune.trainer_kwargs: the installed transformers' TrainingArguments has no field(s) "
+                          f"{unknown}; drop them or upgrade transformers.")
 
 
 class ChunkStream(torch.utils.data.Dataset):
@@ -223,8 +229,12 @@ class CurveTrainer(Trainer):
         # expects to be missing when it loads the checkpoint back (they share the stored tensor).
         import safetensors.torch
 
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded states: the Trainer's own way
-            return super().save_model(output_dir, _internal_call)
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            # Each rank would save its own shard (FSDP's local state dict): not a checkpoint the curve can
+            # verify or publish. Refused (also before any work, by config.check_supported_launch).
+            raise ConfigError("FSDP and DeepSpeed are not supported: their checkpoints are sharded per rank. Launch "
+                              "with plain data parallelism (torchrun, or accelerate launch without --use_fsdp / "
+                              "--use_deepspeed).")
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
