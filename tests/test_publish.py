@@ -443,3 +443,28 @@ def test_published_config_carries_no_local_absolute_paths():
     assert cleaned["config"] == {"data": "bat.jsonl", "output_dir": "bat",
                                  "model": "sentence-transformers/all-MiniLM-L6-v2"}
     assert cleaned["model"]["path"] == "minilm" and "/home/ana" not in json.dumps(cleaned)
+
+
+def test_the_new_recipes_are_published_under_their_names_and_their_cards_say_what_they_saw(hub_server, base_on_hub,
+                                                                                          tmp_path):
+    """mlm-simcse and supervised: ORG/NAME-mlm-simcse-f50 and ORG/NAME-supervised-f50 load like their local
+    checkpoints; the supervised card says it was trained on prices, mlm-simcse's lists its two stages."""
+    corpus = tmp_path / "listings.jsonl"
+    write_jsonl(generate_listings(200, seed=11), corpus)
+    out = tmp_path / "recipes"
+    code = main(_run_args(corpus, out, "--objectives", "mlm-simcse,supervised", "--simcse-batch-size", "8",
+                          "--push-to-hub", "--hub-org", "org", "--hub-name", "rec", "--hub-token", TOKEN))
+    assert code == 0
+    from sentence_transformers import SentenceTransformer
+
+    for repo, folder in (("org/rec-mlm-simcse-f50", "mlm-simcse/f50"), ("org/rec-supervised-f50", "supervised/f50")):
+        remote = SentenceTransformer(repo, device="cpu").encode(TEXTS)
+        local = SentenceTransformer(str(out / "checkpoints" / folder), device="cpu").encode(TEXTS)
+        assert np.abs(remote - local).max() <= 1e-6, repo
+    supervised = ModelCard.load("org/rec-supervised-f50")
+    assert "supervised" in supervised.data.tags
+    assert "This checkpoint was trained on prices" in supervised.text
+    assert "the prices are never seen" not in supervised.text
+    staged = ModelCard.load("org/rec-mlm-simcse-f50")
+    assert "| stage mlm |" in staged.text and "| stage simcse |" in staged.text
+    assert "| texts per SimCSE step (in-batch negatives + 1) | 8 |" in staged.text
