@@ -250,6 +250,29 @@ def _inverse(values: np.ndarray, transform: str) -> np.ndarray:
     return np.exp(np.clip(values, -700.0, 700.0)) if transform == "log" else values
 
 
+def _training_rows(embeddings: Any, targets: Any, transform: str, min_rows: int, what: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The checks every probe's ``fit`` makes: valid embeddings and targets, one target each, at least
+    ``min_rows`` rows (``what`` says why), targets that vary."""
+    X = validate_embeddings(embeddings, "embeddings")
+    y = validate_targets(targets, "targets", transform)
+    if len(X) != len(y):
+        raise ValueError(f"Got {len(X)} embeddings but {len(y)} targets; expected one target per embedding.")
+    if len(X) < min_rows:
+        raise ValueError(f"Need at least {min_rows} rows to fit {what}; got {len(X)}.")
+    if np.ptp(y) == 0:
+        raise ValueError(f"targets are constant ({float(y[0])!r} for all {len(y)} rows); a regression needs variation.")
+    return X, y
+
+
+def _prediction_rows(embeddings: Any, n_features: int | None) -> np.ndarray:
+    """Valid embeddings of the dimension a probe was fitted on."""
+    X = validate_embeddings(embeddings, "embeddings")
+    if X.shape[1] != n_features:
+        raise ValueError(f"embeddings have {X.shape[1]} dimensions but the probe was fitted on {n_features}.")
+    return X
+
+
 class PriceProbe:
     """An XGBoost regressor that maps embeddings to prices, with the target transform built in.
 
@@ -292,14 +315,7 @@ class PriceProbe:
         return xgboost.XGBRegressor(**params)
 
     def fit(self, embeddings: Any, targets: Any) -> "PriceProbe":
-        X = validate_embeddings(embeddings, "embeddings")
-        y = validate_targets(targets, "targets", self.config.target_transform)
-        if len(X) != len(y):
-            raise ValueError(f"Got {len(X)} embeddings but {len(y)} targets; expected one target per embedding.")
-        if len(X) < 2:
-            raise ValueError(f"Need at least 2 rows to fit the probe; got {len(X)}.")
-        if np.ptp(y) == 0:
-            raise ValueError(f"targets are constant ({float(y[0])!r} for all {len(y)} rows); a regression needs variation.")
+        X, y = _training_rows(embeddings, targets, self.config.target_transform, 2, "the probe")
         regressor = self._regressor()
         regressor.fit(X, _forward(y, self.config.target_transform))
         self.booster_ = regressor.get_booster()
@@ -309,11 +325,7 @@ class PriceProbe:
     def predict(self, embeddings: Any) -> np.ndarray:
         if self.booster_ is None:
             raise RuntimeError("This PriceProbe is not fitted yet: call fit() or PriceProbe.load() first.")
-        X = validate_embeddings(embeddings, "embeddings")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"embeddings have {X.shape[1]} dimensions but the probe was fitted on {self.n_features_in_}."
-            )
+        X = _prediction_rows(embeddings, self.n_features_in_)
         xgboost = _import_xgboost()
         raw = self.booster_.predict(xgboost.DMatrix(X))
         return _inverse(np.asarray(raw, dtype=np.float64), self.config.target_transform)
@@ -389,16 +401,9 @@ class RidgeProbe:
         from sklearn.linear_model import RidgeCV
         from sklearn.preprocessing import StandardScaler
 
-        X = validate_embeddings(embeddings, "embeddings").astype(np.float64)
-        y = validate_targets(targets, "targets", self.config.target_transform)
-        if len(X) != len(y):
-            raise ValueError(f"Got {len(X)} embeddings but {len(y)} targets; expected one target per embedding.")
-        if len(X) < 3:
-            raise ValueError(f"Need at least 3 rows to fit the ridge probe (leave-one-out CV); got {len(X)}.")
-        if np.ptp(y) == 0:
-            raise ValueError(
-                f"targets are constant ({float(y[0])!r} for all {len(y)} rows); a regression needs variation."
-            )
+        X, y = _training_rows(embeddings, targets, self.config.target_transform, 3,
+                              "the ridge probe (leave-one-out CV)")
+        X = X.astype(np.float64)
         scaler = StandardScaler().fit(X)  # a constant dimension gets scale 1: it stays 0, not NaN
         ridge = RidgeCV(alphas=self.alphas).fit(scaler.transform(X), _forward(y, self.config.target_transform))
         self.mean_, self.scale_ = np.asarray(scaler.mean_, np.float64), np.asarray(scaler.scale_, np.float64)
@@ -410,11 +415,7 @@ class RidgeProbe:
     def predict(self, embeddings: Any) -> np.ndarray:
         if self.coef_ is None:
             raise RuntimeError("This RidgeProbe is not fitted yet: call fit() or RidgeProbe.load() first.")
-        X = validate_embeddings(embeddings, "embeddings").astype(np.float64)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"embeddings have {X.shape[1]} dimensions but the probe was fitted on {self.n_features_in_}."
-            )
+        X = _prediction_rows(embeddings, self.n_features_in_).astype(np.float64)
         raw = ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         return _inverse(raw, self.config.target_transform)
 
