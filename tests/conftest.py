@@ -54,6 +54,14 @@ def tiny_model_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tiny_model_dir):
+    """The tiny model loaded once per test module (modules whose tests change it define their own, per test)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(tiny_model_dir), device="cpu")
+
+
 @pytest.fixture(scope="session")
 def hub_server():
     """A local Hub-compatible server on 127.0.0.1:HUB_PORT, the endpoint every HF client here uses."""

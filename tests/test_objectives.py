@@ -25,11 +25,6 @@ FAST = ["--probe-trees", "30", "--max-seq-length", "32", "--batch-size", "16", "
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_model_dir):
-    return SentenceTransformer(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def corpus_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "listings.jsonl"
     write_jsonl(generate_listings(160, seed=5), path)
