@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {  # name: the module it lives in, by stage (the shared modules first)
-    "CurveConfig": "config", "FinetuneConfig": "config",
+    "CurveConfig": "config", "FinetuneConfig": "config", "ProbeConfig": "config",
     "load_curve": "run_dir", "RunDirectory": "run_dir", "RunRecord": "run_dir",
     "CheckpointVerificationError": "errors", "ConfigError": "errors", "CorpusError": "errors",
     "FinetuneCurveError": "errors", "ModelResolutionError": "errors", "RunDirectoryConflictError": "errors",
     "RunDirectoryLockedError": "errors", "SubsetLeakError": "errors", "PublishError": "errors", "SpaceError": "errors",
     "Corpus": "data.corpus", "DataReport": "data.corpus", "load_corpus": "data.corpus",
     "make_splits": "data.subsets", "parse_sizes": "data.subsets", "size_label": "data.subsets",
-    "PriceProbe": "score.probe", "RidgeProbe": "score.probe", "ProbeConfig": "score.probe",
+    "PriceProbe": "score.probe", "RidgeProbe": "score.probe",
     "fit_and_score": "score.probe",
     "regression_scores": "score.probe", "validate_embeddings": "score.probe", "validate_targets": "score.probe",
     "CurvePoint": "curve.points", "format_table": "curve.points",
@@ -33,7 +33,7 @@ _EXPORTS = {  # name: the module it lives in, by stage (the shared modules first
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import CurveConfig, FinetuneConfig
+    from .config import CurveConfig, FinetuneConfig, ProbeConfig
     from .curve.analysis import analyze_curve
     from .curve.points import CurvePoint, format_table
     from .data.corpus import Corpus, DataReport, load_corpus
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
                          SpaceError, SubsetLeakError)
     from .pipeline import CurveResult, run_curve
     from .run_dir import RunDirectory, RunRecord, load_curve
-    from .score.probe import (PriceProbe, ProbeConfig, RidgeProbe, fit_and_score, regression_scores,
+    from .score.probe import (PriceProbe, RidgeProbe, fit_and_score, regression_scores,
                               validate_embeddings, validate_targets)
 
 

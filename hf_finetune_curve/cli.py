@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--config", type=Path,
                      help="start from a saved config.json or run directory (the flags given here override it)")
     run.add_argument("--overwrite", action="store_true", help="discard an existing run with another config")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true", help="no progress lines (each point's scores are logged instead)")
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> CurveConfig:
@@ -94,7 +95,7 @@ def _print_answer(analysis: dict[str, Any]) -> None:
         _print_section("How much data is enough?", answer_lines(analysis or {}))
         return
     from .curve.compare import comparison_lines
-    from .train.objectives import Objective
+    from .names import Objective
 
     for objective, section in per_objective.items():
         _print_section(f"How much data is enough? ({Objective(objective).display})", answer_lines(section))
@@ -125,6 +126,7 @@ def _print_probes(probe_points: dict[str, Any], analysis: dict[str, Any]) -> Non
 
 
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .curve.plot import plot_curve
     from .curve.points import CurvePoint, format_table
     from .run_dir import RunDirectory, RunRecord, secondary_probe_points
 
@@ -149,7 +151,8 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         print(f"Not finished yet: {', '.join(missing)} (re-run the same command to resume).")
     if points:
         try:
-            print(f"Plot: {run.draw_curve(points, analysis)}")
+            plot_curve(points, run.curve_png_path, title=analysis.get("title"), analysis=analysis)
+            print(f"Plot: {run.curve_png_path}")
         except OSError as exc:  # a read-only run (an archive, another user's): the report stands without a redraw
             print(f"Plot: {run.curve_png_path} (not redrawn: {exc.strerror or exc})")
     _check_checkpoints(record)
@@ -182,7 +185,8 @@ def _add_push_arguments(parser: argparse.ArgumentParser, with_switch: bool) -> N
     hub.add_argument("--hub-org", help="user or organization to publish under (default: the token's user)")
     hub.add_argument("--hub-name", help="repo name prefix: NAME-f50k, NAME-curve (default: the run's name)")
     hub.add_argument("--private", action="store_true", help="create the repos private")
-    hub.add_argument("--hub-token", help="Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+    hub.add_argument("--hub-token",
+                     help="Hub token with write access (default: HF_TOKEN, else the token saved by hf auth login)")
 
 
 def _hub_preflight(args: argparse.Namespace) -> tuple[str, str]:
@@ -233,9 +237,17 @@ def _cmd_space(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 0
 
 
+DESCRIPTION = ("How much domain data is enough to finetune an embedding model? Measure the curve on your own "
+               "priced corpus.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-curve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="hf-curve", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"hf-curve {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="debug logging on the terminal (the Trainer's log dicts too; logs/run.log keeps them anyway)")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="measure a finetuning curve (resumes an interrupted run)")
     _add_run_arguments(run)
@@ -267,15 +279,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbose: bool) -> None:
+    """The terminal shows INFO lines (DEBUG with --verbose); the logger passes DEBUG on, so the run's log file
+    (logs/run.log) also keeps the Trainer's log dicts. No progress bars of the Hugging Face libraries when the
+    output is a file or a pipe: their redrawing writes carriage returns and cursor escape codes."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(logging.DEBUG)
     logger.propagate = False
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when huggingface_hub is imported
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # in case huggingface_hub is imported already
     try:
         import transformers
 
         transformers.logging.set_verbosity_error()
+        if not (sys.stdout.isatty() and sys.stderr.isatty()):
+            transformers.logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
 

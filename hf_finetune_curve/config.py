@@ -16,15 +16,13 @@ import platform
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from .errors import ConfigError
+from .errors import ConfigError, NotARunDirectoryError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
-from .options import documented
-from .score.probe import METRICS, PROBE_NAMES, ProbeConfig, ProbeKind, parse_probes
-from .train.objectives import OBJECTIVE_NAMES, TEXT_UNITS, Objective, parse_objective, parse_objectives
-
-METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
+from .options import Bounds, check_fields, documented
+from .names import (METRIC_KEYS, OBJECTIVE_NAMES, PROBE_NAMES, TEXT_UNITS, Objective, ProbeKind, parse_objective,
+                    parse_objectives, parse_probes)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Sized so that `hf-curve run` with no arguments finishes in about 5 minutes on a 2-core CPU.
@@ -131,6 +129,78 @@ def check_supported_launch(config: "FinetuneConfig") -> None:
                               "or accelerate launch without --use_fsdp / --use_deepspeed).")
 
 
+TARGET_TRANSFORMS = ("log", "none")
+
+
+def _apply_probe_args(section: dict[str, Any], pairs: Sequence[tuple[str, Any]]) -> None:
+    """``--probe-arg KEY=VALUE``: a ProbeConfig field goes to that field, anything else to ``xgb_params``."""
+    known = {f.name for f in fields(ProbeConfig)} - {"xgb_params"}
+    for key, value in pairs:
+        if key in known:
+            section[key] = value
+        else:
+            section["xgb_params"] = {**(section.get("xgb_params") or {}), key: value}
+
+
+@documented
+@dataclass
+class ProbeConfig:
+    """Hyperparameters of the XGBoost probe (``hf-curve run``'s "probe" flags; the fields without a flag
+    of their own are set with ``--probe-arg KEY=VALUE``)."""
+
+    __options_group__ = "probe"
+
+    target_transform: str = field(default="log", metadata={
+        "help": "log: fit on log(price) and predict exp() of the fit (prices are heavy-tailed); none: fit raw "
+                "prices", "choices": TARGET_TRANSFORMS})
+    n_estimators: int = field(default=300, metadata={
+        "bounds": Bounds(low=1, whole=True),
+        "help": "XGBoost n_estimators", "flag": "--probe-trees"})
+    learning_rate: float = field(default=0.07, metadata={
+        "bounds": Bounds(low=0, low_open=True),
+        "help": "XGBoost learning_rate", "flag": None})
+    max_depth: int = field(default=6, metadata={
+        "bounds": Bounds(low=0, whole=True),
+        "help": "XGBoost max_depth", "flag": None})
+    subsample: float = field(default=0.8, metadata={
+        "bounds": Bounds(low=0, high=1, low_open=True),
+        "help": "XGBoost subsample", "flag": None})
+    colsample_bytree: float = field(default=0.5, metadata={
+        "bounds": Bounds(low=0, high=1, low_open=True),
+        "help": "XGBoost colsample_bytree", "flag": None})
+    min_child_weight: float = field(default=1.0, metadata={
+        "bounds": Bounds(low=0),
+        "help": "XGBoost min_child_weight", "flag": None})
+    reg_lambda: float = field(default=1.0, metadata={
+        "bounds": Bounds(low=0),
+        "help": "XGBoost reg_lambda", "flag": None})
+    seed: int = field(default=0, metadata={"bounds": Bounds(low=0, whole=True), 
+        "help": "XGBoost's random state; with the same data and seed a fit is repeatable", "flag": None})
+    n_jobs: int | None = field(default=None, metadata={"bounds": Bounds(low=1, whole=True), 
+        "help": "threads for XGBoost", "default_help": "all cores", "flag": None})
+    device: str = field(default="auto", metadata={
+        "help": "auto (cuda when torch sees a GPU, else cpu), cpu or cuda", "flag": None})
+    xgb_params: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "a probe field above (max_depth=4) or any further XGBRegressor parameter, passed through "
+                "unchanged (repeatable)", "flag": "--probe-arg", "apply": _apply_probe_args})
+
+    def __post_init__(self) -> None:
+        # Every field against its declared bounds, so a bad --probe-arg fails before any training, not in XGBoost
+        # after f0.
+        check_fields(self, "probe.", unflagged="--probe-arg {name}=...")
+        for name, value in (self.xgb_params or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--probe-arg {name}={value!r}: must be a finite number.")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ProbeConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"Unknown probe option(s) {unknown}; expected some of {sorted(known)}.")
+        return cls(**values)
+
+
 @documented
 @dataclass
 class FinetuneConfig:
@@ -142,9 +212,9 @@ class FinetuneConfig:
 
     __options_group__ = "finetuning"
 
-    epochs: float = field(default=1.0, metadata={
+    epochs: float = field(default=1.0, metadata={"bounds": Bounds(low=0, low_open=True), 
         "help": "passes over each finetune subset (every text of subset n is seen this often)"})
-    learning_rate: float | None = field(default=None, metadata={
+    learning_rate: float | None = field(default=None, metadata={"bounds": Bounds(low=0, low_open=True), 
         "help": "peak learning rate of every objective; none picks each objective's default, chosen on a "
                 "validation split (2e-5; supervised 1e-4), or 1e-3 with --lora (LoRA with a freshly built MLM head "
                 "does not move at full-finetune rates)",
@@ -153,36 +223,42 @@ class FinetuneConfig:
         "help": "peak learning rate of one objective, over --learning-rate and the defaults, e.g. "
                 "--objective-learning-rate simcse=5e-5 (repeatable)",
         "flag": "--objective-learning-rate", "metavar": "OBJECTIVE=RATE"})
-    batch_size: int = field(default=16, metadata={"help": "chunks per device per step"})
-    gradient_accumulation_steps: int = field(default=1, metadata={
+    batch_size: int = field(default=16, metadata={
+        "bounds": Bounds(low=1, whole=True),
+        "help": "chunks per device per step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"bounds": Bounds(low=1, whole=True), 
         "help": "steps accumulated before each optimizer update"})
-    warmup_steps: int = field(default=10, metadata={
+    warmup_steps: int = field(default=10, metadata={"bounds": Bounds(low=0, whole=True), 
         "help": "linear warmup, in optimizer steps (the same absolute count for every point)"})
-    cooldown_fraction: float = field(default=0.2, metadata={
+    cooldown_fraction: float = field(default=0.2, metadata={"bounds": Bounds(low=0, high=1), 
         "help": "share of a point's steps over which the rate decays (1-sqrt) to 0"})
-    min_cooldown_steps: int = field(default=10, metadata={
+    min_cooldown_steps: int = field(default=10, metadata={"bounds": Bounds(low=1, whole=True), 
         "help": "the decay lasts at least this many steps (capped by the point's steps)"})
-    min_steps: int = field(default=40, metadata={
+    min_steps: int = field(default=40, metadata={"bounds": Bounds(low=0, whole=True), 
         "help": "every point trains at least this many optimizer steps, cycling its subset, so small subsets "
                 "are not starved"})
-    head_warmup_steps: int = field(default=30, metadata={
+    head_warmup_steps: int = field(default=30, metadata={"bounds": Bounds(low=0, whole=True), 
         "help": "a model without a shipped MLM head gets a new one, first trained alone (encoder frozen) for "
                 "this many steps on the smallest subset; 0 skips it"})
-    head_warmup_learning_rate: float = field(default=1e-3, metadata={
+    head_warmup_learning_rate: float = field(default=1e-3, metadata={"bounds": Bounds(low=0, low_open=True), 
         "help": "learning rate of the head-only phase"})
     train_word_embeddings: bool = field(default=False, metadata={
         "help": "update the input word embeddings (tied to the MLM decoder). Off by default: trained, the rows "
                 "of tokens a subset never uses all drift (4-5% relative change on Airbnb), with no measurable "
                 "gain for the probe (benchmarks/recipe_check.py, README)"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    max_seq_length: int | None = field(default=128, metadata={
+    weight_decay: float = field(default=0.01, metadata={"bounds": Bounds(low=0), "help": "AdamW weight decay"})
+    max_seq_length: int | None = field(default=128, metadata={"bounds": Bounds(low=8, whole=True), 
         "help": "chunk length in tokens; none uses the model's own max_seq_length"})
-    mlm_probability: float = field(default=0.2, metadata={"help": "fraction of tokens masked"})
+    mlm_probability: float = field(default=0.2, metadata={
+        "bounds": Bounds(low=0, high=1, low_open=True, high_open=True),
+        "help": "fraction of tokens masked"})
     lora: bool = field(default=False, metadata={
         "help": "train LoRA adapters (plus the MLM head) instead of all weights; merged before saving"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_r: int = field(default=8, metadata={"bounds": Bounds(low=1, whole=True), "help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"bounds": Bounds(low=0, low_open=True), "help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={
+        "bounds": Bounds(low=0, high=1, high_open=True),
+        "help": "LoRA dropout"})
     lora_target_modules: list[str] | None = field(default=None, metadata={
         "help": "comma-separated module names for LoRA", "default_help": "peft's for the architecture",
         "metavar": "NAME,NAME"})
@@ -200,61 +276,31 @@ class FinetuneConfig:
                 "or 'whole' (the whole text up to max_seq_length tokens); MLM packs whole texts either way",
         "choices": TEXT_UNITS})
     tsdae_deletion_ratio: float = field(default=0.6, metadata={
+        "bounds": Bounds(low=0, high=1, low_open=True, high_open=True),
         "help": "TSDAE noise: share of a text's words deleted (the TSDAE paper's 0.6)"})
     simcse_batch_size: int = field(default=64, metadata={
+        "bounds": Bounds(low=2, whole=True, why="in-batch negatives need a second text"),
         "help": "texts per SimCSE step (simcse, mlm-simcse): the other texts of a batch are each text's negatives, "
                 "so 16 would give 15; the SimCSE paper's 64. Steps stay the size's recipe"})
-    simcse_max_seq_length: int = field(default=32, metadata={
+    simcse_max_seq_length: int = field(default=32, metadata={"bounds": Bounds(low=8, whole=True), 
         "help": "tokens of a SimCSE input (simcse, mlm-simcse): the SimCSE paper's 32. Sentences of listings are "
                 "short (Airbnb: median 17 tokens, p90 34), and a batch of 64 is padded to its longest input, so "
                 "128 made a SimCSE step 7x an MLM step on a CPU"})
-    distill_weight: float | None = field(default=None, metadata={
+    distill_weight: float | None = field(default=None, metadata={"bounds": Bounds(low=0), 
         "help": "mlm-distill: weight of the term 1 - cos(pooled embedding, factory model's pooled embedding) added "
                 "to the MLM loss; none picks the default chosen on a validation split (benchmarks/choose_recipe.py)",
         "default_help": f"{DEFAULT_DISTILL_WEIGHT:g} for mlm-distill, no term for the other objectives"})
 
     def __post_init__(self) -> None:
-        _check(_finite(self.epochs) and self.epochs > 0, "finetune.epochs", self.epochs, "a finite number > 0")
-        _check(self.learning_rate is None or (_finite(self.learning_rate) and self.learning_rate > 0),
-               "finetune.learning_rate", self.learning_rate, "a finite number > 0 or None")
-        _check(_finite(self.weight_decay) and self.weight_decay >= 0, "finetune.weight_decay", self.weight_decay,
-               "a finite number >= 0")
-        _check(_finite(self.lora_dropout) and 0 <= self.lora_dropout < 1, "finetune.lora_dropout", self.lora_dropout,
-               "in [0, 1)")
-        _check(_finite(self.lora_alpha) and self.lora_alpha > 0, "finetune.lora_alpha", self.lora_alpha, "> 0")
-        _check(_finite(self.head_warmup_learning_rate), "finetune.head_warmup_learning_rate",
-               self.head_warmup_learning_rate, "a finite number > 0")
+        check_fields(self, "finetune.")  # every field's declared bounds and choices
         # Checked here, when the config is built, so a refused field never reaches config.json or a Trainer.
         check_trainer_kwargs(self.trainer_kwargs)
-        _check(int(self.batch_size) >= 1, "finetune.batch_size", self.batch_size, ">= 1")
-        _check(int(self.gradient_accumulation_steps) >= 1, "finetune.gradient_accumulation_steps",
-               self.gradient_accumulation_steps, ">= 1")
-        _check(int(self.warmup_steps) >= 0, "finetune.warmup_steps", self.warmup_steps, ">= 0")
-        _check(0 <= self.cooldown_fraction <= 1, "finetune.cooldown_fraction", self.cooldown_fraction, "in [0, 1]")
-        _check(int(self.min_cooldown_steps) >= 1, "finetune.min_cooldown_steps", self.min_cooldown_steps, ">= 1")
-        _check(int(self.min_steps) >= 0, "finetune.min_steps", self.min_steps, ">= 0")
-        _check(int(self.head_warmup_steps) >= 0, "finetune.head_warmup_steps", self.head_warmup_steps, ">= 0")
-        _check(self.head_warmup_learning_rate > 0, "finetune.head_warmup_learning_rate",
-               self.head_warmup_learning_rate, "> 0")
-        _check(0 < self.mlm_probability < 1, "finetune.mlm_probability", self.mlm_probability, "in (0, 1)")
-        _check(self.max_seq_length is None or int(self.max_seq_length) >= 8,
-               "finetune.max_seq_length", self.max_seq_length, ">= 8 or None")
-        _check(int(self.lora_r) >= 1, "finetune.lora_r", self.lora_r, ">= 1")
-        _check(self.text_unit in TEXT_UNITS, "finetune.text_unit", self.text_unit, f"one of {TEXT_UNITS}")
-        _check(0 < self.tsdae_deletion_ratio < 1, "finetune.tsdae_deletion_ratio", self.tsdae_deletion_ratio,
-               "in (0, 1)")
         for name, rate in (self.objective_learning_rates or {}).items():
             parse_objective(name)
-            _check(isinstance(rate, (int, float)) and math.isfinite(float(rate)) and rate > 0,
-                   f"finetune.objective_learning_rates[{name!r}]", rate, "a finite number > 0")
+            _check(_finite(rate) and rate > 0, f"finetune.objective_learning_rates[{name!r}]", rate,
+                   "a finite number > 0")
         self.objective_learning_rates = {parse_objective(name).value: float(rate)
                                          for name, rate in (self.objective_learning_rates or {}).items()}
-        _check(int(self.simcse_max_seq_length) >= 8, "finetune.simcse_max_seq_length", self.simcse_max_seq_length,
-               ">= 8")
-        _check(int(self.simcse_batch_size) >= 2, "finetune.simcse_batch_size", self.simcse_batch_size,
-               ">= 2 (in-batch negatives need a second text)")
-        _check(self.distill_weight is None or (math.isfinite(float(self.distill_weight)) and self.distill_weight >= 0),
-               "finetune.distill_weight", self.distill_weight, "a finite number >= 0 or None")
 
     def effective_learning_rate(self, objective: Objective | str = Objective.MLM) -> float:
         """The peak rate of ``objective``'s points: its entry in ``objective_learning_rates``, else
@@ -371,26 +417,30 @@ class CurveConfig:
     name: str | None = field(default=None, metadata={
         "help": "run name", "default_help": "from model and corpus"})
     seed: int = field(default=42, metadata={
+        "bounds": Bounds(low=0, high=2**31, high_open=True, whole=True,
+                         why="numpy's and the Trainer's seeding; replicates add 1, 2, ..."),
         "help": "fixes the test split, the pool order, masking and the probe", "group": "data"})
-    test_fraction: float = field(default=0.2, metadata={
+    test_fraction: float = field(default=0.2, metadata={"bounds": Bounds(low=0, high=1, low_open=True, high_open=True), 
         "help": "share of rows held out to score the probe", "group": "data"})
     include_test_in_finetune: bool = field(default=False, metadata={
         "help": "let MLM finetuning see the held-out texts (transductive variant)", "group": "data"})
     schedule: str = field(default="branching", metadata={
         "help": "branching: one warmup-stable main run with a cooldown branch per size; independent: train every "
                 "size from the base model (both give every point the same recipe)", "choices": SCHEDULES})
-    embed_batch_size: int = field(default=64, metadata={"help": "batch size when embedding"})
-    max_rows: int | None = field(default=None, metadata={
+    embed_batch_size: int = field(default=64, metadata={
+        "bounds": Bounds(low=1, whole=True),
+        "help": "batch size when embedding"})
+    max_rows: int | None = field(default=None, metadata={"bounds": Bounds(low=10, whole=True), 
         "help": "use only the first N clean rows of the corpus (quick looks)", "group": "data"})
-    probe_rows: int | None = field(default=DEFAULT_PROBE_ROWS, metadata={
+    probe_rows: int | None = field(default=DEFAULT_PROBE_ROWS, metadata={"bounds": Bounds(low=20, whole=True), 
         "help": "the probe fits and scores on a fixed seeded sample of at most N rows (the test share kept), so "
                 "each checkpoint embeds at most N texts; finetuning still uses the whole pool; 'none': every row",
         "group": "data"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, ..."})
-    seeds: int = field(default=1, metadata={
+    seeds: int = field(default=1, metadata={"bounds": Bounds(low=1, whole=True), 
         "help": "repeat the finetuning with N data orders (seed, seed+1, ...) on the same test split, and report "
                 "the mean and spread across them"})
-    probe_seeds: int = field(default=DEFAULT_PROBE_SEEDS, metadata={
+    probe_seeds: int = field(default=DEFAULT_PROBE_SEEDS, metadata={"bounds": Bounds(low=1, high=100, whole=True), 
         "help": "fit every checkpoint's probe with N XGBoost seeds (the run's seed, then seed + 10000, ...) and "
                 "average their predictions; the intervals resample these seeds too, so the probe's own noise is "
                 "in them"})
@@ -403,7 +453,7 @@ class CurveConfig:
                 "checkpoints again without retraining", "metavar": "LIST", "group": "probe"})
     answer_metric: str = field(default=DEFAULT_ANSWER_METRIC, metadata={
         "help": "the metric the curve fit and the 'N needed' answer use", "choices": METRIC_KEYS})
-    bootstrap_resamples: int = field(default=1000, metadata={
+    bootstrap_resamples: int = field(default=1000, metadata={"bounds": Bounds(low=100, whole=True), 
         "help": "resamples of the held-out set for the 95% intervals"})
     tfidf_baseline: bool = field(default=True, metadata={
         "help": "also score a TF-IDF + XGBoost probe on the same split"})
@@ -429,14 +479,6 @@ class CurveConfig:
                 raise ConfigError(f"Invalid probe config: {exc}") from exc
         if not isinstance(self.sizes, str):
             self.sizes = ",".join(str(size) for size in self.sizes)
-        _check(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "in (0, 1)")
-        # numpy's and the Trainer's seeding take 0 .. 2**32 - 1; replicates use seed + 1, seed + 2, ...
-        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**31, "seed",
-               self.seed, "a whole number in [0, 2**31)")
-        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
-        _check(int(self.seeds) >= 1, "seeds", self.seeds, ">= 1")
-        _check(1 <= int(self.probe_seeds) <= 100, "probe_seeds", self.probe_seeds, "in [1, 100]")
-        _check(self.answer_metric in METRIC_KEYS, "answer_metric", self.answer_metric, f"one of {METRIC_KEYS}")
         if not isinstance(self.probes, str):
             self.probes = ",".join(str(getattr(p, "value", p)) for p in self.probes)
         self.probes = ",".join(kind.value for kind in parse_probes(self.probes))
@@ -445,11 +487,8 @@ class CurveConfig:
             if not isinstance(self.objectives, str):
                 self.objectives = ",".join(str(getattr(o, "value", o)) for o in self.objectives)
             self.objectives = ",".join(o.value for o in parse_objectives(self.objectives))
+        check_fields(self)  # every field's declared bounds and choices (names normalised above)
         self._check_objective_options()
-        _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
-        _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
-        _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
-        _check(self.probe_rows is None or int(self.probe_rows) >= 20, "probe_rows", self.probe_rows, ">= 20 or None")
         if self.name is not None and not (HUB_REPO_NAME.match(self.name) and len(self.name) <= HUB_REPO_NAME_MAX):
             raise ConfigError(
                 f"name must be letters, digits, '.', '_' or '-' (at most {HUB_REPO_NAME_MAX} characters); got {self.name!r}."
@@ -536,11 +575,18 @@ class CurveConfig:
     def load(cls, path: str | Path) -> "CurveConfig":
         """Load the config saved in a run directory (or in a run record's JSON file)."""
         path = Path(path)
-        if path.is_dir():
-            from .run_dir import RunDirectory
-
-            return RunDirectory(path).read_curve_config()
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        if path.is_dir():  # a run directory: its config.json (the file name is the run directory's CONFIG_FILE)
+            if not (path / "config.json").is_file():
+                raise NotARunDirectoryError(f"{path} is not a run directory (no config.json).")
+            path = path / "config.json"
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file (expected a run directory or its config.json).") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+        if not isinstance(payload, dict):
+            raise ConfigError(f"{path}: expected a JSON object (a run's config.json); got {type(payload).__name__}.")
         return cls.from_dict(payload["config"] if "config" in payload else payload)
 
     def result_key(self, corpus_fingerprint: str | None = None) -> str:

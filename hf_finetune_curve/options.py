@@ -1,7 +1,7 @@
 """Config fields as command-line options: each option's default, help text and flag live once, on its field.
 
 The convention, for every field of :class:`~hf_finetune_curve.config.CurveConfig` and of its nested
-sections (:class:`~hf_finetune_curve.config.FinetuneConfig`, :class:`~hf_finetune_curve.score.probe.ProbeConfig`):
+sections (:class:`~hf_finetune_curve.config.FinetuneConfig`, :class:`~hf_finetune_curve.config.ProbeConfig`):
 
     learning_rate: float | None = field(default=None, metadata={
         "help": "peak learning rate", "default_help": "2e-5, or 1e-3 with --lora"})
@@ -19,6 +19,9 @@ sections (:class:`~hf_finetune_curve.config.FinetuneConfig`, :class:`~hf_finetun
 - ``apply``: ``apply(section: dict, value)`` puts a parsed value into its section's dict, when more than
   ``section[name] = value`` is needed (``--probe-arg`` routes known probe fields to their fields).
 - ``group``: the ``--help`` group (default: the section's: ``run``, ``finetuning``, ``probe``).
+- ``bounds``: a :class:`Bounds`, the values the field takes (``Bounds(low=0, low_open=True)``: a finite
+  number > 0). Checked by :func:`check_fields` when the config is built (the CLI and the Python API alike),
+  and shown in ``--help`` after the default. A field typed ``X | None`` also takes None.
 
 A nested dataclass field (``finetune: FinetuneConfig``) is a section: its fields' flags carry no
 prefix, so two sections must not name a flag alike (building the parser fails if they do).
@@ -59,7 +62,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-__all__ = ["Option", "iter_options", "add_options", "options_given", "documented", "parse_key_value",
+__all__ = ["Bounds", "Option", "check_fields", "iter_options", "add_options", "options_given", "documented",
+           "parse_key_value",
            "parse_optional_int", "parse_optional_float", "parse_finite_float", "parse_comma_list"]
 
 
@@ -119,8 +123,8 @@ def parse_comma_list(text: str) -> list[str] | None:
 def parse_key_value(text: str) -> tuple[str, Any]:
     """``KEY=VALUE``, VALUE read as JSON when it parses.
 
-    >>> parse_key_value("max_depth=4"), parse_key_value("lr_scheduler_type=cosine")
-    (('max_depth', 4), ('lr_scheduler_type', 'cosine'))
+    >>> parse_key_value("max_depth=4"), parse_key_value("optim=adamw_torch")
+    (('max_depth', 4), ('optim', 'adamw_torch'))
     """
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -130,6 +134,83 @@ def parse_key_value(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         value = raw
     return key.strip(), value
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a number field takes: ``whole`` numbers or finite reals, between ``low`` and ``high``
+    (each inclusive unless ``*_open``); ``why`` says what a bound protects, in the error.
+
+    >>> Bounds(low=0, high=1, low_open=True).describe(), Bounds(low=1, whole=True).describe()
+    ('a finite number in (0, 1]', 'a whole number >= 1')
+    >>> Bounds(low=0, high=1, high_open=True).accepts(1.0), Bounds(low=1, whole=True).accepts(2.0)
+    (False, False)
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+    why: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.whole and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.whole else "a finite number"
+        low, high = _number(self.low), _number(self.high)
+        if self.low is not None and self.high is not None:
+            text = f"{kind} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{kind} {'>' if self.low_open else '>='} {low}"
+        elif self.high is not None:
+            text = f"{kind} {'<' if self.high_open else '<='} {high}"
+        else:
+            text = kind
+        return f"{text} ({self.why})" if self.why else text
+
+
+def _number(value: float | None) -> str:
+    """A bound as --help shows it: ``0.5``, ``8``, ``2**31`` for the seeds' limit."""
+    if value is None:
+        return ""
+    if float(value).is_integer() and value >= 2**20 and (int(value) & (int(value) - 1)) == 0:
+        return f"2**{int(value).bit_length() - 1}"
+    return f"{value:g}"
+
+
+def check_fields(instance: Any, prefix: str = "", unflagged: str = "") -> None:
+    """Check every field of the dataclass ``instance`` against its declared ``bounds`` and ``choices``; the error
+    names the field, its flag (``unflagged``, formatted with the field's name, for a field without a flag of
+    its own), what it takes and what it got (a :class:`~hf_finetune_curve.errors.ConfigError`)."""
+    from .errors import ConfigError
+
+    hints = typing.get_type_hints(type(instance))
+    for f in dataclasses.fields(instance):
+        bounds, choices = f.metadata.get("bounds"), f.metadata.get("choices")
+        if bounds is None and choices is None:
+            continue
+        value = getattr(instance, f.name)
+        if value is None and _strip_none(hints[f.name]) is not hints[f.name]:
+            continue
+        option = Option((f.name,), f, hints[f.name], "")
+        flag = option.flag if f.metadata.get("flag", "") is not None else unflagged.format(name=f.name)
+        set_with = f" (set with {flag})" if flag else ""
+        if bounds is not None and not bounds.accepts(value):
+            or_none = " or none" if _strip_none(hints[f.name]) is not hints[f.name] else ""
+            raise ConfigError(f"{prefix}{f.name} must be {bounds.describe()}{or_none}{set_with}; got {value!r}.")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{prefix}{f.name} must be one of {', '.join(map(str, choices))}{set_with}; "
+                              f"got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -190,8 +271,15 @@ class Option:
 
     def help_text(self) -> str:
         text = self.field.metadata["help"]
+        notes = []
         default = self.default_text()
-        return f"{text} (default: {default})" if default is not None else text
+        if default is not None:
+            notes.append(f"default: {default}")
+        bounds = self.field.metadata.get("bounds")
+        if bounds is not None:
+            optional = _strip_none(self.annotation) is not self.annotation
+            notes.append(f"takes {bounds.describe()}" + (" or none" if optional else ""))
+        return f"{text} ({'; '.join(notes)})" if notes else text
 
     def apply(self, section: dict[str, Any], value: Any) -> None:
         custom = self.field.metadata.get("apply")

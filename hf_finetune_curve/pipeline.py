@@ -23,23 +23,25 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .config import (NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, check_supported_launch, library_versions,
                      recipe_choices)
 from .curve.analysis import analyze_curve, answer_lines, probe_agreement
+from .curve.plot import plot_curve  # the run directory writes data, the pipeline draws
 from .curve.points import RIDGE_ALPHA, CurvePoint, format_table
 from .data.corpus import Corpus, load_corpus
 from .data.subsets import Splits, make_splits, parse_sizes, size_label
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
 from .score.embed import embed_texts, embedding_cache_key
-from .score.probe import ProbeKind, fit_and_score
-from .score.samples import build_samples
+from .names import ProbeKind
+from .progress import RunProgress, log_to_file
+from .score.probe import fit_and_score
+from .space.samples import build_samples
 from .train.checkpoint import CHECKPOINT_HASHES_FILE, record_checkpoint_hashes, save_checkpoint
 from .train.finetune import FinetuneResult, resolve_device
 from .train.models import load_sentence_transformer
-from .train.objectives import Objective
+from .names import Objective
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +204,7 @@ def run_curve(
     Args:
         config: the run; None runs the embedded default (synthetic car auctions, all-MiniLM-L6-v2).
         overwrite: discard an existing run with a different configuration in the output dir.
-        show_progress: tqdm bars for sizes, training and embedding.
+        show_progress: one line per finished point with its result and an ETA (never a progress bar).
         on_point: called with each newly finished point (e.g. to plot live in a notebook).
         callbacks: ``transformers.TrainerCallback`` objects given to every Trainer run of the
             finetuning (both schedules), as to ``Trainer(callbacks=...)``.
@@ -222,9 +224,9 @@ def run_curve(
     # One run per directory: a second one fails at once instead of corrupting the first.
     lock = run.lock() if main_process else contextlib.nullcontext()
     try:
-        with lock:
+        with lock, contextlib.ExitStack() as log_file:
             return _run_curve(config, run, overwrite=overwrite, show_progress=show_progress, on_point=on_point,
-                              callbacks=callbacks)
+                              callbacks=callbacks, log_file=log_file)
     except BaseException:
         # After a failed first attempt, leave no run directory that holds nothing a rerun could use.
         if created and run.holds_nothing_to_resume():
@@ -233,7 +235,8 @@ def run_curve(
 
 
 def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_progress: bool,
-               on_point: Callable[[CurvePoint], None] | None, callbacks: Sequence[Any]) -> CurveResult:
+               on_point: Callable[[CurvePoint], None] | None, callbacks: Sequence[Any],
+               log_file: contextlib.ExitStack) -> CurveResult:
     run_dir = run.path
     main_process = is_main_process()
     check_supported_launch(config.finetune)  # an uninstalled --report-to, FSDP: before any work, not after f0
@@ -245,7 +248,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     if distributed is not None:
         distributed.wait_for_everyone()
     run_dir.mkdir(parents=True, exist_ok=True)
-    if main_process:
+    if main_process:  # from here (--overwrite has cleared logs/) every line also goes to logs/run.log
+        log_file.enter_context(log_to_file(run.run_log_path))
         for line in corpus.report.summary_lines():
             logger.info(line)
         run.write_data_report(corpus.report)
@@ -314,8 +318,9 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
                     ", ".join(o.value for o in objectives))
     # f0 is the same model in every replicate and for every objective: it is scored once, in the main run.
     replicate_sizes = [size for size in sizes if size > 0]
-    progress = tqdm(total=len(objectives) * (len(sizes) + len(replicate_sizes) * (len(replicates) - 1)),
-                    desc="curve points", unit="point", disable=not show_progress)
+    # One line per finished point, with its result and an ETA (no progress bars: the same lines in a file or pipe).
+    progress = RunProgress(len(objectives) * (len(sizes) + len(replicate_sizes) * (len(replicates) - 1)),
+                           metric=config.answer_metric, enabled=show_progress and main_process)
     # all_points[objective][r]: the points of replicate r (0: the main seed) of one objective's curve.
     all_points: dict[Objective, list[list[CurvePoint]]] = {objective: [] for objective in objectives}
     main_curves: dict[Objective, list[CurvePoint]] = {}
@@ -331,8 +336,10 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
                 points.sort(key=lambda p: p.finetune_size)
                 if track.seed == config.seed:
                     main_curves[track.objective] = points
-                    run.write_curve([p for curve in main_curves.values() for p in curve],
-                                    _summary(config, corpus, resolved.to_dict()))
+                    so_far = [p for curve in main_curves.values() for p in curve]
+                    summary = _summary(config, corpus, resolved.to_dict())
+                    run.write_curve(so_far, summary)
+                    plot_curve(so_far, run.curve_png_path, title=summary["title"], analysis=summary)
                 if on_point is not None:
                     on_point(point)
 
@@ -340,7 +347,6 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
                                    record, shared_f0=shared_f0)
             shared_f0 = next((p for p in curve if p.finetune_size == 0), shared_f0)
             all_points[objective].append(curve)
-    progress.close()
     points = [p for objective in objectives for p in all_points[objective][0]]
     # probe_curves[probe][objective][r]: as all_points, for each secondary probe (--probes), on the same checkpoints.
     secondary = config.resolved_probes()[1:]
@@ -366,6 +372,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
         analysis["probe_agreement"] = probe_agreement(
             curves, answers, metric=(analysis.get("answer") or {}).get("metric") or config.answer_metric)
     run.write_curve(points, {**_summary(config, corpus, resolved.to_dict()), **analysis}, probe_points=probe_points)
+    summary = {**_summary(config, corpus, resolved.to_dict()), **analysis}
+    plot_curve(points, run.curve_png_path, title=summary.get("title"), analysis=summary)
     # The samples stage: a few hundred held-out listings with each checkpoint's predictions and 2-D map
     # (every objective's), which the Space reads.
     build_samples(run, corpus, splits)
@@ -544,7 +552,7 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
             point = dataclasses.replace(shared_f0, objective=objective.value, extras={})
             record(point, points)
             _share_probe_f0(context, replicate)
-            progress.update()
+            _point_done(progress, replicate, config, points, label, timed=False)
         elif label in finished and finetune_size > 0 and \
                 (damage := _damaged_checkpoint(run, label, objective)) is not None:
             # A finished point whose checkpoint no longer holds the verified bytes: its files would publish a
@@ -556,10 +564,10 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
             logger.info("%s%s already finished, skipping", label, replicate.suffix(config.seed))
             points.append(finished[label])
             _complete_probes(context, replicate, finished[label], finished_probes)
-            progress.update()
+            _point_done(progress, replicate, config, points, label, timed=False)
         elif finetune_size == 0:
             _score_and_record(context, replicate, 0, context.base_model, {}, context.base_model_id, points, record)
-            progress.update()
+            _point_done(progress, replicate, config, points, label)
         elif run.has_checkpoint(label, objective) and run.read_checkpoint_stats(label, objective) is None:
             # Not a checkpoint this version wrote in one step (statistics missing): train it again.
             logger.warning("%s: %s has no %s; training it again", label, checkpoint_dir, CHECKPOINT_STATS_FILE)
@@ -586,25 +594,25 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
             stats = run.read_checkpoint_stats(label, objective)
             _score_and_record(context, replicate, finetune_size, model, stats, run.relative(checkpoint_dir), points,
                               record)
-            progress.update()
+            _point_done(progress, replicate, config, points, label)
         else:
             to_train.append(finetune_size)
     if not to_train:
         return sorted(points, key=lambda p: p.finetune_size)
 
     def trained(finetune_size: int, result: FinetuneResult) -> None:
-        progress.update()
         label = size_label(finetune_size)
         # Rank 0 saves and writes; every rank embeds its share of the probe's rows (collective).
         stats = _save_trained(context, replicate, label, result) if is_main_process() else {}
         _score_and_record(context, replicate, finetune_size, result.model, stats,
                           run.relative(run.checkpoint_dir(label, objective)), points, record)
+        _point_done(progress, replicate, config, points, label)
 
     pool_texts = [context.corpus.texts[i] for i in replicate.splits.pool_order]
     positive = [size for size in sizes if size > 0]
     done = {size for size in positive if size not in to_train}
     common = dict(seed=replicate.seed, device=context.device, completed=done, callbacks=context.callbacks,
-                  show_progress=context.show_progress, log_dir=run.logs_dir)
+                  show_progress=False, log_dir=run.logs_dir)  # no Trainer bars: RunProgress prints a line per point
     # The objective's own settings: its peak rate, and the distillation term for mlm-distill only.
     finetune = config.finetune.for_objective(objective)
     if not objective.trains_mlm:
@@ -652,6 +660,14 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
     if is_main_process():
         run.write_training_plan(plan, objective)
     return sorted(points, key=lambda p: p.finetune_size)
+
+
+def _point_done(progress: RunProgress, replicate: _Replicate, config: CurveConfig, points: Sequence[CurvePoint],
+                label: str, *, timed: bool = True) -> None:
+    """The progress line of the point ``label`` just recorded in ``points`` (its answer metric and ETA)."""
+    point = next((p for p in points if p.label == label), None)
+    value = getattr(point, config.answer_metric, None) if point is not None else None
+    progress.point_done(f"{label}{replicate.suffix(config.seed)}", value, timed=timed, floor=label == "f0")
 
 
 def _damaged_checkpoint(run: RunDirectory, label: str, objective: Objective) -> str | None:
@@ -829,7 +845,7 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     cache_path = context.run.embedding_cache_path(label, cache_key, replicate.objective)
     texts = [corpus.texts[i] for i in rows]
     return embed_texts(model, texts, batch_size=config.embed_batch_size, cache_path=cache_path,
-                       show_progress=context.show_progress, distributed=True)
+                       show_progress=False, distributed=True)  # no bars: RunProgress prints a line per point
 
 
 def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, embedded, stats: dict[str, Any],
@@ -872,7 +888,9 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     # Every probe seed's predictions (the intervals resample them), then their mean (what the
     # point scores): a point whose mean file exists is complete.
     run.write_predictions(label, result.predictions, result.seed_predictions, replicate.objective)
-    logger.info("%s%s%s: R² %.4f  log R² %.4f  MAE %.2f  MedAE %.2f%s", label, replicate.suffix(config.seed),
+    # The primary probe's scores: in the run's log; the terminal's progress line carries the answer metric.
+    level = logging.DEBUG if context.show_progress and probe is primary else logging.INFO
+    logger.log(level, "%s%s%s: R² %.4f  log R² %.4f  MAE %.2f  MedAE %.2f%s", label, replicate.suffix(config.seed),
                 "" if probe is primary else f" [{probe.value} probe]", result.scores["r2"], result.scores["r2_log"],
                 result.scores["mae"], result.scores["median_ae"],
                 "" if result.alpha is None else f"  (ridge alpha {result.alpha:g})")

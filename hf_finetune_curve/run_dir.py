@@ -77,22 +77,19 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .curve.plot import plot_curve
 from .curve.points import CurvePoint, csv_table, ordered_points
 from .errors import ConfigError, NotARunDirectoryError, RunDirectoryFormatError
 from .io_utils import HUB_REPO_ID, atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
-from .score.probe import PROBE_NAMES, parse_probe_kind
-from .train.objectives import OBJECTIVE_NAMES
+# The point-label helpers live in the bottom module (the Space and the cards use them too); re-exported here.
+from .names import MLM, OBJECTIVE_NAMES, PROBE_NAMES, file_label, objective_name, parse_file_label, parse_probe_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import CurveConfig
     from .data.corpus import DataReport
     from .data.subsets import Splits
     from .score.probe import AnyProbe
-    from .score.samples import Samples
 
 #: The default objective; its points keep the unprefixed paths.
-MLM = "mlm"
 #: The ``curve.json`` layout this version writes, and the newest it reads.
 CURVE_FORMAT_VERSION = 1
 #: The training statistics saved inside each checkpoint folder.
@@ -116,6 +113,7 @@ EMBEDDINGS_DIR = "embeddings"
 BASELINES_DIR = "baselines"
 SEEDS_DIR = "seeds"
 LOGS_DIR = "logs"
+RUN_LOG_FILE = "run.log"
 #: A secondary probe's view of a run: ``probe-ridge/``.
 PROBE_VIEW_PREFIX = "probe-"
 
@@ -130,35 +128,6 @@ RUN_OUTPUTS = (CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE, CURVE_CSV_FILE, CURVE
 _METADATA_ONLY = frozenset({LOCK_FILE, f"{LOCK_FILE}.os", CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE})  # .os: Windows
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
 _EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
-
-
-def objective_name(objective: Any = MLM) -> str:
-    """The objective's name: a string, or a ``str``-valued enum member's value.
-
-    >>> objective_name("TSDAE"), objective_name(None)
-    ('tsdae', 'mlm')
-    """
-    return str(getattr(objective, "value", objective) or MLM).strip().lower()
-
-
-def file_label(label: str, objective: Any = MLM) -> str:
-    """A point's file stem under ``points/``, ``probes/``, ``predictions/``, ``checkpoints/``, ``embeddings/``.
-
-    >>> file_label("f200"), file_label("f200", "tsdae"), file_label("f0", "tsdae")
-    ('f200', 'tsdae/f200', 'f0')
-    """
-    name = objective_name(objective)
-    return label if name == MLM or label == "f0" else f"{name}/{label}"
-
-
-def parse_file_label(stem: str) -> tuple[str, str]:
-    """The inverse of :func:`file_label`: ``(label, objective)`` of a stem such as ``tsdae/f200``.
-
-    >>> parse_file_label("tsdae/f200"), parse_file_label("f200")
-    (('f200', 'tsdae'), ('f200', 'mlm'))
-    """
-    objective, _, label = str(stem).rpartition("/")
-    return label, objective_name(objective or MLM)
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -295,6 +264,11 @@ class RunDirectory:
     @property
     def logs_dir(self) -> Path:
         return self.path / LOGS_DIR
+
+    @property
+    def run_log_path(self) -> Path:
+        """``logs/run.log``: every line the run logged, and the Trainer's log dicts the terminal does not show."""
+        return self.logs_dir / RUN_LOG_FILE
 
     @property
     def embeddings_dir(self) -> Path:
@@ -529,16 +503,16 @@ class RunDirectory:
                 return path
         return None
 
-    # -- curve.csv / curve.json / curve.png ---------------------------------------------------------------------
+    # -- curve.csv / curve.json ---------------------------------------------------------------------------------
     def write_curve(self, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None,
                     probe_points: Mapping[str, Sequence[CurvePoint]] | None = None) -> None:
-        """Write ``curve.csv``, ``curve.json`` (with its format version) and ``curve.png``, each atomically.
+        """Write ``curve.csv`` and ``curve.json`` (with its format version), each atomically. The run directory
+        writes data; the pipeline draws ``curve.png`` from it (:func:`hf_finetune_curve.pipeline.draw_curve`).
 
         Points are listed one objective after another (in the order they first appear), each by size.
         ``points`` are the primary probe's; ``probe_points`` each secondary probe's (``--probes``): their rows
         follow in curve.csv (the ``probe`` column tells them apart), and curve.json keeps them as
-        ``probes.<probe>.points``, beside that probe's analysis if ``summary["probes"]`` has one. The plot
-        is the primary probe's.
+        ``probes.<probe>.points``, beside that probe's analysis if ``summary["probes"]`` has one.
         """
         ordered = ordered_points(points)
         secondary = {str(name): ordered_points(others) for name, others in (probe_points or {}).items()}
@@ -552,7 +526,6 @@ class RunDirectory:
                 sections[name] = {**(sections.get(name) or {}), "points": [p.to_dict() for p in others]}
             payload["probes"] = sections
         write_json_atomic(self.curve_json_path, payload)
-        self.draw_curve(points, summary or {})
 
     def read_curve(self) -> CurveFile | None:
         """``curve.json``, or None before the first point is finished.
@@ -594,11 +567,6 @@ class RunDirectory:
         curve = self.read_curve()
         return dict(curve.summary) if curve is not None else {}
 
-    def draw_curve(self, points: Sequence[CurvePoint], analysis: dict[str, Any]) -> Path:
-        """Redraw ``curve.png`` (``hf-curve report``); returns its path."""
-        plot_curve(points, self.curve_png_path, title=analysis.get("title"), analysis=analysis)
-        return self.curve_png_path
-
     # -- training plans and the baseline --------------------------------------------------------------------------
     def write_training_plan(self, plan: dict[str, Any], objective: Any = MLM) -> None:
         write_json_atomic(self.objective_training_plan_path(objective), plan)
@@ -630,17 +598,12 @@ class RunDirectory:
 
     # -- samples.parquet ----------------------------------------------------------------------------------------
     def write_samples_table(self, table: Any) -> Path:
-        """Write a ``pyarrow.Table`` as ``samples.parquet`` (:mod:`hf_finetune_curve.score.samples` builds it)."""
+        """Write a ``pyarrow.Table`` as ``samples.parquet`` (:mod:`hf_finetune_curve.space.samples` builds it)."""
         import pyarrow.parquet as pq
 
         with atomic_path(self.samples_path) as tmp:
             pq.write_table(table, tmp, compression="zstd")
         return self.samples_path
-
-    def read_samples(self) -> "Samples | None":
-        from .score.samples import read_samples
-
-        return read_samples(self.samples_path) if self.samples_path.is_file() else None
 
 
 @dataclass
@@ -693,7 +656,7 @@ class RunRecord:
     def missing(self) -> list[str]:
         """Point keys (``f200``, ``tsdae/f200``) of the sizes the run set out to measure and has not finished,
         for every objective it measures (the shared f0 counts once)."""
-        from .train.objectives import parse_objectives
+        from .names import parse_objectives
 
         done = {point["label"] for point in self.points}
         objectives = parse_objectives(self.config.get("objectives") or self.config.get("objective") or MLM)

@@ -178,7 +178,7 @@ def test_resume_reuses_a_saved_checkpoint(corpus_file, tiny_model_dir, tmp_path)
     ("".join(f'{{"text": "t{i}", "price": {i + 1}}}\n' for i in range(50)), ["--sizes", "0,1k"],
      "pool holds only 40"),
     ("".join(f'{{"text": "t{i}", "price": {i + 1}}}\n' for i in range(50)), ["--test-fraction", "1.5"],
-     "test_fraction must be in (0, 1)"),
+     "test_fraction must be a finite number in (0, 1)"),
 ])
 def test_bad_input_gives_a_clear_error(tmp_path, tiny_model_dir, capsys, content, extra, pattern):
     path = tmp_path / "bad.jsonl"

@@ -13,13 +13,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_finetune_curve"
 
 MODULES = [
-    "hf_finetune_curve", "hf_finetune_curve.config", "hf_finetune_curve.io_utils", "hf_finetune_curve.options",
+    "hf_finetune_curve", "hf_finetune_curve.names", "hf_finetune_curve.config", "hf_finetune_curve.io_utils",
+    "hf_finetune_curve.options",
     "hf_finetune_curve.pipeline", "hf_finetune_curve.run_dir", "hf_finetune_curve.metrics",
     "hf_finetune_curve.data.corpus", "hf_finetune_curve.data.sample_data", "hf_finetune_curve.data.subsets",
     "hf_finetune_curve.train.branching", "hf_finetune_curve.train.checkpoint", "hf_finetune_curve.train.finetune",
     "hf_finetune_curve.train.models", "hf_finetune_curve.train.objectives", "hf_finetune_curve.train.recipe",
     "hf_finetune_curve.train.sentence_objectives", "hf_finetune_curve.train.trainer",
-    "hf_finetune_curve.score.embed", "hf_finetune_curve.score.probe", "hf_finetune_curve.score.samples",
+    "hf_finetune_curve.score.embed", "hf_finetune_curve.score.probe", "hf_finetune_curve.space.samples",
     "hf_finetune_curve.curve.analysis", "hf_finetune_curve.curve.compare", "hf_finetune_curve.curve.points",
     "hf_finetune_curve.curve.uncertainty",
     "hf_finetune_curve.hub.model_card", "hf_finetune_curve.hub.publish",

@@ -56,8 +56,10 @@ def test_no_flags_give_the_dataclass_defaults(monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # one line per flag's help
     assert _config().to_dict() == CurveConfig().to_dict()
     help_text = _run_parser().format_help()
-    assert "(default: 0,200,400)" in help_text and "(default: per objective: 2e-5, supervised 1e-4; 1e-3 with --lora)" in help_text
-    assert "(default: 20000)" in help_text and "(default: 128)" in help_text
+    assert "(default: 0,200,400)" in help_text
+    assert "(default: per objective: 2e-5, supervised 1e-4; 1e-3 with --lora; takes a finite number > 0 or none)" \
+        in help_text
+    assert "(default: 20000; takes a whole number >= 20 or none)" in help_text and "(default: 128; " in help_text
 
 
 def test_flags_set_their_fields_with_the_field_type():

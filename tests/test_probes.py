@@ -12,6 +12,7 @@ from hf_finetune_curve import CurveConfig, FinetuneConfig, ProbeConfig, run_curv
 from hf_finetune_curve.cli import main
 from hf_finetune_curve.curve.points import CurvePoint
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
+from hf_finetune_curve.space.samples import run_samples
 from hf_finetune_curve.errors import ConfigError, RunDirectoryConflictError
 from hf_finetune_curve.run_dir import RunDirectory
 from hf_finetune_curve.score.probe import (RIDGE_ALPHAS, PriceProbe, ProbeKind, RidgeProbe, fit_and_score, load_probe,
@@ -249,4 +250,4 @@ def test_ridge_as_the_primary_probe_scores_the_curve(tiny_model_dir, tmp_path, c
     assert isinstance(run.read_probe("f40"), RidgeProbe) and run.read_seed_predictions("f40").shape[0] == 1
     # A ridge fit has no seed: the answer does not call its noise unmeasured.
     assert "Intervals resample rows (not finetune seeds" in printed and "Probe: " not in printed
-    assert run.read_samples().labels == ["f0", "f40"]  # the Space's samples read the ridge points
+    assert run_samples(run).labels == ["f0", "f40"]  # the Space's samples read the ridge points

@@ -243,8 +243,9 @@ def _exit_code(argv):
     (["--learning-rate", "inf"], "--learning-rate: expected a finite number or 'none'"),
     (["--weight-decay", "nan"], "--weight-decay: expected a finite number"),
     (["--seed", "-1"], "seed must be a whole number in [0, 2**31)"),
-    (["--lora-dropout", "2"], "finetune.lora_dropout must be in [0, 1)"),
-    (["--probe-arg", "max_depth=-3"], "probe max_depth (--probe-arg max_depth=...) must be a whole number >= 0"),
+    (["--lora-dropout", "2"], "finetune.lora_dropout must be a finite number in [0, 1)"),
+    (["--probe-arg", "max_depth=-3"],
+     "probe.max_depth must be a whole number >= 0 (set with --probe-arg max_depth=...)"),
     (["--objective-learning-rate", "mlm=Infinity"], "must be a finite number > 0"),
 ])
 def test_bad_flags_are_refused_before_any_work_with_one_line(corpus_file, tiny_model_dir, tmp_path, capsys, extra,

@@ -26,7 +26,7 @@ from hf_finetune_curve.cli import main  # noqa: E402
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl  # noqa: E402
 from hf_finetune_curve.data.subsets import Splits  # noqa: E402
 from hf_finetune_curve.errors import SpaceError  # noqa: E402
-from hf_finetune_curve.score.samples import build_samples, read_samples  # noqa: E402
+from hf_finetune_curve.space.samples import build_samples, read_samples  # noqa: E402
 from hf_finetune_curve.space import (  # noqa: E402
     MAX_DESCRIPTION_CHARS,
     SPACE_CONFIG_FILE,

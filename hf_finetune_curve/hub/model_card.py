@@ -24,7 +24,7 @@ from ..errors import PublishError
 from ..io_utils import DEFAULT_HUB_ENDPOINT
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
                       RunRecord)
-from ..score.probe import METRICS as _PROBE_METRICS
+from ..names import METRICS as _PROBE_METRICS, format_money
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
@@ -123,13 +123,6 @@ def _fmt_r2(value: Any, signed: bool = False) -> str:
     return f"{number:+.4f}" if signed else f"{number:.4f}"
 
 
-def _fmt_money(value: Any) -> str:
-    number = _finite(value)
-    if number is None:
-        return "–"
-    return f"{number:,.0f}" if abs(number) >= 100 else f"{number:,.2f}"
-
-
 def _fmt_interval(interval: Any, kind: str = "r2", signed: bool = False) -> str | None:
     if not isinstance(interval, dict):
         return None
@@ -139,7 +132,7 @@ def _fmt_interval(interval: Any, kind: str = "r2", signed: bool = False) -> str 
     if kind == "r2":
         spec = "+.3f" if signed else ".3f"
         return f"[{low:{spec}}, {high:{spec}}]"
-    return f"[{_fmt_money(low)}, {_fmt_money(high)}]"
+    return f"[{format_money(low)}, {format_money(high)}]"
 
 
 def _extras(point: dict[str, Any], key: str, metric: str) -> Any:
@@ -190,8 +183,8 @@ def _rows(run: RunRecord, names: HubNames, this_label: str | None) -> list[dict[
             "r2_ci": _fmt_interval(_extras(point, "intervals", "r2")) or "–",
             "delta": delta,
             "delta_ci": _fmt_interval(_extras(point, "delta_vs_f0", "r2"), signed=True) or "–",
-            "mae": _fmt_money(point.get("mae")),
-            "median_ae": _fmt_money(point.get("median_ae")),
+            "mae": format_money(point.get("mae")),
+            "median_ae": format_money(point.get("median_ae")),
             "tokens": f"{int(point.get('finetune_tokens_seen') or 0):,}",
             "is_this": label == this_label,
         })
@@ -216,7 +209,7 @@ def _baseline(run: RunRecord) -> dict[str, Any] | None:
         return None
     intervals = baseline.get("intervals") or {}
     return {"r2": _fmt_r2(baseline.get("r2")), "r2_ci": _fmt_interval(intervals.get("r2")),
-            "mae": _fmt_money(baseline.get("mae")), "median_ae": _fmt_money(baseline.get("median_ae"))}
+            "mae": format_money(baseline.get("mae")), "median_ae": format_money(baseline.get("median_ae"))}
 
 
 def _split(run: RunRecord) -> dict[str, Any]:
@@ -275,7 +268,7 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
     ]
     for key, value in sorted((tune.get("trainer_kwargs") or {}).items()):
         rows.append((f"TrainingArguments.{key}", json.dumps(value)))
-    from ..train.objectives import Objective
+    from ..names import Objective
 
     if objective == Objective.MLM_DISTILL.value:
         rows.insert(0, ("objective", Objective(objective).description))
@@ -433,7 +426,7 @@ def build_model_card(run: RunRecord, label: str, names: HubNames, *, base_licens
         license_text = "not determined: the base model's license terms apply"
     example = ("1990 Porsche 911 Carrera 4 coupe, 5-speed manual, 62k miles, clean California title"
                if run.is_synthetic else "A text like the ones in the finetuning corpus")
-    from ..train.objectives import Objective
+    from ..names import Objective
 
     objective = Objective(point.get("objective") or "mlm")
     variables.update(

@@ -3,7 +3,7 @@
 - :mod:`~hf_finetune_curve.score.embed`: embed the corpus with a checkpoint, cached on disk;
 - :mod:`~hf_finetune_curve.score.probe`: the XGBoost price probe, scored on held-out prices (what the
   ``evaluate`` metric runs: it imports neither torch nor transformers);
-- :mod:`~hf_finetune_curve.score.baselines`: a bag-of-words baseline scored with the same probe;
-- :mod:`~hf_finetune_curve.score.samples`: ``samples.parquet``, held-out listings with every checkpoint's
-  predictions and map coordinates, for the Space (the pipeline writes it last).
+- :mod:`~hf_finetune_curve.score.baselines`: a bag-of-words baseline scored with the same probe.
+
+``samples.parquet`` (the Space's maps) belongs to the Space: :mod:`hf_finetune_curve.space.samples`.
 """

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import math
 import os
@@ -36,129 +35,12 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+# ProbeConfig lives beside the other configs, the probe names and metrics in the bottom module; both re-exported.
+from ..config import TARGET_TRANSFORMS, ProbeConfig
 from ..errors import ConfigError
-from ..options import documented
+from ..names import METRICS, PROBE_NAMES, ProbeKind, parse_probe_kind, parse_probes
 
-TARGET_TRANSFORMS = ("log", "none")
 _META_ATTR = "hf_finetune_curve"
-
-
-class ProbeKind(str, enum.Enum):
-    """Which regressor reads a checkpoint's embeddings (``--probes``)."""
-
-    XGBOOST = "xgboost"  # :class:`PriceProbe`
-    RIDGE = "ridge"      # :class:`RidgeProbe`
-
-    @property
-    def display(self) -> str:
-        return {"xgboost": "XGBoost", "ridge": "ridge"}[self.value]
-
-
-PROBE_NAMES: tuple[str, ...] = tuple(kind.value for kind in ProbeKind)
-
-
-def parse_probe_kind(value: "str | ProbeKind") -> ProbeKind:
-    """A probe name (any case) as a :class:`ProbeKind`; an unknown one is a :class:`ConfigError`.
-
-    >>> parse_probe_kind("Ridge")
-    <ProbeKind.RIDGE: 'ridge'>
-    """
-    try:
-        return ProbeKind(str(getattr(value, "value", value)).strip().lower())
-    except ValueError:
-        raise ConfigError(f"--probes: unknown probe {value!r}; the probes are {', '.join(PROBE_NAMES)}.") from None
-
-
-def parse_probes(spec: "str | Sequence[str | ProbeKind]") -> list[ProbeKind]:
-    """``"xgboost,ridge"`` (or a list) -> probe kinds in the given order, a repeat dropped.
-
-    The first is the run's primary probe (its points are the curve's points, :mod:`hf_finetune_curve.run_dir`).
-
-    >>> parse_probes("ridge, xgboost, ridge")
-    [<ProbeKind.RIDGE: 'ridge'>, <ProbeKind.XGBOOST: 'xgboost'>]
-    """
-    parts = [p for p in (spec.split(",") if isinstance(spec, str) else spec) if str(getattr(p, "value", p)).strip()]
-    if not parts:
-        raise ConfigError(f"--probes must name at least one probe of {', '.join(PROBE_NAMES)}; got {spec!r}.")
-    return list(dict.fromkeys(parse_probe_kind(part) for part in parts))
-
-
-def _apply_probe_args(section: dict[str, Any], pairs: Sequence[tuple[str, Any]]) -> None:
-    """``--probe-arg KEY=VALUE``: a ProbeConfig field goes to that field, anything else to ``xgb_params``."""
-    known = {f.name for f in fields(ProbeConfig)} - {"xgb_params"}
-    for key, value in pairs:
-        if key in known:
-            section[key] = value
-        else:
-            section["xgb_params"] = {**(section.get("xgb_params") or {}), key: value}
-
-
-@documented
-@dataclass
-class ProbeConfig:
-    """Hyperparameters of the XGBoost probe (``hf-curve run``'s "probe" flags; the fields without a flag
-    of their own are set with ``--probe-arg KEY=VALUE``)."""
-
-    __options_group__ = "probe"
-
-    target_transform: str = field(default="log", metadata={
-        "help": "log: fit on log(price) and predict exp() of the fit (prices are heavy-tailed); none: fit raw "
-                "prices", "choices": TARGET_TRANSFORMS})
-    n_estimators: int = field(default=300, metadata={"help": "XGBoost n_estimators", "flag": "--probe-trees"})
-    learning_rate: float = field(default=0.07, metadata={"help": "XGBoost learning_rate", "flag": None})
-    max_depth: int = field(default=6, metadata={"help": "XGBoost max_depth", "flag": None})
-    subsample: float = field(default=0.8, metadata={"help": "XGBoost subsample", "flag": None})
-    colsample_bytree: float = field(default=0.5, metadata={"help": "XGBoost colsample_bytree", "flag": None})
-    min_child_weight: float = field(default=1.0, metadata={"help": "XGBoost min_child_weight", "flag": None})
-    reg_lambda: float = field(default=1.0, metadata={"help": "XGBoost reg_lambda", "flag": None})
-    seed: int = field(default=0, metadata={
-        "help": "XGBoost's random state; with the same data and seed a fit is repeatable", "flag": None})
-    n_jobs: int | None = field(default=None, metadata={
-        "help": "threads for XGBoost", "default_help": "all cores", "flag": None})
-    device: str = field(default="auto", metadata={
-        "help": "auto (cuda when torch sees a GPU, else cpu), cpu or cuda", "flag": None})
-    xgb_params: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "a probe field above (max_depth=4) or any further XGBRegressor parameter, passed through "
-                "unchanged (repeatable)", "flag": "--probe-arg", "apply": _apply_probe_args})
-
-    def __post_init__(self) -> None:
-        if self.target_transform not in TARGET_TRANSFORMS:
-            raise ConfigError(
-                f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}."
-            )
-        # Every number in range here, so a bad --probe-arg fails before any training, not in XGBoost after f0.
-        def whole(value: Any) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        def real(value: Any) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        checks = (
-            ("n_estimators", whole(self.n_estimators) and self.n_estimators >= 1, "a whole number >= 1"),
-            ("learning_rate", real(self.learning_rate) and self.learning_rate > 0, "a finite number > 0"),
-            ("max_depth", whole(self.max_depth) and self.max_depth >= 0, "a whole number >= 0"),
-            ("subsample", real(self.subsample) and 0 < self.subsample <= 1, "in (0, 1]"),
-            ("colsample_bytree", real(self.colsample_bytree) and 0 < self.colsample_bytree <= 1, "in (0, 1]"),
-            ("min_child_weight", real(self.min_child_weight) and self.min_child_weight >= 0, "a finite number >= 0"),
-            ("reg_lambda", real(self.reg_lambda) and self.reg_lambda >= 0, "a finite number >= 0"),
-            ("seed", whole(self.seed) and self.seed >= 0, "a whole number >= 0"),
-            ("n_jobs", self.n_jobs is None or (whole(self.n_jobs) and self.n_jobs >= 1), "a whole number >= 1 or None"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"probe {name} (--probe-arg {name}=...) must be {expected}; got "
-                                  f"{getattr(self, name)!r}.")
-        for name, value in (self.xgb_params or {}).items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"--probe-arg {name}={value!r}: must be a finite number.")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ProbeConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"Unknown probe option(s) {unknown}; expected some of {sorted(known)}.")
-        return cls(**values)
 
 
 def resolve_xgb_device(device: str) -> str:
@@ -461,14 +343,6 @@ def load_probe(path: str | os.PathLike) -> AnyProbe:
 
 
 # Every metric the curve reports: key, display name, higher is better. The one definition.
-METRICS: tuple[tuple[str, str, bool], ...] = (
-    ("r2", "R²", True),
-    ("r2_log", "R² (log price)", True),
-    ("mae", "MAE", False),
-    ("median_ae", "Median abs. error", False),
-)
-
-
 def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """R², mean and median absolute error, identical to scikit-learn's ``r2_score``,
     ``mean_absolute_error`` and ``median_absolute_error``, and ``r2_log``: R² of the log

@@ -2,7 +2,7 @@
 
 The app reads a local run directory or a published curve dataset repo (the same file names, read
 through :class:`~hf_finetune_curve.run_dir.RunDirectory`) and never writes into either. Its maps and
-nearest neighbours come from the run's ``samples.parquet`` (:mod:`hf_finetune_curve.score.samples`, a stage
+nearest neighbours come from the run's ``samples.parquet`` (:mod:`hf_finetune_curve.space.samples`, a stage
 of the run), so it embeds nothing but what a user types.
 
 Modules, in the order the app uses them:

@@ -17,8 +17,9 @@ import numpy as np
 
 from ..errors import SpaceError
 from ..run_dir import RunDirectory
-from ..score.probe import METRICS  # (key, display name, higher is better)
-from ..score.samples import build_samples, column_name
+from ..config import DEFAULT_ANSWER_METRIC
+from ..names import METRIC_NAMES, METRICS  # (key, display name, higher is better)
+from .samples import build_samples, column_name
 from .data import ENV_REPO, ENV_RUN_DIR, CheckpointCache, RunData, load_run_data, resolve_source
 from .figures import (COLOUR_OPTIONS, _truncate, curve_figure, format_value, map_figure, points_table_markdown,
                       prices_html, summary_markdown)
@@ -41,6 +42,14 @@ class CurveExplorer:
         self.cache = cache or CheckpointCache(run)
 
     # -- curve tab ------------------------------------------------------------------------------------
+    @property
+    def default_metric(self) -> str:
+        """The metric the Curve tab opens on: the one the run's answer uses (its fit and "N needed"; log R² by
+        default), as the metric control names it."""
+        key = (self.run.curve.get("answer") or {}).get("metric") or \
+            ((self.run.saved or {}).get("config") or {}).get("answer_metric") or DEFAULT_ANSWER_METRIC
+        return METRIC_NAMES.get(key, METRICS[0][1])
+
     def curve_plot(self, metric: str, log_x: bool, show_fit: bool):
         return curve_figure(self.run.points, self.run.curve, metric, bool(log_x), bool(show_fit))
 
@@ -137,13 +146,13 @@ class CurveExplorer:
             gr.Markdown(summary_markdown(run), elem_id="summary")
             with gr.Tab("Curve", id="curve"):
                 with gr.Row():
-                    metric = gr.Radio([name for _, name, _ in METRICS], value=METRICS[0][1], label="Metric",
+                    metric = gr.Radio([name for _, name, _ in METRICS], value=self.default_metric, label="Metric",
                                       elem_id="metric", scale=3)
                     log_x = gr.Checkbox(value=True, label="Log-scale x (f0 drawn left of the smallest size)",
                                         elem_id="log-x", scale=2)
                     show_fit = gr.Checkbox(value=True, label="Fitted curve and band (when the run has one)",
                                            elem_id="show-fit", scale=2)
-                curve_plot = gr.Plot(value=self.curve_plot(METRICS[0][1], True, True), label="Curve",
+                curve_plot = gr.Plot(value=self.curve_plot(self.default_metric, True, True), label="Curve",
                                      elem_id="curve-plot")
                 gr.Markdown(points_table_markdown(run), elem_id="points-table")
             with gr.Tab("Listings", id="listings"):

@@ -20,7 +20,7 @@ from ..hub.model_card import PROBE_PATH_IN_REPO
 from ..io_utils import HUB_REPO_ID as _REPO_ID, hub_endpoint, read_json
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, DATA_REPORT_FILE, PROBES_DIR, SAMPLES_FILE,
                       RunRecord, parse_file_label)
-from ..score.samples import Samples
+from .samples import Samples, run_samples
 
 SPACE_CONFIG_FILE = "curve_space.json"
 ENV_RUN_DIR = "HF_CURVE_RUN_DIR"
@@ -88,7 +88,7 @@ class RunData(RunRecord):
 
 def _load_local_run(run_dir: Path) -> RunData:
     record = RunRecord.read(run_dir)  # NotARunDirectoryError (a FileNotFoundError) when it is not a run
-    return RunData(**vars(record), samples=record.directory.read_samples(), curve_repo=None, local=True)
+    return RunData(**vars(record), samples=run_samples(record.directory), curve_repo=None, local=True)
 
 
 def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
@@ -104,7 +104,7 @@ def _load_repo_run(curve_repo: str, token: str | None = None) -> RunData:
         raise FileNotFoundError(f"The curve repo {curve_repo} has no {CURVE_JSON_FILE}.")
     repos = {point["label"]: derived_model_repo(curve_repo, point["label"]) for point in record.points
              if point["label"] != "f0"}
-    return RunData(**vars(record), samples=record.directory.read_samples(), curve_repo=curve_repo, local=False,
+    return RunData(**vars(record), samples=run_samples(record.directory), curve_repo=curve_repo, local=False,
                    model_repos=repos)
 
 

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..io_utils import hub_endpoint
-from ..score.probe import METRICS  # (key, display name, higher is better)
+from ..names import DEFAULT_COLOUR, FLOOR_COLOUR, METRICS, OBJECTIVE_COLOURS, OBJECTIVE_NAMES, Objective, format_money
 from ..run_dir import sorted_points
-from ..score.samples import Samples, column_name
+from .samples import Samples, column_name
 from .data import RunData, point_objectives
 
 _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
@@ -23,10 +23,7 @@ _METRIC_BY_NAME = {name: (key, name, better) for key, name, better in METRICS}
 def format_value(value: Any, key: str = "") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    value = float(value)
-    if key in ("r2", "r2_log"):
-        return f"{value:.4f}"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+    return f"{float(value):.4f}" if key in ("r2", "r2_log") else format_money(value)
 
 
 def _interval(point: dict[str, Any], key: str) -> tuple[float, float] | None:
@@ -115,8 +112,8 @@ def curve_figure(points: Sequence[dict[str, Any]], curve: dict[str, Any], metric
         x=[xmap(s) for s in sizes], y=values, mode="lines+markers+text", name="measured",
         text=[p.get("label", "") for p in points], textposition="top center", textfont=dict(size=10, color="gray"),
         marker=dict(size=[14 if s == 0 else 9 for s in sizes], symbol=["star" if s == 0 else "circle" for s in sizes],
-                    color=["#EF553B" if s == 0 else "#636EFA" for s in sizes]),
-        line=dict(color="#636EFA"), error_y=error_y, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
+                    color=[FLOOR_COLOUR if s == 0 else DEFAULT_COLOUR for s in sizes]),
+        line=dict(color=DEFAULT_COLOUR), error_y=error_y, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
     floor = values[0] if sizes and sizes[0] == 0 else None
     return _finish_figure(figure, curve, key, floor, sizes, xmap if use_log else None,
                           f"{name} vs finetune size ({'higher' if higher_is_better else 'lower'} is better)", name)
@@ -144,9 +141,9 @@ def _finish_figure(figure, curve: dict[str, Any], key: str, floor: float | None,
                    log_xmap: Any, title: str, name: str):
     """What every curve figure shares: the factory-floor and baseline lines, the size axis, the layout."""
     if floor is not None and math.isfinite(float(floor)):
-        figure.add_hline(y=float(floor), line_dash="dot", line_color="#EF553B", line_width=1,
+        figure.add_hline(y=float(floor), line_dash="dot", line_color=FLOOR_COLOUR, line_width=1,
                          annotation_text=f"factory floor (f0): {format_value(floor, key)}",
-                         annotation_position="bottom right", annotation_font_color="#EF553B")
+                         annotation_position="bottom right", annotation_font_color=FLOOR_COLOUR)
     baseline = _baseline(curve, key)
     if baseline is not None:
         figure.add_hline(y=baseline[1], line_dash="dashdot", line_color="gray", line_width=1,
@@ -165,18 +162,11 @@ def _finish_figure(figure, curve: dict[str, Any], key: str, floor: float | None,
     return figure
 
 
-# Plotly colours of the objectives' curves (the same hues as curve.png's).
-_OBJECTIVE_PLOT_COLORS = {"mlm": "#636EFA", "tsdae": "#00A15A", "simcse": "#AB63FA", "mlm-simcse": "#FF6692",
-                          "mlm-distill": "#19D3F3", "supervised": "#EF553B"}
-
-
 def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key: str, name: str,
                        higher_is_better: bool, *, log_x: bool, show_fit: bool):
     """One curve per objective on the same axes, each starting at the shared f0, with 95% intervals
     and (``show_fit``) each objective's fitted curve."""
     import plotly.graph_objects as go
-
-    from ..train.objectives import OBJECTIVE_NAMES, Objective
 
     objectives = point_objectives(points)
     base = next((p for p in points if int(p.get("finetune_size", 0)) == 0), None)
@@ -186,7 +176,7 @@ def _objectives_figure(points: list[dict[str, Any]], curve: dict[str, Any], key:
     figure = go.Figure()
     sections = curve.get("objectives") or {}
     for objective in objectives:
-        color = _OBJECTIVE_PLOT_COLORS.get(objective, "#636EFA")
+        color = OBJECTIVE_COLOURS.get(objective, DEFAULT_COLOUR)
         display = Objective(objective).display if objective in OBJECTIVE_NAMES else objective
         own = [p for p in points if p.get("objective") == objective and int(p.get("finetune_size", 0)) > 0]
         series = ([base] if base is not None else []) + own
@@ -355,7 +345,8 @@ def map_figure(samples: Samples | None, label: str, colour_by: str = COLOUR_OPTI
                                 hovertemplate="%{hovertext}<extra></extra>"))
     if query is not None:
         figure.add_trace(go.Scatter(x=[query[0]], y=[query[1]], mode="markers", name="your description",
-                                    marker=dict(symbol="star", size=18, color="#EF553B", line=dict(width=1, color="black")),
+                                    marker=dict(symbol="star", size=18, color=FLOOR_COLOUR,
+                                                line=dict(width=1, color="black")),
                                     hovertemplate="your description<extra></extra>"))
     explained = samples.info.get("pca", {}).get(label, {}).get("explained_variance_ratio", [0, 0])
     figure.update_layout(

@@ -452,7 +452,7 @@ def run_stream(
     ``save_at`` saves one at that global step and stops there.
     """
     from .trainer import ChunkStream, CurveTrainer, PointProgress, PositionalMaskingCollator, StopAndSave, \
-        training_arguments
+        route_trainer_logs, training_arguments
 
     rate = float(learning_rate if learning_rate is not None else config.effective_learning_rate())
     args = training_arguments(config, output_dir=output_dir, seed=seed, max_steps=max_steps, device=device,
@@ -474,10 +474,7 @@ def run_stream(
         model=setup.trainable, args=args, data_collator=collator, train_dataset=ChunkStream(plan.chunks, stream),
         callbacks=[*own_callbacks, *callbacks], lr_factor=lr_factor,
     )
-    if not show_progress:  # the Trainer prints its logs when it shows no progress bar
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    route_trainer_logs(trainer, show_progress)  # its log dicts to the run's log file, not the terminal
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     seconds = time.perf_counter() - started

@@ -42,98 +42,13 @@ Example:
 
 from __future__ import annotations
 
-import enum
 import re
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-
-
-class Objective(str, enum.Enum):
-    """What a curve finetunes the encoder on."""
-
-    MLM = "mlm"
-    TSDAE = "tsdae"
-    SIMCSE = "simcse"
-    MLM_SIMCSE = "mlm-simcse"
-    MLM_DISTILL = "mlm-distill"
-    SUPERVISED = "supervised"
-
-    @property
-    def trains_mlm(self) -> bool:
-        """Trained by the MLM engine (either schedule): ``mlm`` and ``mlm-distill``."""
-        return self in (Objective.MLM, Objective.MLM_DISTILL)
-
-    @property
-    def uses_labels(self) -> bool:
-        """Sees the prices of its finetune subset (``supervised``): refused with the test split in the pool."""
-        return self is Objective.SUPERVISED
-
-    @property
-    def starts_from(self) -> "Objective | None":
-        """The objective whose checkpoint of the same size and seed this one continues (mlm-simcse: mlm)."""
-        return Objective.MLM if self is Objective.MLM_SIMCSE else None
-
-    def file_label(self, label: str) -> str:
-        """A point's file stem relative to those folders: ``f200`` (MLM, f0) or ``tsdae/f200``."""
-        return label if self is Objective.MLM or label == "f0" else f"{self.value}/{label}"
-
-    def repo_suffix(self, label: str) -> str:
-        """The Hub repo name suffix after ``NAME-``: ``f50k`` for MLM, ``tsdae-f50k`` otherwise."""
-        return label if self is Objective.MLM else f"{self.value}-{label}"
-
-    @property
-    def display(self) -> str:
-        return {"mlm": "MLM", "tsdae": "TSDAE", "simcse": "SimCSE", "mlm-simcse": "MLM→SimCSE",
-                "mlm-distill": "MLM+distill", "supervised": "supervised"}[self.value]
-
-    @property
-    def description(self) -> str:
-        return {
-            "mlm": "masked-language-model finetuning of the transformer (20% of tokens masked)",
-            "tsdae": "TSDAE: denoising auto-encoder on the sentence embedding (60% of words deleted, "
-                     "sentence-transformers' DenoisingAutoEncoderLoss)",
-            "simcse": "unsupervised SimCSE: each text paired with itself, dropout as noise, in-batch negatives "
-                      "(MultipleNegativesRankingLoss)",
-            "mlm-simcse": "adapt, then align: the MLM checkpoint of the same size, then unsupervised SimCSE on the "
-                          "same subset (each stage the size's full recipe)",
-            "mlm-distill": "masked-language-model finetuning plus a distillation term that keeps each chunk's pooled, "
-                           "normalised embedding close to the factory model's (a frozen copy as teacher)",
-            "supervised": "supervised: the pooled embedding regressed onto the standardised log price of the subset's "
-                          "probe-training rows (a linear head fitted in closed form first, then trained with the "
-                          "encoder); the label-aware ceiling, not an unsupervised recipe",
-        }[self.value]
-
-
-class TextUnit(str, enum.Enum):
-    """How the sentence objectives are fed a corpus text."""
-
-    WHOLE = "whole"          # the whole text, truncated to max_seq_length tokens
-    SENTENCES = "sentences"  # each sentence of the text as its own example
-
-
-OBJECTIVE_NAMES = tuple(o.value for o in Objective)
-TEXT_UNITS = tuple(u.value for u in TextUnit)
-
-
-def parse_objective(value: str | Objective) -> Objective:
-    try:
-        return Objective(str(getattr(value, "value", value)).strip().lower())
-    except ValueError:
-        raise ConfigError(f"objective must be one of {list(OBJECTIVE_NAMES)}; got {value!r}.") from None
-
-
-def parse_objectives(spec: str | Sequence[str]) -> list[Objective]:
-    """``"mlm,tsdae"`` (or a list) -> objectives in the given order, without repeats."""
-    parts = [p for p in (spec.split(",") if isinstance(spec, str) else spec) if str(p).strip()]
-    if not parts:
-        raise ConfigError("objectives must name at least one of " + ", ".join(OBJECTIVE_NAMES) + ".")
-    objectives = [parse_objective(p) for p in parts]
-    if len(set(objectives)) != len(objectives):
-        raise ConfigError(f"objectives lists an objective twice: {spec!r}.")
-    return objectives
+# The names live in the bottom module (config and every stage read them); re-exported for the training code.
+from ..names import OBJECTIVE_NAMES, TEXT_UNITS, Objective, TextUnit, parse_objective, parse_objectives
 
 
 # A sentence ends at . ! or ? followed by whitespace and an upper-case letter, a digit or a quote;

@@ -52,7 +52,7 @@ from .finetune import (FinetuneResult, _result_device, chunk_length_for, keep_lo
                        transformer_module)
 from .objectives import Objective, TextUnit, delete_words, text_units
 from .recipe import UnitPlan, plan_curve, plan_units
-from .trainer import PointProgress, RecipeSchedule, training_arguments, world_size
+from .trainer import PointProgress, RecipeSchedule, route_trainer_logs, training_arguments, world_size
 
 logger = logging.getLogger(__name__)
 
@@ -338,10 +338,7 @@ def _train_point(model, plan: UnitPlan, units: list[str], unit_tokens: np.ndarra
         train_dataset=Dataset.from_dict(examples_for(objective, units, stream, config, seed, labels)),
         loss=loss, callbacks=[progress, *callbacks], lr_factor=recipe.lr_factor,
     )
-    if not show_progress:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    route_trainer_logs(trainer, show_progress)  # its log dicts to the run's log file, not the terminal
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started

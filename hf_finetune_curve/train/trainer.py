@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -41,6 +42,8 @@ from ..config import FinetuneConfig
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
+# The Trainer's log dicts: below the package's logger, so the run's log file (logs/run.log) receives them.
+trainer_logger = logging.getLogger("hf_finetune_curve.trainer")
 
 # TrainingArguments fields the curve's recipe owns: set them through FinetuneConfig instead.
 RECIPE_OWNED_ARGUMENTS = {
@@ -192,6 +195,26 @@ class PointProgress(TrainerCallback, ExportableState):
                 "attributes": {}}
 
 
+class TrainerLogRecorder(TrainerCallback):
+    """The Trainer's log dicts (loss, grad_norm, learning_rate, ...) as one JSON line each at DEBUG on the
+    package's logger: the run's log file (``logs/run.log``) keeps them, the terminal shows them only with
+    ``--verbose``. TensorBoard gets them too when ``--report-to tensorboard`` is set."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            trainer_logger.debug("trainer step %d: %s", state.global_step, json.dumps(logs, default=str))
+
+
+def route_trainer_logs(trainer: Trainer, show_progress: bool) -> None:
+    """Send ``trainer``'s log dicts to :class:`TrainerLogRecorder` and off the terminal: without a progress bar
+    the Trainer adds a printer of every log dict, removed here (public ``remove_callback``)."""
+    from transformers.trainer_callback import PrinterCallback
+
+    if not show_progress:
+        trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(TrainerLogRecorder())
+
+
 class StopAndSave(TrainerCallback):
     """Saves a Trainer checkpoint at ``step`` (a size boundary of the branching main run)."""
 
@@ -318,4 +341,4 @@ def world_size() -> int:
 
 
 __all__ = ["ChunkStream", "CurveTrainer", "PointProgress", "PositionalMaskingCollator", "RecipeSchedule",
-           "StopAndSave", "training_arguments", "use_bf16", "validate_trainer_kwargs", "world_size"]
+           "StopAndSave", "TrainerLogRecorder", "route_trainer_logs", "training_arguments", "use_bf16", "validate_trainer_kwargs", "world_size"]

@@ -1,4 +1,4 @@
-"""The samples stage: ``samples.parquet``, a few hundred held-out listings with every checkpoint's
+"""The Space's samples: ``samples.parquet``, a few hundred held-out listings with every checkpoint's
 predicted price, 2-D map coordinates and embeddings, so the Space draws its maps and finds nearest
 neighbours without embedding anything.
 
@@ -9,7 +9,7 @@ Checkpoints are named by their point key (:func:`point_key`): ``f200`` for MLM a
 ``tsdae/f200`` for another objective, so every objective's checkpoints share one table.
 
 Example:
-    >>> from hf_finetune_curve.score.samples import build_samples, column_name, read_samples
+    >>> from hf_finetune_curve.space.samples import build_samples, column_name, read_samples
     >>> column_name("pred", "f10k")
     'pred:f10k'
     >>> path = build_samples("runs/bat", n_samples=300)  # doctest: +SKIP
@@ -227,4 +227,10 @@ def read_samples(path: str | os.PathLike) -> Samples:
 
 
 __all__ = ["SAMPLES_META_KEY", "Samples", "build_samples", "column_name", "point_key", "read_samples",
-           "sorted_points"]
+           "run_samples", "sorted_points"]
+
+
+def run_samples(run: str | os.PathLike | RunDirectory) -> Samples | None:
+    """A run's ``samples.parquet``, or None when the run has none (the Space then draws no map)."""
+    directory = run if isinstance(run, RunDirectory) else RunDirectory(run)
+    return read_samples(directory.samples_path) if directory.samples_path.is_file() else None
