@@ -1,6 +1,6 @@
 """The import contract: a module imports only from its own layer and the layers below it.
 
-The layers, bottom first, are the README's "Code layout": the shared names and helpers, the config, then
+The layers, bottom first, are docs/development.md's "Code layout": the shared names and helpers, the config, then
 the stages in the order a run goes through them (data -> train -> score -> curve), the run directory that
 stores what they produced, then what publishes and shows a finished run (hub, the metric, space), and on
 top the pipeline that drives them all and the CLI. Every import counts: at module level, inside a
