@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_finetune_curve.config import CurveConfig
 from hf_finetune_curve.curve.uncertainty import bootstrap_replicates
 from hf_finetune_curve.data.corpus import load_corpus
 from hf_finetune_curve.run_dir import RunDirectory
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--labels", help="comma-separated checkpoints (default: every finished one)")
     args = parser.parse_args()
     run = RunDirectory(args.run_dir)
-    config = run.read_curve_config()
+    config = CurveConfig.load(run.path)
     corpus = load_corpus(config.data, config.text_column, config.target_column, config.max_rows)
     splits = run.read_splits()
     rows = splits.probe_rows

@@ -84,7 +84,6 @@ from .io_utils import HUB_REPO_ID, atomic_path, exclusive_lock, read_json, write
 from .names import MLM, OBJECTIVE_NAMES, PROBE_NAMES, file_label, objective_name, parse_file_label, parse_probe_kind
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import CurveConfig
     from .data.corpus import DataReport
     from .data.subsets import Splits
     from .score.probe import AnyProbe
@@ -376,14 +375,6 @@ class RunDirectory:
     def write_config(self, record: dict[str, Any]) -> None:
         write_json_atomic(self.config_path, record)
 
-    def read_curve_config(self) -> "CurveConfig":
-        """The run's :class:`CurveConfig` (``config.json``'s ``config`` section)."""
-        from .config import CurveConfig
-
-        self.require_run()
-        payload = read_json(self.config_path)
-        return CurveConfig.from_dict(payload["config"] if "config" in payload else payload)
-
     def read_data_report(self) -> "DataReport | None":
         from .data.corpus import DataReport
 
@@ -562,18 +553,9 @@ class RunDirectory:
         curve = self.read_curve()
         return curve.points if curve is not None else self.read_points()
 
-    def read_analysis(self) -> dict[str, Any]:
-        """The summary sections of ``curve.json`` (fit, answer, baselines, ...); empty if absent."""
-        curve = self.read_curve()
-        return dict(curve.summary) if curve is not None else {}
-
     # -- training plans and the baseline --------------------------------------------------------------------------
     def write_training_plan(self, plan: dict[str, Any], objective: Any = MLM) -> None:
         write_json_atomic(self.objective_training_plan_path(objective), plan)
-
-    def read_training_plan(self, objective: Any = MLM) -> dict[str, Any] | None:
-        path = self.objective_training_plan_path(objective)
-        return read_json(path) if path.is_file() else None
 
     def _branching_path(self, objective: Any = MLM) -> Path:
         name = objective_name(objective)
@@ -581,10 +563,6 @@ class RunDirectory:
 
     def write_branching_summary(self, summary: dict[str, Any], objective: Any = MLM) -> None:
         write_json_atomic(self._branching_path(objective), summary)
-
-    def read_branching_summary(self, objective: Any = MLM) -> dict[str, Any] | None:
-        path = self._branching_path(objective)
-        return read_json(path) if path.is_file() else None
 
     def read_tfidf_baseline(self, result_key: str) -> dict[str, Any] | None:
         """The cached TF-IDF baseline, if it was computed for this ``result_key``."""

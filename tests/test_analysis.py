@@ -40,7 +40,7 @@ def test_saturating_curve_gets_an_answer_with_intervals(tmp_path):
     assert any(line.startswith("N for 90% of the attainable R² gain:") for line in lines)
     RunDirectory(tmp_path).write_curve(points, summary)
     assert "r2_low" in (tmp_path / "curve.csv").read_text().splitlines()[0]
-    assert RunDirectory(tmp_path).read_analysis()["answer"]["n_for_90"]["n_needed"] == n90["n_needed"]
+    assert RunDirectory(tmp_path).read_curve().summary["answer"]["n_for_90"]["n_needed"] == n90["n_needed"]
     assert "R² 95% CI" in format_table(points)
 
 

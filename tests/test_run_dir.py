@@ -13,6 +13,7 @@ from hf_finetune_curve.data.corpus import DataReport
 from hf_finetune_curve.data.sample_data import generate_listings, write_jsonl
 from hf_finetune_curve.data.subsets import make_splits
 from hf_finetune_curve.errors import FinetuneCurveError, NotARunDirectoryError, RunDirectoryFormatError
+from hf_finetune_curve.config import CurveConfig
 from hf_finetune_curve.run_dir import CURVE_FORMAT_VERSION, RunDirectory, RunRecord
 from hf_finetune_curve.space.samples import run_samples
 
@@ -40,7 +41,7 @@ def test_config_data_report_and_splits_round_trip(tmp_path):
     record = {"config": {"model": "m", "data": "d.jsonl", "sizes": "0,20"}, "result_key": "abc", "labels": ["f0"]}
     run.write_config(record)
     assert run.is_run and run.read_config() == record
-    assert run.read_curve_config().sizes == "0,20"
+    assert CurveConfig.load(run.path).sizes == "0,20"  # config.load reads the run's config.json
 
     report = DataReport(source="d.jsonl", text_column="text", target_column="price", rows_read=10, rows_kept=9,
                         dropped={"empty_text": 1}, dropped_examples={"empty_text": [3]}, fingerprint="f" * 16)
@@ -86,7 +87,7 @@ def test_points_predictions_and_probe_round_trip(tmp_path):
 
 def test_curve_round_trip_carries_points_summary_and_version(tmp_path):
     run = RunDirectory(tmp_path)
-    assert run.read_curve() is None and run.read_analysis() == {}
+    assert run.read_curve() is None
     run.write_point(_point(0))
     assert [p.label for p in run.curve_points()] == ["f0"]  # no curve.json yet: the finished sizes
     points = [_point(0), _point(200, 0.6, intervals={"r2": {"low": 0.5, "high": 0.7}})]
@@ -97,7 +98,7 @@ def test_curve_round_trip_carries_points_summary_and_version(tmp_path):
     curve = run.read_curve()
     assert curve.points == points and curve.summary == summary and curve.format_version == CURVE_FORMAT_VERSION
     assert curve.to_dict() == {"points": [p.to_dict() for p in points], **summary}
-    assert run.read_analysis() == summary and run.curve_points() == points
+    assert run.read_curve().summary == summary and run.curve_points() == points
     assert "r2_low" in run.curve_csv_path.read_text().splitlines()[0]
     assert not run.curve_png_path.exists()  # the run directory writes data; the pipeline draws curve.png
 
@@ -106,11 +107,10 @@ def test_plans_baseline_checkpoint_stats_samples_and_embedding_cache_round_trip(
     import pyarrow as pa
 
     run = RunDirectory(tmp_path)
-    assert run.read_training_plan() is None and run.read_branching_summary() is None
     run.write_training_plan({"points": {"200": {"steps": 40}}})
     run.write_branching_summary({"main_steps": 40})
-    assert run.read_training_plan() == {"points": {"200": {"steps": 40}}}
-    assert run.read_branching_summary() == {"main_steps": 40}
+    assert json.loads(run.training_plan_path.read_text()) == {"points": {"200": {"steps": 40}}}
+    assert json.loads(run.branching_path.read_text()) == {"main_steps": 40}
 
     run.write_tfidf_baseline("key-1", {"r2": 0.3})
     assert run.read_tfidf_baseline("key-1") == {"r2": 0.3}
@@ -180,7 +180,8 @@ def test_objectives_training_plans_curve_order_and_point_keys(tmp_path):
     run.write_training_plan({"points": {"200": {"steps": 4}}}, "tsdae")
     assert run.relative(run.objective_training_plan_path("tsdae")) == "training_plan.tsdae.json"
     assert run.objective_training_plan_path() == run.training_plan_path
-    assert run.read_training_plan("tsdae") == {"points": {"200": {"steps": 4}}} and run.read_training_plan() is None
+    assert json.loads(run.objective_training_plan_path("tsdae").read_text()) == {"points": {"200": {"steps": 4}}}
+    assert not run.training_plan_path.exists()
 
     tsdae = [dataclasses.replace(_point(size, 0.6), objective="tsdae") for size in (200, 20)]
     run.write_curve([_point(200), *tsdae, _point(0), _point(20)])
@@ -294,7 +295,7 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
     run.write_curve([old], {"title": "kept"})
     with pytest.raises(TypeError):
         run.write_curve([old], {"title": "lost", "bad": object()})
-    assert run.read_analysis() == {"title": "kept"}
+    assert run.read_curve().summary == {"title": "kept"}
     assert _leftovers(tmp_path) == []
 
 
