@@ -498,7 +498,7 @@ class RunDirectory:
     def write_curve(self, points: Sequence[CurvePoint], summary: dict[str, Any] | None = None,
                     probe_points: Mapping[str, Sequence[CurvePoint]] | None = None) -> None:
         """Write ``curve.csv`` and ``curve.json`` (with its format version), each atomically. The run directory
-        writes data; the pipeline draws ``curve.png`` from it (:func:`hf_finetune_curve.pipeline.draw_curve`).
+        writes data; the pipeline draws ``curve.png`` from it (:func:`hf_finetune_curve.curve.plot.plot_curve`).
 
         Points are listed one objective after another (in the order they first appear), each by size.
         ``points`` are the primary probe's; ``probe_points`` each secondary probe's (``--probes``): their rows
