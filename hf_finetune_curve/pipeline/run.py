@@ -19,7 +19,6 @@ from ..curve.plot import plot_curve
 from ..curve.points import CurvePoint, format_table
 from ..data.corpus import Corpus, load_corpus
 from ..data.subsets import Splits, make_splits, parse_sizes, size_label
-from ..errors import ConfigError, CorpusError, RunDirectoryConflictError
 from ..names import Objective
 from ..progress import RunProgress, log_to_file
 from ..run_dir import RunDirectory

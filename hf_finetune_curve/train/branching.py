@@ -50,15 +50,15 @@ from .finetune import (
     FinetuneResult,
     check_no_leak,
     head_label,
+    keep_logs,
     load_head,
     plan_for,
     point_result,
     prepare_mlm,
     resolve_device,
+    result_device,
     run_stream,
     warm_up_head,
-    _result_device,
-    keep_logs,
 )
 from .recipe import CurvePlan, lr_factor
 
@@ -207,7 +207,7 @@ def finetune_branching(
     fingerprint = _fingerprint(model, plan, config, seed)
     _prepare_state_dir(state_dir, fingerprint)
     seconds = stats.seconds
-    result_device = _result_device(device)
+    output_device = result_device(device)
 
     def timed(key: str, started: float) -> None:
         seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
@@ -288,7 +288,7 @@ def finetune_branching(
         stats.branch_steps_run += run.global_step - start
         untouched = False
         result = point_result(model, setup, plan, size, stream, run, schedule="branching",
-                              head=head_label(setup, config), device=result_device)
+                              head=head_label(setup, config), device=output_device)
         timed("branch", started)
         hand_over(size, result)
         if _is_main_process() and not keep_states:

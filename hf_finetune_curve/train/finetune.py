@@ -130,7 +130,9 @@ def pack_into_chunks(texts: Sequence[str], tokenizer, chunk_length: int) -> list
     return pack_token_lists(tokenize_texts(texts, tokenizer), chunk_length)
 
 
-def _quiet_transformers():
+def quiet_transformers():
+    """A context manager: transformers' warnings and progress bars off for a block (loading a model whose new
+    head is expected to be initialised), restored after it."""
     from transformers.utils import logging as hf_logging
 
     @contextlib.contextmanager
@@ -164,7 +166,7 @@ def build_mlm_model(model) -> tuple[nn.Module, bool]:
     source = getattr(encoder, "name_or_path", None) or getattr(encoder.config, "_name_or_path", None)
     if source:
         try:
-            with _quiet_transformers(), warnings.catch_warnings():
+            with quiet_transformers(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 loaded, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
             head = _head_name(loaded)
@@ -629,7 +631,7 @@ def _train_independent_points(model, plan: CurvePlan, pending: list[int], base_s
         if audit is not None:
             audit[f"independent:{size}"] = draws
         result = point_result(model, setup, plan, size, stream, run, schedule="independent",
-                              head=head_label(setup, config), device=_result_device(device))
+                              head=head_label(setup, config), device=result_device(device))
         check_no_leak(result, size)
         keep_logs(work_dir, log_dir)
         shutil.rmtree(work_dir / f"f{size}", ignore_errors=True)
@@ -651,7 +653,9 @@ def keep_logs(work_dir: str | Path, log_dir: str | Path | None) -> None:
                 shutil.move(str(entry), destination)
 
 
-def _result_device(device: str):
+def result_device(device: str):
+    """Where a finished point's model goes: None (it stays where it trained), or under several processes this
+    process's own cuda:<local rank>."""
     from .trainer import world_size
 
     # Under several processes each keeps its copy on its own device (cuda:<local rank>).

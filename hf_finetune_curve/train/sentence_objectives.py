@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from ..config import FinetuneConfig
-from .finetune import (FinetuneResult, _result_device, chunk_length_for, keep_logs, resolve_device, tokenize_texts,
+from .finetune import (FinetuneResult, chunk_length_for, keep_logs, resolve_device, result_device, tokenize_texts,
                        transformer_module)
 from .objectives import Objective, TextUnit, delete_words, text_units
 from .recipe import UnitPlan, plan_curve, plan_units
@@ -149,9 +149,9 @@ def build_loss(model, objective: Objective, head: tuple[np.ndarray, float] | Non
         # parameters with the decoder's: put the in-memory weights back into the tied parameters so
         # the point starts from exactly the base model.
         state = {k: v.detach().clone() for k, v in transformer_module(model).auto_model.state_dict().items()}
-        from .finetune import _quiet_transformers
+        from .finetune import quiet_transformers
 
-        with _quiet_transformers():  # the decoder's new cross-attention and LM head are expected, not news
+        with quiet_transformers():  # the decoder's new cross-attention and LM head are expected, not news
             loss = DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)
         transformer_module(model).auto_model.load_state_dict(state, strict=False)
         return loss
@@ -346,7 +346,7 @@ def _train_point(model, plan: UnitPlan, units: list[str], unit_tokens: np.ndarra
     # A copy of the SentenceTransformer alone: the TSDAE decoder (which shares its tensors) stays behind.
     finetuned = copy.deepcopy(trained)
     finetuned.max_seq_length = base_length
-    finetuned.to(_result_device(device) or model.device)
+    finetuned.to(result_device(device) or model.device)
     finetuned.eval()
     del trainer, loss, trained
     return FinetuneResult(

@@ -1,68 +1,5 @@
-"""The run directory: where every file of a run lives, and the typed reading and writing of each.
-
-Nothing else in the package builds a path inside a run: the pipeline, ``hf-curve report``, the cards,
-publishing, the Space and the benchmarks all go through :class:`RunDirectory`. What a run's files say
-(its record, ``curve.json``, the data report, the points by key) is read as one :class:`RunRecord`:
-the model cards and ``hf-curve push`` use it as it is, the Space as :class:`~hf_finetune_curve.space.RunData`.
-Every write is atomic (a temporary file renamed into place, :mod:`hf_finetune_curve.io_utils`), so an interrupted run or a
-failed write leaves the previous file, never half of a new one.
-
-Layout (the MLM objective, the default)::
-
-    config.json              the run record: CurveConfig, resolved sizes, model, corpus, versions
-    data_report.json         rows read / kept, drops by reason
-    splits.npz               probe test / train rows and the finetune pool's order
-    curve.csv, curve.json    one row per size; curve.json adds the analysis and a format version
-    curve.png                the plot
-    training_plan.json       every point's recipe; branching.json the branching schedule's summary
-                             (training_plan.<objective>.json for another objective)
-    samples.parquet          held-out listings for the Space (the samples stage)
-    .lock                    held while a run writes here
-    logs/                    TensorBoard logs of the Trainer runs
-    embeddings/<label>-<key>.npy     embedding cache, keyed by checkpoint and corpus
-    baselines/tfidf.json     the TF-IDF baseline, cached
-    points/<label>.json      a finished size (written last: what a resumed run skips)
-    checkpoints/<label>/     SentenceTransformer folder with finetune_stats.json (f0 is the base model, not copied)
-    checkpoints/.branching-state/, checkpoints/.independent/   training state while sizes are unfinished
-    probes/<label>.json      the point's XGBoost probe
-    predictions/<label>.npy, predictions/<label>.probe-seeds.npy, predictions/y_test.npy
-    seeds/seed-<n>/          a replicate with another data order (``--seeds``): the same layout, holding
-                             what a replicate writes (points, checkpoints, probes, predictions, plans, logs)
-    probe-<probe>/           a secondary probe's view (``--probes xgboost,ridge``: ``probe-ridge/``), with the
-                             layout of the primary probe's files: ``points/``, ``probes/`` (a ridge probe is
-                             its own JSON), ``predictions/`` (not ``y_test.npy``: the run's is the same);
-                             a replicate's is ``seeds/seed-<n>/probe-<probe>/``
-
-Probes: the first probe of ``--probes`` is the primary one; its files are the paths above (and its points
-are curve.json's ``points``). Each secondary probe scores the same checkpoints from the same cached
-embeddings into :meth:`RunDirectory.probe_view`, and curve.json holds its points and analysis under
-``probes.<probe>`` (curve.csv: every probe's rows, told apart by the ``probe`` column).
-
-Objectives: every accessor of a point's files takes ``objective`` (default ``"mlm"``, :data:`MLM`).
-MLM keeps the paths above; another objective ``x`` puts its points under an ``x/`` prefix:
-``checkpoints/x/<label>/``, ``points/x/<label>.json``, ``probes/x/<label>.json``,
-``predictions/x/<label>.npy``, ``embeddings/x/<label>-<key>.npy``, the scratch space ``checkpoints/.x/``
-and ``training_plan.x.json``. ``f0`` is the base model, shared
-by every objective, so its files never take the prefix. An ``objective`` may be a string or a
-``str``-valued enum member.
-
-Example:
-    >>> import tempfile
-    >>> from hf_finetune_curve.curve.points import CurvePoint
-    >>> from hf_finetune_curve.run_dir import RunDirectory
-    >>> run = RunDirectory(tempfile.mkdtemp())
-    >>> run.relative(run.checkpoint_dir("f10k")), run.relative(run.checkpoint_dir("f10k", objective="tsdae"))
-    ('checkpoints/f10k', 'checkpoints/tsdae/f10k')
-    >>> run.relative(run.predictions_path("f0", objective="tsdae"))  # the base model's files are shared
-    'predictions/f0.npy'
-    >>> run.relative(run.replicate(43).point_path("f200"))
-    'seeds/seed-43/points/f200.json'
-    >>> run.relative(run.replicate(43).probe_view("ridge").point_path("f200"))
-    'seeds/seed-43/probe-ridge/points/f200.json'
-    >>> run.write_point(CurvePoint(0, "f0", r2=0.52, mae=19_618, median_ae=11_281, n_test=400, n_probe_train=1600))
-    >>> [point.label for point in run.read_points()]
-    ['f0']
-"""
+""":class:`RunDirectory`: a path accessor and a typed reader / writer for every file of a run (it writes data;
+the pipeline draws ``curve.png``)."""
 
 from __future__ import annotations
 
@@ -71,118 +8,26 @@ import dataclasses
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .curve.points import CurvePoint, csv_table, ordered_points
-from .errors import ConfigError, NotARunDirectoryError, RunDirectoryFormatError
-from .io_utils import HUB_REPO_ID, atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
-# The point-label helpers live in the bottom module (the Space and the cards use them too); re-exported here.
-from .names import MLM, OBJECTIVE_NAMES, PROBE_NAMES, file_label, objective_name, parse_file_label, parse_probe_kind
+from ..curve.points import CurvePoint, csv_table, ordered_points
+from ..errors import NotARunDirectoryError, RunDirectoryFormatError
+from ..io_utils import atomic_path, exclusive_lock, read_json, write_csv_atomic, write_json_atomic
+from ..names import MLM, file_label, objective_name, parse_probe_kind
+from .curve_file import CurveFile, _point_from_json
+from .layout import (BASELINES_DIR, BRANCHING_FILE, CHECKPOINTS_DIR, CHECKPOINT_STATS_FILE, CONFIG_FILE, CURVE_CSV_FILE,
+                     CURVE_FORMAT_VERSION, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, EMBEDDINGS_DIR, LOCK_FILE,
+                     LOGS_DIR, POINTS_DIR, PREDICTIONS_DIR, PROBES_DIR, PROBE_VIEW_PREFIX, RUN_LOG_FILE, RUN_OUTPUTS,
+                     SAMPLES_FILE, SEEDS_DIR, SPLITS_FILE, TRAINING_PLAN_FILE, _EMBEDDING_FILE, _METADATA_ONLY,
+                     _SEED_DIR)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .data.corpus import DataReport
-    from .data.subsets import Splits
-    from .score.probe import AnyProbe
-
-#: The default objective; its points keep the unprefixed paths.
-#: The ``curve.json`` layout this version writes, and the newest it reads.
-CURVE_FORMAT_VERSION = 1
-#: The training statistics saved inside each checkpoint folder.
-CHECKPOINT_STATS_FILE = "finetune_stats.json"
-
-CONFIG_FILE = "config.json"
-DATA_REPORT_FILE = "data_report.json"
-SPLITS_FILE = "splits.npz"
-CURVE_CSV_FILE = "curve.csv"
-CURVE_JSON_FILE = "curve.json"
-CURVE_PNG_FILE = "curve.png"
-TRAINING_PLAN_FILE = "training_plan.json"
-BRANCHING_FILE = "branching.json"
-SAMPLES_FILE = "samples.parquet"
-LOCK_FILE = ".lock"
-POINTS_DIR = "points"
-CHECKPOINTS_DIR = "checkpoints"
-PROBES_DIR = "probes"
-PREDICTIONS_DIR = "predictions"
-EMBEDDINGS_DIR = "embeddings"
-BASELINES_DIR = "baselines"
-SEEDS_DIR = "seeds"
-LOGS_DIR = "logs"
-RUN_LOG_FILE = "run.log"
-#: A secondary probe's view of a run: ``probe-ridge/``.
-PROBE_VIEW_PREFIX = "probe-"
-
-#: Everything a run writes at its top level; ``--overwrite`` removes exactly these.
-RUN_OUTPUTS = (CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE,
-               POINTS_DIR, CHECKPOINTS_DIR, EMBEDDINGS_DIR, PROBES_DIR, PREDICTIONS_DIR, BASELINES_DIR, SEEDS_DIR,
-               SAMPLES_FILE, TRAINING_PLAN_FILE, BRANCHING_FILE, LOGS_DIR,
-               *(f"training_plan.{name}.json" for name in OBJECTIVE_NAMES if name != MLM),
-               *(f"branching.{name}.json" for name in OBJECTIVE_NAMES if name != MLM),
-               *(f"{PROBE_VIEW_PREFIX}{name}" for name in PROBE_NAMES))
-# What a failed first attempt may leave that holds nothing a rerun could resume from.
-_METADATA_ONLY = frozenset({LOCK_FILE, f"{LOCK_FILE}.os", CONFIG_FILE, DATA_REPORT_FILE, SPLITS_FILE})  # .os: Windows
-_SEED_DIR = re.compile(r"^seed-(\d+)$")
-_EMBEDDING_FILE = r"^{label}-[0-9a-f]{{16}}\.npy$"
-
-
-def point_key(point: dict[str, Any]) -> str:
-    """How the samples and the Space name a point: its label for MLM and f0, ``<objective>/<label>``
-    otherwise (:func:`file_label`; ``size_label`` is the plain label when
-    the point was relabelled by its key).
-
-    >>> point_key({"label": "f200", "objective": "tsdae"}), point_key({"label": "f0", "objective": "tsdae"})
-    ('tsdae/f200', 'f0')
-    """
-    label = str(point.get("size_label") or point.get("label"))
-    objective = str(point.get("objective") or MLM)
-    return file_label(label, objective) if objective in OBJECTIVE_NAMES else label
-
-
-def sorted_points(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Points (``curve.json``'s dicts) by size, keyed as the Space and the model cards name them (``label``
-    becomes :func:`point_key`; ``size_label`` keeps ``f200``), the shared f0 once."""
-    keyed: dict[str, dict[str, Any]] = {}
-    for point in points:
-        entry = dict(point)
-        entry.setdefault("objective", MLM)
-        entry.setdefault("size_label", entry.get("label"))
-        entry["label"] = point_key(entry)
-        keyed.setdefault(entry["label"], entry)
-    return sorted(keyed.values(), key=lambda p: p.get("finetune_size", 0))
-
-
-@dataclass
-class CurveFile:
-    """``curve.json`` read back: the points and the summary sections (fit, answer, baselines, warnings, ...)."""
-
-    points: list[CurvePoint]
-    summary: dict[str, Any] = field(default_factory=dict)
-    format_version: int = CURVE_FORMAT_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape without the version field: ``{"points": [...], **summary}``."""
-        return {"points": [point.to_dict() for point in self.points], **self.summary}
-
-    @property
-    def probe_points(self) -> dict[str, list[CurvePoint]]:
-        """Each secondary probe's points (``--probes``), by probe name; empty for a one-probe run."""
-        return secondary_probe_points(self.summary)
-
-
-def secondary_probe_points(curve: Mapping[str, Any]) -> dict[str, list[CurvePoint]]:
-    """The secondary probes' points of a ``curve.json`` payload (or its summary): ``probes.<probe>.points``.
-
-    >>> point = CurvePoint(0, "f0", r2=0.3, mae=1.0, median_ae=1.0, n_test=10, n_probe_train=40, probe="ridge")
-    >>> {name: [p.label for p in points] for name, points in
-    ...  secondary_probe_points({"probes": {"ridge": {"points": [point.to_dict()]}}}).items()}
-    {'ridge': ['f0']}
-    """
-    return {name: [CurvePoint.from_dict(point) for point in (section or {}).get("points") or []]
-            for name, section in (curve.get("probes") or {}).items()}
+    from ..data.corpus import DataReport
+    from ..data.subsets import Splits
+    from ..score.probe import AnyProbe
 
 
 class RunDirectory:
@@ -376,7 +221,7 @@ class RunDirectory:
         write_json_atomic(self.config_path, record)
 
     def read_data_report(self) -> "DataReport | None":
-        from .data.corpus import DataReport
+        from ..data.corpus import DataReport
 
         if not self.data_report_path.is_file():
             return None
@@ -387,7 +232,7 @@ class RunDirectory:
         write_json_atomic(self.data_report_path, report.to_dict())
 
     def read_splits(self) -> "Splits":
-        from .data.subsets import Splits
+        from ..data.subsets import Splits
 
         return Splits.load(self.splits_path)
 
@@ -423,7 +268,7 @@ class RunDirectory:
             CheckpointDamagedError: a file is missing, changed or unreadable (the message names it and says
                 ``what_to_do``, by default: re-run the same ``hf-curve run`` command, which trains the point again).
         """
-        from .train.checkpoint import check_checkpoint_files
+        from ..train.checkpoint import check_checkpoint_files
 
         folder = self.checkpoint_dir(label, objective)
         return check_checkpoint_files(folder) if what_to_do is None else check_checkpoint_files(folder, what_to_do)
@@ -438,7 +283,7 @@ class RunDirectory:
 
     def read_probe(self, label: str, objective: Any = MLM) -> "AnyProbe | None":
         """The point's fitted probe, of whichever kind was saved (:func:`score.probe.load_probe`)."""
-        from .score.probe import load_probe
+        from ..score.probe import load_probe
 
         path = self.probe_path(label, objective)
         return load_probe(path) if path.is_file() else None
@@ -584,182 +429,6 @@ class RunDirectory:
         return self.samples_path
 
 
-@dataclass
-class RunRecord:
-    """A run as its files record it: the run record (``config.json``, as ``saved``), ``curve.json`` and the
-    data report. The one way the model cards, ``hf-curve push`` and the Space read a run
-    (:class:`~hf_finetune_curve.space.RunData` adds what the app needs beside it).
-
-    Example:
-        >>> run = RunRecord.read("runs/bat").require_finished()   # doctest: +SKIP
-        >>> run.base_model_id, [point["label"] for point in run.points]  # doctest: +SKIP
-        ('sentence-transformers/all-MiniLM-L6-v2', ['f0', 'f10k', 'f20k'])
-    """
-
-    run_dir: Path
-    saved: dict[str, Any]
-    curve: dict[str, Any]
-    data_report: dict[str, Any] = field(default_factory=dict)
-    # points/*.json of a run without curve.json yet (a finished run's points are curve.json's).
-    unfinished_points: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, path: str | os.PathLike, error: type[Exception] = NotARunDirectoryError) -> "RunRecord":
-        """Read a run directory, or a curve repo's snapshot (it keeps the run directory's file names).
-
-        A run without ``curve.json`` yet (unfinished) has ``curve == {}`` and the points finished so far;
-        :meth:`require_finished` refuses it. ``error`` is raised when ``path`` is not a run at all.
-        """
-        directory = RunDirectory(path)
-        directory.require_run(error)
-        curve = directory.read_curve()
-        report = directory.read_data_report()
-        unfinished = [point.to_dict() for point in directory.read_points()] if curve is None else []
-        return cls(run_dir=directory.path, saved=directory.read_config() or {},
-                   curve=curve.to_dict() if curve is not None else {},
-                   data_report=report.to_dict() if report is not None else {}, unfinished_points=unfinished)
-
-    def require_finished(self, error: type[Exception] = NotARunDirectoryError) -> "RunRecord":
-        """This record, if the run finished every size of every objective; else ``error`` saying what to do."""
-        if not self.curve:
-            raise error(f"{self.run_dir} has no {CURVE_JSON_FILE} yet; finish the run with `hf-curve run` first.")
-        missing = self.missing()
-        if missing:
-            raise error(f"{self.run_dir} is not finished: no result yet for {', '.join(missing)}. Re-run the same "
-                        "`hf-curve run` command to finish it, then push.")
-        if not self.points:
-            raise error(f"{self.run_dir} has no finished sizes to publish.")
-        return self
-
-    def missing(self) -> list[str]:
-        """Point keys (``f200``, ``tsdae/f200``) of the sizes the run set out to measure and has not finished,
-        for every objective it measures (the shared f0 counts once)."""
-        from .names import parse_objectives
-
-        done = {point["label"] for point in self.points}
-        objectives = parse_objectives(self.config.get("objectives") or self.config.get("objective") or MLM)
-        return list(dict.fromkeys(objective.file_label(label) for objective in objectives
-                                  for label in self.saved.get("labels", []) if objective.file_label(label) not in done))
-
-    # -- accessors --------------------------------------------------------------------------
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.saved.get("config", {})
-
-    @property
-    def points(self) -> list[dict[str, Any]]:
-        """The run's points by size, the shared f0 once; a point of another objective than MLM is
-        labelled by its key (``tsdae/f200``: its path under checkpoints/ and its repo suffix ``tsdae-f200``),
-        ``size_label`` keeping ``f200``."""
-        return sorted_points(self.curve.get("points") or self.unfinished_points)
-
-    def point(self, label: str) -> dict[str, Any]:
-        for point in self.points:
-            if point["label"] == label:
-                return point
-        raise KeyError(label)
-
-    @property
-    def base_point(self) -> dict[str, Any] | None:
-        points = self.points
-        return points[0] if points and points[0]["finetune_size"] == 0 else None
-
-    @property
-    def finetuned_labels(self) -> list[str]:
-        return [p["label"] for p in self.points if p["finetune_size"] > 0]
-
-    @property
-    def model_info(self) -> dict[str, Any]:
-        return self.saved.get("model") or self.curve.get("model") or {"model_id": self.config.get("model", "")}
-
-    @property
-    def base_model_id(self) -> str:
-        return str(self.model_info.get("model_id") or self.config.get("model", ""))
-
-    @property
-    def base_is_hub(self) -> bool:
-        """True when the base model is a Hub id (loaded from the Hub or its packaged copy), not a local folder."""
-        source = self.model_info.get("source")
-        if source in ("hub", "package"):
-            return True
-        if source == "local":
-            return False
-        return bool(HUB_REPO_ID.match(self.base_model_id)) and not Path(self.base_model_id).exists()
-
-    @property
-    def corpus_source(self) -> str:
-        return str((self.saved.get("corpus") or {}).get("source") or self.data_report.get("source") or "")
-
-    @property
-    def corpus_rows(self) -> int:
-        return int((self.saved.get("corpus") or {}).get("rows") or self.data_report.get("rows_kept") or 0)
-
-    @property
-    def is_synthetic(self) -> bool:
-        from .data.corpus import EMBEDDED_PREFIX
-
-        return self.corpus_source.startswith(EMBEDDED_PREFIX)
-
-    def corpus_looks_like_hub_id(self) -> bool:
-        from .data.corpus import DATA_FILE_SUFFIXES
-
-        source = self.corpus_source
-        return (bool(HUB_REPO_ID.match(source)) and not source.lower().endswith(DATA_FILE_SUFFIXES)
-                and not source.startswith((".", "/")) and not Path(source).exists())
-
-    def default_name(self) -> str:
-        """The run's name: ``config.name``, else ``<model>-<corpus>`` as ``CurveConfig.resolved_name``."""
-        from .config import CurveConfig
-
-        try:
-            return CurveConfig.from_dict(self.config).resolved_name()
-        except (ConfigError, TypeError, ValueError):  # a config of another version: the folder's name
-            return self.run_dir.resolve().name
-
-    @property
-    def directory(self) -> RunDirectory:
-        return RunDirectory(self.run_dir)
-
-    def checkpoint_dir(self, label: str) -> Path:
-        """``label`` is a point key: ``f200`` (MLM) or ``tsdae/f200`` (another objective)."""
-        return self.directory.checkpoint_dir(*parse_file_label(label))
-
-    def checkpoint_stats(self, label: str) -> dict[str, Any]:
-        """The training statistics saved with the checkpoint (empty when there are none)."""
-        return self.directory.read_checkpoint_stats(*parse_file_label(label)) or {}
-
-    def probe_path(self, label: str) -> Path:
-        """The probe the point recorded (relative to the run), else where the run keeps a probe of ``label``."""
-        recorded = self.point(label).get("probe_path")
-        return self.directory.resolve(recorded) if recorded else self.directory.probe_path(*parse_file_label(label))
-
-
-_POINT_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "float | None": (int, float, type(None)),
-                "dict[str, Any]": (dict,)}
-
-
-def _point_from_json(row: Any, path: Path, index: int) -> CurvePoint:
-    """A point of ``curve.json``, each known field of the type :class:`CurvePoint` declares; else an error
-    naming the file, the point and the field (not a ``TypeError`` deep in a table or a plot)."""
-    def refuse(problem: str) -> RunDirectoryFormatError:
-        return RunDirectoryFormatError(f"{path}: point {index} {problem}. The file was edited or damaged: re-run "
-                                       "the same `hf-curve run` command to write it again.")
-
-    if not isinstance(row, dict):
-        raise refuse(f"is {type(row).__name__}, not an object")
-    for f in dataclasses.fields(CurvePoint):
-        allowed = _POINT_TYPES.get(str(f.type))
-        if f.name not in row or allowed is None or (f.name == "r2_log" and row[f.name] is None):
-            continue
-        value = row[f.name]
-        if isinstance(value, bool) or not isinstance(value, allowed):
-            raise refuse(f"has {f.name}={value!r}, which is not of type {f.type}")
-    try:
-        return CurvePoint.from_dict(row)
-    except TypeError as exc:  # a required field missing
-        raise refuse(f"is incomplete ({exc})") from None
-
-
 def load_curve(run_dir: str | os.PathLike) -> list[CurvePoint]:
     """The points of a run directory: ``RunDirectory(run_dir).curve_points()``.
 
@@ -773,8 +442,3 @@ def _save_npy(path: Path, values: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, values)
-
-
-__all__ = ["CHECKPOINT_STATS_FILE", "CURVE_FORMAT_VERSION", "CurveFile", "MLM", "PROBE_VIEW_PREFIX", "RUN_OUTPUTS",
-           "RunDirectory", "RunRecord", "file_label", "load_curve", "objective_name", "parse_file_label", "point_key",
-           "secondary_probe_points", "sorted_points"]
