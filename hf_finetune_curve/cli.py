@@ -134,15 +134,15 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     record = RunRecord.read(run.path)  # curve.json, config.json and the finished points, read once
     points = [CurvePoint.from_dict(point) for point in record.curve.get("points") or record.unfinished_points]
     analysis = {key: value for key, value in record.curve.items() if key != "points"}
-    saved = record.saved
-    print(f"Run {run.path}: {saved['config']['model']} on {saved['corpus']['source']} "
-          f"({saved['corpus']['rows']} rows; {saved['split']['test_rows']} held out for the probe)")
+    info = record.info  # config.json's run record, typed
+    print(f"Run {run.path}: {info.config['model']} on {info.corpus['source']} "
+          f"({info.corpus['rows']} rows; {info.split['test_rows']} held out for the probe)")
     report = run.read_data_report()
     if report is not None:
         for line in report.summary_lines()[1:]:
             print(line)
     probe_points = secondary_probe_points(record.curve)
-    _print_primary_probe(str(saved["config"].get("probes") or "xgboost").split(",")[0], probe_points)
+    _print_primary_probe(str(info.config.get("probes") or "xgboost").split(",")[0], probe_points)
     print(format_table(points))
     _print_answer(analysis)
     _print_probes(probe_points, analysis)

@@ -311,6 +311,8 @@ def test_every_file_a_run_writes_is_reachable_through_the_run_directory(tiny_mod
     run = RunDirectory(out)
     labels = run.read_config()["labels"]
     assert labels == ["f0", "f20"] and run.replicate_seeds() == [43]
+    info = RunRecord.read(out).info  # the run record the pipeline wrote, read back typed
+    assert info.labels == labels and info.finetune_sizes == [0, 20] and info.to_dict() == run.read_config()
 
     files = {run.config_path, run.data_report_path, run.splits_path, run.curve_csv_path, run.curve_json_path,
              run.curve_png_path, run.samples_path, run.lock_path, run.y_test_path, run.tfidf_baseline_path}

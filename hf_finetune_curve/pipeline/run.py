@@ -21,7 +21,7 @@ from ..data.corpus import Corpus, load_corpus
 from ..data.subsets import Splits, make_splits, parse_sizes, size_label
 from ..names import Objective
 from ..progress import RunProgress, log_to_file
-from ..run_dir import RunDirectory
+from ..run_dir import RunDirectory, RunInfo
 from ..space.samples import build_samples
 from ..train.finetune import resolve_device
 from ..train.models import load_sentence_transformer
@@ -142,24 +142,24 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     base_model, resolved = load_sentence_transformer(config.model, device=device)
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    run_record = {
-        "config": config.to_dict(),
-        "result_key": result_key,
-        "recipe_version": RECIPE_VERSION,
-        "recipe_choices": recipe_choices(config),
-        "finetune_sizes": sizes,
-        "labels": [size_label(size) for size in sizes],
-        "model": resolved.to_dict(),
-        "corpus": {"source": corpus.report.source, "fingerprint": corpus.fingerprint, "rows": len(corpus)},
-        "split": {"test_rows": int(len(splits.test_indices)), "probe_train_rows": int(len(splits.train_indices)),
-                  "finetune_pool_rows": int(len(splits.pool_order))},
-        "device": device,
-        "versions": library_versions(),
-        "created": (saved_config or {}).get("created", now),
-        "updated": now,
-    }
+    run_record = RunInfo(
+        config=config.to_dict(),
+        result_key=result_key,
+        recipe_version=RECIPE_VERSION,
+        recipe_choices=recipe_choices(config),
+        finetune_sizes=sizes,
+        labels=[size_label(size) for size in sizes],
+        model=resolved.to_dict(),
+        corpus={"source": corpus.report.source, "fingerprint": corpus.fingerprint, "rows": len(corpus)},
+        split={"test_rows": int(len(splits.test_indices)), "probe_train_rows": int(len(splits.train_indices)),
+               "finetune_pool_rows": int(len(splits.pool_order))},
+        device=device,
+        versions=library_versions(),
+        created=(saved_config or {}).get("created", now),
+        updated=now,
+    )
     if main_process:
-        run.write_config(run_record)
+        run.write_config(run_record.to_dict())
     logger.info(
         "Run %s: %d rows (%d probe-train / %d test), finetune pool %d, sizes %s",
         run_dir, len(corpus), len(splits.train_indices), len(splits.test_indices), len(splits.pool_order),

@@ -79,11 +79,11 @@ from .layout import (BASELINES_DIR, BRANCHING_FILE, CHECKPOINT_STATS_FILE, CHECK
                      CURVE_FORMAT_VERSION, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, EMBEDDINGS_DIR, LOCK_FILE,
                      LOGS_DIR, POINTS_DIR, PREDICTIONS_DIR, PROBE_VIEW_PREFIX, PROBES_DIR, RUN_LOG_FILE, RUN_OUTPUTS,
                      SAMPLES_FILE, SEEDS_DIR, SPLITS_FILE, TRAINING_PLAN_FILE, point_key, sorted_points)
-from .record import RunRecord
+from .record import RunInfo, RunRecord
 
 __all__ = ["BASELINES_DIR", "BRANCHING_FILE", "CHECKPOINTS_DIR", "CHECKPOINT_STATS_FILE", "CONFIG_FILE",
            "CURVE_CSV_FILE", "CURVE_FORMAT_VERSION", "CURVE_JSON_FILE", "CURVE_PNG_FILE", "CurveFile",
            "DATA_REPORT_FILE", "EMBEDDINGS_DIR", "LOCK_FILE", "LOGS_DIR", "MLM", "POINTS_DIR", "PREDICTIONS_DIR",
-           "PROBES_DIR", "PROBE_VIEW_PREFIX", "RUN_LOG_FILE", "RUN_OUTPUTS", "RunDirectory", "RunRecord",
+           "PROBES_DIR", "PROBE_VIEW_PREFIX", "RUN_LOG_FILE", "RUN_OUTPUTS", "RunDirectory", "RunInfo", "RunRecord",
            "SAMPLES_FILE", "SEEDS_DIR", "SPLITS_FILE", "TRAINING_PLAN_FILE", "file_label", "load_curve",
            "objective_name", "parse_file_label", "point_key", "secondary_probe_points", "sorted_points"]

@@ -1,8 +1,9 @@
-""":class:`RunRecord`: a run as its files record it, the one way the model cards, ``hf-curve push`` and the
-Space read a run."""
+""":class:`RunInfo`, the run record the pipeline writes into ``config.json``, and :class:`RunRecord`: a run as its
+files record it, the one way the model cards, ``hf-curve push`` and the Space read a run."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,41 @@ from ..io_utils import HUB_REPO_ID
 from ..names import MLM, parse_file_label
 from .directory import RunDirectory
 from .layout import CURVE_JSON_FILE, sorted_points
+
+
+@dataclass
+class RunInfo:
+    """The run record as the pipeline writes it into ``config.json``: what was run (the config, its result key and
+    recipe version, the resolved sizes and labels), on what (model source, corpus fingerprint, split sizes),
+    where and with which libraries. :attr:`RunRecord.info` reads it back, typed.
+
+    >>> info = RunInfo(config={"model": "m"}, result_key="abc", labels=["f0", "f200"], finetune_sizes=[0, 200])
+    >>> RunInfo.from_dict(info.to_dict()) == info, list(info.to_dict())[:3]
+    (True, ['config', 'result_key', 'recipe_version'])
+    """
+
+    config: dict[str, Any]
+    result_key: str
+    recipe_version: int = 1  # a record from before the field was written: the first recipe
+    recipe_choices: dict[str, Any] = field(default_factory=dict)
+    finetune_sizes: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    corpus: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, int] = field(default_factory=dict)
+    device: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    updated: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> "RunInfo":
+        """A saved record; fields this version does not know are ignored, missing ones take their defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in payload.items() if key in known})
 
 
 @dataclass
@@ -73,6 +109,11 @@ class RunRecord:
                                   for label in self.saved.get("labels", []) if objective.file_label(label) not in done))
 
     # -- accessors --------------------------------------------------------------------------
+    @property
+    def info(self) -> RunInfo:
+        """``config.json``'s run record, typed (:class:`RunInfo`)."""
+        return RunInfo.from_dict(self.saved)
+
     @property
     def config(self) -> dict[str, Any]:
         return self.saved.get("config", {})
