@@ -22,7 +22,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .fit import MIN_SIZES_FOR_ANSWER, fit_curve, json_safe, suggest_next_size
+from ..io_utils import json_safe
+from .fit import MIN_SIZES_FOR_ANSWER, fit_curve
+from .next_size import suggest_next_size
 from .points import METRICS, CurvePoint
 from .uncertainty import aggregate_seeds, hierarchical_bootstrap
 
