@@ -99,6 +99,11 @@ def test_a_curve_below_the_factory_model_is_answered_as_hurts():
     assert answer["hurts"] is True and len(answer["below_base"]) == 4
     assert answer["next_size"]["size"] is None and answer["next_size"]["hurts"]
     lines = answer_lines(summary)
-    assert any(line.startswith("Finetuning hurts: every finetuned size scores significantly worse") for line in lines)
+    verdict = next(line for line in lines if line.startswith("Verdict on"))
+    assert "hurts: worse than f0 at every measured size (500, 1,000, 2,000, 4,000)" in verdict
+    assert "from 500 to 4,000 it" in verdict and "Noise behind it: rows." in verdict  # the trend between sizes
+    assert answer["verdict"]["call"] == "hurts" and answer["verdict"]["provisional"] is True
+    assert any(line.startswith("The verdict is provisional") and "--seeds 3" in line for line in lines)
+    assert not any("no amount of this data is enough" in line for line in lines)
     assert not any(line.startswith(("Marginal", "Extrapolated")) for line in lines)
     assert not any("flat line fits best" in line for line in lines)

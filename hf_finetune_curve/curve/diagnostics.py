@@ -9,7 +9,7 @@ factory model (hurts), the trend between sizes, and the plain-language warnings 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -45,25 +45,47 @@ HURTS_REASON = ("finetuning hurts: every finetuned size scores significantly wor
                 "so there is no gain to reach; with this recipe the answer is the factory model")
 
 
+#: ``(smaller size, larger size, probabilities) -> quantiles of metric(larger) - metric(smaller)`` (metric units):
+#: a paired test supplied by the caller (the seed-level test of
+#: :meth:`~hf_finetune_curve.curve.uncertainty.HierarchicalBootstrap.quantiles`), used instead of the resamples.
+PairedQuantiles = Callable[[float, float, Sequence[float]], np.ndarray]
+
+
 def _paired_changes(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float,
-                    pairs: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
-    """For each ``(smaller, larger)`` pair of sizes, the paired change ``larger - smaller`` over the
-    gain-oriented resamples ``Z`` (a size's columns averaged): ``change`` and its interval ``low``,
-    ``high`` in metric units, and ``significant`` when it is below 0 at the one-sided level
-    ``(1 - confidence) / len(pairs)`` (Bonferroni over the pairs)."""
+                    pairs: Sequence[tuple[float, float]], z: np.ndarray | None = None,
+                    quantiles: PairedQuantiles | None = None) -> list[dict[str, Any]]:
+    """For each ``(smaller, larger)`` pair of sizes, the paired change ``larger - smaller``: ``change`` (the
+    point estimate, from the fitted values ``z``; the resamples' mean without them), its interval ``low``,
+    ``high`` in metric units at the one-sided level ``(1 - confidence) / len(pairs)`` each side (Bonferroni
+    over the pairs), ``significant`` when the change is significantly below 0 at that level, and ``better``
+    / ``worse`` when it is significantly above / below 0 at half that level (so, with no change at any size,
+    "better at some size" or "worse at some size" is called in at most ``1 - confidence`` of runs). The quantiles come from ``quantiles`` when given (a
+    seed-level test), else from the gain-oriented resamples ``Z`` (a size's columns averaged)."""
     alpha = (1.0 - confidence) / max(1, len(pairs))
     means = {size: Z[:, np.flatnonzero(sizes == size)].mean(axis=1) for pair in pairs for size in pair}
     out = []
     for smaller, larger in pairs:
-        diff = means[larger] - means[smaller]
-        low, upper = float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
-        bounds = sorted((sign * low, sign * upper))
-        out.append({"smaller": float(smaller), "larger": float(larger), "change": sign * float(np.mean(diff)),
-                    "low": bounds[0], "high": bounds[1], "significant": upper < 0.0})
+        probabilities = [alpha / 2.0, alpha, 1.0 - alpha, 1.0 - alpha / 2.0]
+        if quantiles is not None:
+            metric_q = np.asarray(quantiles(float(smaller), float(larger), [1.0 - p for p in probabilities]
+                                            if sign < 0 else probabilities), dtype=np.float64)
+            gain_q = sign * metric_q
+        else:
+            gain_q = np.quantile(means[larger] - means[smaller], probabilities)
+        gain_half, gain_low, gain_high, gain_half_high = (float(v) for v in gain_q)
+        if z is not None:
+            change = sign * float(z[sizes == larger].mean() - z[sizes == smaller].mean())
+        else:
+            change = sign * float(np.mean(means[larger] - means[smaller]))
+        bounds = sorted((sign * gain_low, sign * gain_high))
+        out.append({"smaller": float(smaller), "larger": float(larger), "change": change,
+                    "low": bounds[0], "high": bounds[1], "significant": bool(gain_high < 0.0),
+                    "better": bool(gain_half > 0.0), "worse": bool(gain_half_high < 0.0)})
     return out
 
 
-def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
+def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float, z: np.ndarray | None = None,
+                           quantiles: PairedQuantiles | None = None) -> list[dict[str, Any]]:
     """Pairs (smaller size, larger size) whose gain-oriented difference is significantly below 0.
 
     Each pair's one-sided bound is at level ``(1 - confidence) / pairs`` (Bonferroni), so a
@@ -72,17 +94,19 @@ def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confid
     order = np.unique(sizes)
     pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
     return [json_safe({key: entry[key] for key in ("smaller", "larger", "change", "low", "high")})
-            for entry in _paired_changes(sizes, Z, sign, confidence, pairs) if entry["significant"]]
+            for entry in _paired_changes(sizes, Z, sign, confidence, pairs, z, quantiles) if entry["significant"]]
 
 
-def _below_base(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
-    """Each finetuned size against n = 0 on the gain-oriented resamples ``Z``: the paired change and
-    whether it is significantly below 0 (one-sided, Bonferroni over the finetuned sizes)."""
+def _below_base(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float, z: np.ndarray | None = None,
+                quantiles: PairedQuantiles | None = None) -> list[dict[str, Any]]:
+    """Each finetuned size against n = 0: the paired change, whether it is significantly below 0 (one-sided,
+    Bonferroni over the finetuned sizes) and whether it is significantly above 0 (at half that level)."""
     if not (sizes == 0).any():
         return []
     pairs = [(0.0, size) for size in np.unique(sizes) if size > 0]
     return [json_safe({"size": entry["larger"], "change": entry["change"], "low": entry["low"], "high": entry["high"],
-                       "significant": entry["significant"]})
-            for entry in _paired_changes(sizes, Z, sign, confidence, pairs)]
+                       "significant": entry["significant"], "better": entry["better"],
+                       "worse": entry["worse"]})
+            for entry in _paired_changes(sizes, Z, sign, confidence, pairs, z, quantiles)]
 
 

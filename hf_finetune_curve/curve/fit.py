@@ -62,7 +62,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..io_utils import json_safe
-from .diagnostics import HURTS_REASON, _below_base, _fmt, _significant_decreases, _trend
+from .diagnostics import HURTS_REASON, PairedQuantiles, _below_base, _fmt, _significant_decreases, _trend
 from .solver import (DEFAULT_FAMILIES, FAMILIES, MIN_SIZES_FOR_ANSWER, N_PARAMS, SATURATING, _aicc, _Ensemble, _Fits,
                      _gain, _n_needed, _percentile_interval, _precision, _predict_z, _Problem, _residual_inflation)
 
@@ -420,6 +420,7 @@ def fit_curve(
     confidence: float = 0.95,
     offset: float | None = None,
     selection_uncertainty: bool = True,
+    paired_quantiles: PairedQuantiles | None = None,
 ) -> CurveFit:
     """Fit every family to metric-vs-size, select by AICc, and bootstrap the chosen fit.
 
@@ -441,6 +442,9 @@ def fit_curve(
             own AICc selects, so intervals include model-selection uncertainty (a replicate that
             picks a non-saturating family makes the N-needed upper bound unbounded); when False
             every replicate keeps the selected family (intervals conditional on the family).
+        paired_quantiles: optional paired test of two sizes (see
+            :data:`~hf_finetune_curve.curve.diagnostics.PairedQuantiles`) for the verdicts (below the factory
+            model, not monotone); default the percentiles of ``point_resamples``.
 
     Returns:
         A :class:`CurveFit`. With fewer than ``MIN_SIZES_FOR_ANSWER`` distinct sizes it carries
@@ -566,7 +570,8 @@ def fit_curve(
 
     # ---- warnings ------------------------------------------------------------------------
     largest = float(sizes_a.max())
-    below_base = _below_base(sizes_a, sign * resamples, sign, confidence) if resamples is not None else []
+    below_base = (_below_base(sizes_a, sign * resamples, sign, confidence, z, paired_quantiles)
+                  if resamples is not None else [])
     hurts = bool(below_base) and all(entry["significant"] for entry in below_base)
     if not (sizes_a == 0).any():
         warnings.append(
@@ -634,7 +639,7 @@ def fit_curve(
 
     monotone, decreases = None, []
     if resamples is not None:
-        decreases = _significant_decreases(sizes_a, sign * resamples, sign, confidence)
+        decreases = _significant_decreases(sizes_a, sign * resamples, sign, confidence, z, paired_quantiles)
         monotone = not decreases
         if decreases:
             worst = max(decreases, key=lambda d: abs(d["change"]))
