@@ -283,9 +283,15 @@ class CurveFit:
     def backtest(self) -> dict[str, Any]:
         """Refit without the largest size, predict it, and check the miss against the interval.
 
+        With point resamples the check is paired (``method="paired"``): refit ``r`` is fitted to resample
+        ``r`` of the other sizes and compared with resample ``r`` of the held-out size, so ``low``/``high``
+        is the predicted value plus the centred spread of those paired misses: the observation falls outside
+        it when the miss is larger than the noise the two do not share. Without resamples the refit's
+        observation band is used (``method="residual"``).
+
         Returns ``available``, ``held_out_size``, ``observed``, ``predicted``, ``miss``
-        (observed - predicted, metric units), ``low``/``high`` (observation interval of the
-        refit), ``within_interval``, ``family`` (of the refit) and the refit's ``n_needed_90``.
+        (observed - predicted, metric units), ``low``/``high``, ``within_interval``, ``method``,
+        ``family`` (of the refit) and the refit's ``n_needed_90``.
         """
         if self._backtest is not None:
             return self._backtest
@@ -306,8 +312,19 @@ class CurveFit:
                 kwargs["offset"] = self.offset  # keep the curve's own n0 so the refit is comparable
             sub = fit_curve(sizes[keep], values[keep], point_resamples=resamples, **kwargs)
             predicted = float(sub.predict(largest))
-            low, high = sub.predict_interval(largest, kind="observation")
             observed = float(values[sizes == largest].mean())
+            if resamples is not None:
+                # Paired: refit r (on resample r of the other sizes) predicts the held-out size, and resample r
+                # of that size is what it observes. Both see the same held-out rows and seeds, so the noise they
+                # share cancels in the miss instead of widening the interval twice over.
+                predicted_r = self._sign * sub._boot_z(np.array([largest]))[:, 0]
+                observed_r = self._point_resamples[: predicted_r.size][:, sizes == largest].mean(axis=1)
+                misses = observed_r - predicted_r
+                low, high = _percentile_interval(predicted + (misses - misses.mean()), self.confidence)
+                method = "paired"
+            else:
+                low, high = sub.predict_interval(largest, kind="observation")
+                method = "residual"
             result = json_safe(
                 {
                     "available": True,
@@ -318,6 +335,7 @@ class CurveFit:
                     "low": float(low),
                     "high": float(high),
                     "within_interval": bool(low <= observed <= high),
+                    "method": method,
                     "family": sub.family,
                     "n_needed_90": sub.answer((0.9,))[0]["n_needed"],
                 }

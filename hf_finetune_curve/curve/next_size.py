@@ -48,10 +48,11 @@ def suggest_next_size(fit: CurveFit, max_size: float | None = None, fraction: fl
     spread) there is nothing to add and ``saturated`` is True. Otherwise every candidate (half the
     smallest size, the geometric midpoints of measured sizes, 2x and 4x the largest, and
     ``max_size``, all capped by ``max_size``) is tried as a what-if: a new point on the current fit
-    with the noise of its nearest measured size (that column's replicate deviations, so its
-    correlation with the other points is kept), refitted; the candidate with the narrowest
-    expected interval (log scale) wins. A non-saturating or flat fit has no interval to narrow:
-    the suggestion is then the largest candidate, the only kind of point that can show saturation.
+    with independent noise of the size measured at its n (the finetuned sizes' bootstrap sds
+    interpolated on log n), refitted with the offset ``n0`` held fixed; the candidate with the
+    narrowest expected interval (log scale) wins. A non-saturating fit, or one whose interval is
+    unbounded above, has no finite interval to narrow: the suggestion is then the largest candidate,
+    the only kind of point that can bound it.
 
     Returns a JSON-friendly dict: ``available``, ``saturated``, ``size`` (None when nothing is
     suggested), ``reason``, ``current`` and ``expected`` (interval widths as high/low ratios) and
@@ -97,31 +98,56 @@ def suggest_next_size(fit: CurveFit, max_size: float | None = None, fraction: fl
         return json_safe(result)
     if fit.family not in SATURATING or not math.isfinite(current):
         size = max(candidates)
+        if fit.family in SATURATING:
+            # The point fit saturates, but its N interval has no upper end: some refits find no saturation.
+            why = (f"the N-for-{int(fraction * 100)}% interval is unbounded above (some refits of the {fit.family} "
+                   f"curve find no saturation by {_fmt(largest)})")
+        else:
+            why = f"the gain has not saturated by {_fmt(largest)} ({fit.family} fits best)"
         result.update(size=size, reason=(
-            f"the gain has not saturated by {_fmt(largest)} ({fit.family} fits best), so only a larger size can "
-            f"show where it does: measure {_fmt(size)}" if size > largest else
-            f"no larger size fits in the pool; the {fit.family} fit leaves N-needed open"))
+            f"{why}, so only a larger size can bound it: measure {_fmt(size)}" if size > largest else
+            f"{why}, and no larger size fits in the pool"))
         return json_safe(result)
-    positive = sizes[sizes > 0]
     kwargs = dict(fit._fit_kwargs)
     kwargs["n_boot"] = min(int(kwargs.get("n_boot", 200)), resamples.shape[0])
+    # n0 held fixed, as the back-test holds it: a candidate below the smallest size must not move the offset
+    # (which would change the curve family's shape, not just add a point).
+    kwargs["offset"] = fit.offset
+    spreads = _expected_spread(sizes, resamples)
+    rng = np.random.default_rng([int(fit._seed), 104729])
     for candidate in candidates:
-        nearest = positive[np.argmin(np.abs(np.log(positive) - math.log(candidate)))]
-        column = resamples[:, np.flatnonzero(sizes == nearest)].mean(axis=1)
-        new_column = float(fit.predict(candidate)) + (column - column.mean())
+        # The what-if point gets its own noise, of the size measured at its n (interpolated on log n), drawn
+        # independently of the measured points: a copy of a neighbour's deviations would make the two perfectly
+        # correlated and credit the candidate with a precision no real measurement has.
+        new_column = float(fit.predict(candidate)) + rng.normal(0.0, spreads(candidate), resamples.shape[0])
         what_if = fit_curve(np.r_[sizes, candidate], np.r_[values, float(fit.predict(candidate))],
                             point_resamples=np.column_stack([resamples, new_column]), **kwargs)
         width = _log_width(what_if.answer((fraction,))[0])
         result["candidates"][str(int(candidate))] = math.exp(width) if math.isfinite(width) else None
     finite = {int(c): r for c, r in result["candidates"].items() if r is not None}
     if not finite:
-        result.update(size=max(candidates), reason="no candidate bounds the interval; the largest is the most informative")
+        result.update(size=max(candidates), reason=(
+            f"no candidate is expected to bound the N-for-{int(fraction * 100)}% interval; the largest "
+            f"({_fmt(max(candidates))}) is the most informative"))
         return json_safe(result)
     best = min(finite, key=finite.get)
-    result.update(size=best, expected=finite[best], reason=(
-        f"measuring {_fmt(best)} is expected to narrow the N-for-{int(fraction * 100)}% interval from "
-        f"{result['current']:.1f}x to {finite[best]:.1f}x (high/low)"))
+    if finite[best] < result["current"]:
+        reason = (f"measuring {_fmt(best)} is expected to narrow the N-for-{int(fraction * 100)}% interval from "
+                  f"{result['current']:.1f}x to {finite[best]:.1f}x (high/low)")
+    else:
+        reason = (f"no candidate is expected to narrow the N-for-{int(fraction * 100)}% interval "
+                  f"({result['current']:.1f}x high/low now); {_fmt(best)} changes it least ({finite[best]:.1f}x): "
+                  "repeat sizes with --seeds rather than add one")
+    result.update(size=best, expected=finite[best], reason=reason)
     return json_safe(result)
+
+
+def _expected_spread(sizes: np.ndarray, resamples: np.ndarray):
+    """The bootstrap sd a point at size ``n`` is expected to have: the measured finetuned sizes' sds,
+    interpolated on log n (the nearest one's beyond them)."""
+    positive = np.unique(sizes[sizes > 0])
+    sds = np.array([float(np.std(resamples[:, sizes == size].mean(axis=1), ddof=1)) for size in positive])
+    return lambda n: float(np.interp(math.log(n), np.log(positive), sds))
 
 
 def _remaining(fit: CurveFit, size: float) -> np.ndarray:
@@ -130,8 +156,6 @@ def _remaining(fit: CurveFit, size: float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         asymptote = fit._boot.predict_z(np.array([1e18]))[:, 0]
     return asymptote - z_at
-
-
 
 
 __all__ = ["suggest_next_size"]
