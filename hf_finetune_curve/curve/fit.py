@@ -11,7 +11,7 @@ when lower is better, so every family rises with more data; ``g >= 0`` is the at
 How n = 0 (the factory model) is used: the power and log-linear families are written on
 ``n + n0``, with the offset ``n0`` *fixed* (default: the smallest positive size measured), not
 fitted. A fitted offset would be a fourth nonlinear parameter, which six to eight sizes cannot
-identify (AICc's small-sample penalty is infinite for 4 parameters with 6 points). Normalising
+identify (AICc's small-sample penalty is infinite for 4 parameters with 5 points). Normalising
 by ``n0`` makes ``z(0) = a - g`` for both saturating families, so ``g`` *is* the attainable gain
 (asymptote minus the factory model's value) and the exponent ``c`` / scale ``s`` carry the shape.
 The fraction-``f`` answer is then closed-form: ``N_f = n0 * ((1 - f) ** (-1 / c) - 1)`` (power)
@@ -24,17 +24,29 @@ bounds; the main fit is then polished with :func:`scipy.optimize.least_squares` 
 restart from each of the best local minima of the profile). Bootstrap refits use the vectorised
 profile alone (hundreds of refits in milliseconds).
 
-Selection: AICc, ``m*log(SSE/m) + 2k + 2k(k+1)/(m-k-1)`` with ``k`` the curve parameters (the
-convention of lmfit/statsmodels), which with 5-8 points strongly prefers fewer parameters; every
-family's SSE, AICc, Akaike weight and 90% answer is reported, and the share of bootstrap refits
-that pick the same family is reported as ``selection_stability``.
+Selection: with ``point_resamples`` (how the pipeline always fits) the points' noise is measured,
+covariance included, so every family is fitted by generalised least squares on that covariance and
+compared by AIC with known noise, ``chi-square + 2k`` (``selection="aic_known_noise"``). The
+chi-squares are divided by an overdispersion factor (QAIC: the richest family's chi-square per
+degree of freedom, at least 1) only when it rests on at least ``MIN_OVERDISPERSION_DOF`` = 3
+degrees of freedom (6+ sizes); with 5 sizes it has 2 and is reported in a warning, not used.
+Without resamples: AICc, ``m*log(SSE/m) + 2k + 2k(k+1)/(m-k-1)`` (``selection="aicc"``), which
+with 5-8 points strongly prefers fewer parameters. Every family's SSE, criterion, Akaike weight and
+90% answer is reported, and the share of bootstrap refits that pick the same family is reported as
+``selection_stability``. The bootstrap covariance is shrunk 1% toward its diagonal before it is
+inverted (:mod:`~hf_finetune_curve.curve.solver`), which keeps a difference of two perfectly
+correlated points at >= ~0.14 of a point's sd.
+
+Verdicts (below the factory model, not monotone) are paired tests of two sizes
+(:mod:`~hf_finetune_curve.curve.diagnostics`); the back-test is paired too (refit ``r`` against
+resample ``r`` of the held-out size). The next-size what-if is :mod:`~hf_finetune_curve.curve.next_size`.
 
 Band: with ``point_resamples`` (per-size bootstrap replicates of the metric from
 :func:`hf_finetune_curve.curve.uncertainty.bootstrap_replicates`, shape ``(n_boot, n_sizes)``) every
 row is refitted; without it, a residual bootstrap of the selected fit (residuals centred and
 inflated by ``sqrt(m / (m - k))`` times the Student-t / normal quantile ratio for ``m - k``
 degrees of freedom, which restores t-interval coverage with 6-8 points). Every family is refitted
-to every replicate and, by default, each replicate uses the family its own AICc picks (bootstrap
+to every replicate and, by default, each replicate uses the family its own criterion picks (bootstrap
 model averaging), so intervals carry model-selection uncertainty too: if some refits find no
 saturation, the N-needed upper bound is reported as unbounded (``None``). Intervals are
 percentile intervals of the refits' quantities. On simulated power-law curves (7 sizes,
@@ -62,6 +74,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..io_utils import json_safe
+
+# Degrees of freedom (sizes minus 3) below which the overdispersion estimate is reported but not used.
+MIN_OVERDISPERSION_DOF = 3
 from .diagnostics import HURTS_REASON, PairedQuantiles, _below_base, _fmt, _significant_decreases, _trend
 from .solver import (DEFAULT_FAMILIES, FAMILIES, MIN_SIZES_FOR_ANSWER, N_PARAMS, SATURATING, _aicc, _Ensemble, _Fits,
                      _gain, _n_needed, _percentile_interval, _precision, _predict_z, _Problem, _residual_inflation)
@@ -76,7 +91,8 @@ class CurveFit:
     """A fitted metric-vs-finetune-size curve, its bootstrap band and the answers it supports.
 
     Attributes:
-        family: the AICc-selected family (see the module docstring for the formulas).
+        family: the selected family (AIC with known noise, or AICc without resamples; see the module
+            docstring for the formulas).
         params: the family's parameters in the metric's own units: ``asymptote`` and
             ``value_at_0`` are metric values, ``gain`` (attainable improvement, >= 0) and
             ``gain_per_e_fold`` are improvements (positive = better whatever the direction),
@@ -84,7 +100,7 @@ class CurveFit:
         higher_is_better: the metric's direction.
         sizes, values: the data fitted (values in metric units).
         offset: ``n0`` of the power and log-linear families.
-        aic_table: one row per family: ``family``, ``n_params``, ``sse``, ``aicc``, ``delta_aicc``,
+        aic_table: one row per family: ``family``, ``n_params``, ``sse``, ``criterion``, ``delta``,
             ``weight`` (Akaike weight), ``params``, ``n_needed_90`` (that family's answer), ``selected``.
         selection_stability: share of bootstrap refits whose criterion picks ``family`` as well.
         selection: ``"aic_known_noise"`` (generalised least squares on the points' bootstrap
@@ -440,7 +456,7 @@ def fit_curve(
     selection_uncertainty: bool = True,
     paired_quantiles: PairedQuantiles | None = None,
 ) -> CurveFit:
-    """Fit every family to metric-vs-size, select by AICc, and bootstrap the chosen fit.
+    """Fit every family to metric-vs-size, select by AIC (known noise) or AICc, and bootstrap the chosen fit.
 
     Args:
         sizes: finetune sizes (examples); 0 is the factory model. Repeated sizes (several seeds)
@@ -457,7 +473,7 @@ def fit_curve(
         confidence: nominal coverage of every interval.
         offset: ``n0`` of the power and log-linear families; default the smallest positive size.
         selection_uncertainty: when True (default) each bootstrap replicate uses the family its
-            own AICc selects, so intervals include model-selection uncertainty (a replicate that
+            own criterion selects, so intervals include model-selection uncertainty (a replicate that
             picks a non-saturating family makes the N-needed upper bound unbounded); when False
             every replicate keeps the selected family (intervals conditional on the family).
         paired_quantiles: optional paired test of two sizes (see
@@ -499,14 +515,18 @@ def fit_curve(
     for fam in fams:
         fit = problem.fit(fam, z[None, :])
         fits[fam] = problem.polish(fam, z, fit)
-    overdispersion = 1.0
+    overdispersion, raw_overdispersion, dof = 1.0, 1.0, 0
     if known_noise:
         # Points that scatter around the most flexible fit more than their bootstrap noise allows
-        # (run-to-run noise the replicates do not hold): scale the chi-squares down (QAIC).
+        # (run-to-run noise the replicates do not hold): scale the chi-squares down (QAIC). The estimate
+        # is a chi-square over m - 3 degrees of freedom: with 2 (5 sizes) its 95% range under no
+        # overdispersion at all is 0.03-3.7, so below MIN_OVERDISPERSION_DOF it is reported, not used.
         richest = max(fams, key=lambda f: N_PARAMS[f])
         dof = m - N_PARAMS[richest]
         if dof > 0:
-            overdispersion = max(1.0, float(fits[richest].sse[0]) / dof)
+            raw_overdispersion = max(1.0, float(fits[richest].sse[0]) / dof)
+            if dof >= MIN_OVERDISPERSION_DOF:
+                overdispersion = raw_overdispersion
 
     def criterion(sse: np.ndarray, k: int) -> np.ndarray:
         if known_noise:
@@ -539,10 +559,12 @@ def fit_curve(
         band_method = "point_resamples"
         sigma_boot = float(np.sqrt(np.mean(np.var(resamples, axis=0, ddof=1))))
         sigma_obs = max(sigma_fit, sigma_boot)
-        if identifiable and overdispersion > 4.0:
+        if identifiable and raw_overdispersion > 4.0:
+            few = (f" (an estimate on {dof} degrees of freedom, too few to rescale the fit with: it is reported, "
+                   "not used)" if dof < MIN_OVERDISPERSION_DOF else "")
             warnings.append(
-                f"the points scatter around the fit {math.sqrt(overdispersion):.1f}x more than their bootstrap "
-                "noise: run-to-run finetuning noise the replicates do not hold is likely, so the band is too "
+                f"the points scatter around the fit {math.sqrt(raw_overdispersion):.1f}x more than their bootstrap "
+                f"noise{few}: run-to-run finetuning noise the replicates do not hold is likely, so the band is too "
                 "narrow; repeat with --seeds to measure it"
             )
     else:

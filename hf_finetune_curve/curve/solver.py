@@ -96,8 +96,9 @@ def _linear_fit(X: np.ndarray, Z: np.ndarray, P: np.ndarray | None = None) -> tu
 
 # Shrinkage of the points' covariance toward its diagonal. Every point is scored on the same rows,
 # so the bootstrap covariance is close to singular (nearly all its mass on "all points move
-# together") and unshrunk, the fit would chase differences the resamples call exact. 5% keeps a
-# difference's sd at >= ~0.3 of a point's, below the ~0.5-0.75 measured on real runs.
+# together") and unshrunk, the fit would chase differences the resamples call exact. 1% keeps a
+# difference of two perfectly correlated points at >= sqrt(2 * 0.01) ~ 0.14 of a point's sd, below the
+# ~0.5-0.75 measured on real runs (so it only bites where the resamples claim near-exact differences).
 _COVARIANCE_SHRINKAGE = 0.01
 
 
