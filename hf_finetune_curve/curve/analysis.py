@@ -317,8 +317,10 @@ def answer_lines(summary: Mapping[str, Any]) -> list[str]:
     if next_size.get("available"):
         if next_size.get("size") is not None:
             lines.append(f"Next size to measure: {next_size['size']:,.0f} ({next_size['reason']}).")
-        else:
+        elif next_size.get("saturated") or next_size.get("hurts"):
             lines.append(f"Next size: none needed ({next_size['reason']}).")
+        else:
+            lines.append(f"Next size: none suggested ({next_size['reason']}).")
     for warning in answer.get("warnings", []):
         lines.append(f"fit warning: {warning}")
     return lines

@@ -12,6 +12,10 @@ from .diagnostics import _fmt
 from .fit import CurveFit, fit_curve
 from .solver import SATURATING, _percentile_interval
 
+# A candidate must narrow the interval below this share of its current width to be suggested.
+_MATERIAL = 0.9
+
+
 def _log_width(entry: dict[str, Any]) -> float:
     """Width of an N-needed interval on the log scale (N is a scale: 2x too many is as bad as half)."""
     low, high = entry.get("low"), entry.get("high")
@@ -131,14 +135,16 @@ def suggest_next_size(fit: CurveFit, max_size: float | None = None, fraction: fl
             f"({_fmt(max(candidates))}) is the most informative"))
         return json_safe(result)
     best = min(finite, key=finite.get)
-    if finite[best] < result["current"]:
-        reason = (f"measuring {_fmt(best)} is expected to narrow the N-for-{int(fraction * 100)}% interval from "
-                  f"{result['current']:.1f}x to {finite[best]:.1f}x (high/low)")
+    if finite[best] < _MATERIAL * result["current"]:
+        result.update(size=best, expected=finite[best], reason=(
+            f"measuring {_fmt(best)} is expected to narrow the N-for-{int(fraction * 100)}% interval from "
+            f"{result['current']:.1f}x to {finite[best]:.1f}x (high/low)"))
     else:
-        reason = (f"no candidate is expected to narrow the N-for-{int(fraction * 100)}% interval "
-                  f"({result['current']:.1f}x high/low now); {_fmt(best)} changes it least ({finite[best]:.1f}x): "
-                  "repeat sizes with --seeds rather than add one")
-    result.update(size=best, expected=finite[best], reason=reason)
+        # One what-if draw per candidate: a few percent is within its own noise, not a reason to train a size.
+        result.update(reason=(
+            f"no candidate size is expected to narrow the N-for-{int(fraction * 100)}% interval "
+            f"({result['current']:.1f}x high/low now) by more than {1 - _MATERIAL:.0%} (best: {_fmt(best)}, "
+            f"{finite[best]:.1f}x); more precise points (--seeds, --probe-seeds, more test rows) narrow it more"))
     return json_safe(result)
 
 
