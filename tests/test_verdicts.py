@@ -91,7 +91,7 @@ def test_the_next_size_what_if_gets_independent_noise_of_its_size_and_keeps_n0(m
 
     monkeypatch.setattr(next_size, "fit_curve", spy)
     suggestion = next_size.suggest_next_size(fit, max_size=128_000)
-    assert suggestion["size"] is not None and calls
+    assert suggestion["available"] and len(calls) == len(suggestion["candidates"]) >= 5
     resamples = fit._point_resamples
     measured_sd = np.std(resamples[:, 1:], axis=0, ddof=1)
     for sizes, kwargs in calls:
