@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..io_utils import json_safe
+from .solver import SATURATING
 
 def _fmt(n: float) -> str:
     if not math.isfinite(n):
@@ -110,3 +111,93 @@ def _below_base(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float
             for entry in _paired_changes(sizes, Z, sign, confidence, pairs, z, quantiles)]
 
 
+def fit_diagnostics(sizes_a: np.ndarray, z: np.ndarray, sign: float, resamples: np.ndarray | None, confidence: float,
+                    paired_quantiles: PairedQuantiles | None, warnings: list[str], *, identifiable: bool, chosen: str,
+                    n0: float, theta: float, theta_bounds: tuple[float, float] | None, n90: float,
+                    stability: float | None, aic_table: list[dict[str, Any]]) -> tuple[list, bool, bool | None, list]:
+    """The paired checks of a fit and its plain-language warnings (appended to ``warnings``, most important
+    first). ``z``: the values in gain orientation; ``resamples``: the points' replicates in metric units.
+
+    Returns ``(below_base, hurts, monotone, decreases)`` as :class:`~hf_finetune_curve.curve.fit.CurveFit`
+    holds them.
+    """
+    largest = float(sizes_a.max())
+    below_base = (_below_base(sizes_a, sign * resamples, sign, confidence, z, paired_quantiles)
+                  if resamples is not None else [])
+    hurts = bool(below_base) and all(entry["significant"] for entry in below_base)
+    if not (sizes_a == 0).any():
+        warnings.append(
+            "no n=0 (factory model) point: the attainable gain is measured from the curve's extrapolated value at 0"
+        )
+    if identifiable:
+        if chosen == "loglinear":
+            warnings.append(
+                f"the log-linear (non-saturating) family fits best: the gain has not saturated by the largest "
+                f"size ({_fmt(largest)}); N for 90% of the gain is beyond the data (not reported)"
+            )
+        elif chosen == "constant" and not hurts:
+            warnings.append("no detectable gain from finetuning: a flat line fits best (within noise)")
+        slope, t_stat = _trend(sizes_a, z, n0)
+        if resamples is not None:
+            # The same noise as everything else: the slope refitted on every resample, not a t from
+            # the residuals of a handful of points that all share their test rows.
+            x = np.log1p(sizes_a / n0)
+            xc = x - x.mean()
+            slopes = (sign * resamples - (sign * resamples).mean(axis=1, keepdims=True)) @ xc / float(xc @ xc)
+            upper = float(np.quantile(slopes, 0.5 + confidence / 2.0))
+            if upper < 0.0:
+                warnings.append(
+                    f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
+                    f"of data, bootstrap interval excludes 0): finetuning appears to hurt this probe"
+                )
+        elif t_stat < -2.0:
+            warnings.append(
+                f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
+                f"of data, t = {t_stat:.1f}): finetuning appears to hurt this probe"
+            )
+        if chosen in SATURATING and theta_bounds is not None:
+            lo, hi = theta_bounds
+            name = "exponent" if chosen == "power" else "scale"
+            if theta <= lo * 1.02 or theta >= hi / 1.02:
+                warnings.append(
+                    f"the {chosen} fit's {name} ({theta:.3g}) sits at its bound [{lo:.3g}, {hi:.3g}]: "
+                    "the data do not pin the curve's shape"
+                )
+            if math.isfinite(n90) and n90 > largest:
+                warnings.append(
+                    f"N for 90% of the gain ({_fmt(n90)}) is beyond the largest measured size ({_fmt(largest)}): "
+                    "it is an extrapolation"
+                )
+        if stability is not None and stability < 0.7:
+            others = [
+                f"{row['family']}: {_fmt(row['n_needed_90'])}"
+                for row in aic_table
+                if row["n_needed_90"] is not None and row["family"] in SATURATING
+            ]
+            warnings.append(
+                f"the family choice is unstable (the {chosen} family wins only {stability:.0%} of bootstrap refits); "
+                "N-needed depends on it" + (f" (N for 90% by family: {', '.join(others)})" if others else "")
+            )
+
+    if hurts:
+        worst = max(below_base, key=lambda entry: abs(entry["change"]))
+        # First: it is the answer, and it contradicts what a fitted line's level would suggest.
+        warnings.insert(0, (
+            f"finetuning hurts: every finetuned size scores significantly worse than the factory model (n = 0), "
+            f"by up to {worst['change']:+.4g} at {_fmt(worst['size'])} (interval {worst['low']:+.4g} to "
+            f"{worst['high']:+.4g}); the fitted line's level and extrapolation do not describe these points"))
+
+    monotone, decreases = None, []
+    if resamples is not None:
+        decreases = _significant_decreases(sizes_a, sign * resamples, sign, confidence, z, paired_quantiles)
+        monotone = not decreases
+        if decreases:
+            worst = max(decreases, key=lambda d: abs(d["change"]))
+            warnings.append(
+                f"the curve is not monotone: {_fmt(worst['larger'])} is significantly worse than {_fmt(worst['smaller'])} "
+                f"(change {worst['change']:+.4g}, interval {worst['low']:+.4g} to {worst['high']:+.4g}); a saturating "
+                "fit smooths this over, so read N-needed with care (LCDB 1.1 finds 14-15% of real learning curves "
+                "non-monotone)"
+            )
+
+    return below_base, hurts, monotone, decreases

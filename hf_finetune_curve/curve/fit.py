@@ -77,7 +77,7 @@ from ..io_utils import json_safe
 
 # Degrees of freedom (sizes minus 3) below which the overdispersion estimate is reported but not used.
 MIN_OVERDISPERSION_DOF = 3
-from .diagnostics import HURTS_REASON, PairedQuantiles, _below_base, _fmt, _significant_decreases, _trend
+from .diagnostics import HURTS_REASON, PairedQuantiles, _fmt, fit_diagnostics
 from .solver import (DEFAULT_FAMILIES, FAMILIES, MIN_SIZES_FOR_ANSWER, N_PARAMS, SATURATING, _aicc, _Ensemble, _Fits,
                      _gain, _n_needed, _percentile_interval, _precision, _predict_z, _Problem, _residual_inflation)
 
@@ -609,86 +609,12 @@ def fit_curve(
         )
 
     # ---- warnings ------------------------------------------------------------------------
-    largest = float(sizes_a.max())
-    below_base = (_below_base(sizes_a, sign * resamples, sign, confidence, z, paired_quantiles)
-                  if resamples is not None else [])
-    hurts = bool(below_base) and all(entry["significant"] for entry in below_base)
-    if not (sizes_a == 0).any():
-        warnings.append(
-            "no n=0 (factory model) point: the attainable gain is measured from the curve's extrapolated value at 0"
-        )
-    if identifiable:
-        if chosen == "loglinear":
-            warnings.append(
-                f"the log-linear (non-saturating) family fits best: the gain has not saturated by the largest "
-                f"size ({_fmt(largest)}); N for 90% of the gain is beyond the data (not reported)"
-            )
-        elif chosen == "constant" and not hurts:
-            warnings.append("no detectable gain from finetuning: a flat line fits best (within noise)")
-        slope, t_stat = _trend(sizes_a, z, n0)
-        if resamples is not None:
-            # The same noise as everything else: the slope refitted on every resample, not a t from
-            # the residuals of a handful of points that all share their test rows.
-            x = np.log1p(sizes_a / n0)
-            xc = x - x.mean()
-            slopes = (sign * resamples - (sign * resamples).mean(axis=1, keepdims=True)) @ xc / float(xc @ xc)
-            upper = float(np.quantile(slopes, 0.5 + confidence / 2.0))
-            if upper < 0.0:
-                warnings.append(
-                    f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
-                    f"of data, bootstrap interval excludes 0): finetuning appears to hurt this probe"
-                )
-        elif t_stat < -2.0:
-            warnings.append(
-                f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
-                f"of data, t = {t_stat:.1f}): finetuning appears to hurt this probe"
-            )
-        if chosen in SATURATING:
-            lo, hi = problem.theta_bounds[chosen]
-            theta = float(fits[chosen].theta[0])
-            name = "exponent" if chosen == "power" else "scale"
-            if theta <= lo * 1.02 or theta >= hi / 1.02:
-                warnings.append(
-                    f"the {chosen} fit's {name} ({theta:.3g}) sits at its bound [{lo:.3g}, {hi:.3g}]: "
-                    "the data do not pin the curve's shape"
-                )
-            n90 = float(_n_needed(chosen, fits[chosen], 0.9, n0)[0])  # type: ignore[index]
-            if math.isfinite(n90) and n90 > largest:
-                warnings.append(
-                    f"N for 90% of the gain ({_fmt(n90)}) is beyond the largest measured size ({_fmt(largest)}): "
-                    "it is an extrapolation"
-                )
-        if stability is not None and stability < 0.7:
-            others = [
-                f"{row['family']}: {_fmt(row['n_needed_90'])}"
-                for row in aic_table
-                if row["n_needed_90"] is not None and row["family"] in SATURATING
-            ]
-            warnings.append(
-                f"the family choice is unstable (the {chosen} family wins only {stability:.0%} of bootstrap refits); "
-                "N-needed depends on it" + (f" (N for 90% by family: {', '.join(others)})" if others else "")
-            )
-
-    if hurts:
-        worst = max(below_base, key=lambda entry: abs(entry["change"]))
-        # First: it is the answer, and it contradicts what a fitted line's level would suggest.
-        warnings.insert(0, (
-            f"finetuning hurts: every finetuned size scores significantly worse than the factory model (n = 0), "
-            f"by up to {worst['change']:+.4g} at {_fmt(worst['size'])} (interval {worst['low']:+.4g} to "
-            f"{worst['high']:+.4g}); the fitted line's level and extrapolation do not describe these points"))
-
-    monotone, decreases = None, []
-    if resamples is not None:
-        decreases = _significant_decreases(sizes_a, sign * resamples, sign, confidence, z, paired_quantiles)
-        monotone = not decreases
-        if decreases:
-            worst = max(decreases, key=lambda d: abs(d["change"]))
-            warnings.append(
-                f"the curve is not monotone: {_fmt(worst['larger'])} is significantly worse than {_fmt(worst['smaller'])} "
-                f"(change {worst['change']:+.4g}, interval {worst['low']:+.4g} to {worst['high']:+.4g}); a saturating "
-                "fit smooths this over, so read N-needed with care (LCDB 1.1 finds 14-15% of real learning curves "
-                "non-monotone)"
-            )
+    theta = float(fits[chosen].theta[0])
+    n90 = float(_n_needed(chosen, fits[chosen], 0.9, n0)[0]) if chosen in SATURATING else math.nan  # type: ignore[index]
+    below_base, hurts, monotone, decreases = fit_diagnostics(
+        sizes_a, z, sign, resamples, confidence, paired_quantiles, warnings, identifiable=identifiable,
+        chosen=chosen, n0=n0, theta=theta, theta_bounds=problem.theta_bounds.get(chosen), n90=n90,
+        stability=stability, aic_table=aic_table)
 
     return CurveFit(
         family=chosen,
