@@ -1,5 +1,5 @@
-"""Atomic file writes (a reader, or a run interrupted mid-write, never sees a half-written result), and the
-shapes of Hub names that data loading, the cards, publishing and the Space all check.
+"""Atomic file writes (a reader, or a run interrupted mid-write, never sees a half-written result), JSON-safe values,
+and the shapes of Hub names that data loading, the cards, publishing and the Space all check.
 
 Example:
     >>> bool(HUB_REPO_ID.match("sentence-transformers/all-MiniLM-L6-v2")), bool(HUB_REPO_ID.match("listings.jsonl"))
