@@ -74,8 +74,8 @@ def test_the_paired_backtest_reports_a_three_sd_miss_as_outside():
 
 def test_the_paired_backtest_rarely_misses_when_the_curve_is_right():
     rng = np.random.default_rng(12)
-    outside = sum(not _simulated_curve(rng).backtest()["within_interval"] for _ in range(100))
-    assert outside <= 12  # nominal 5%; measured in docs/verdicts.md
+    outside = sum(not _simulated_curve(rng).backtest()["within_interval"] for _ in range(60))
+    assert outside <= 8  # nominal 5%: 3.0% measured over 300 curves (docs/verdicts.md)
 
 
 def test_the_next_size_what_if_gets_independent_noise_of_its_size_and_keeps_n0(monkeypatch):

@@ -505,8 +505,8 @@ class HierarchicalBootstrap:
         where ``v_seeds`` is the per-seed values' variance over G (paired seed by seed) and ``v_shared`` the
         rows-and-probe-seeds variance the seeds share (:meth:`_rows_variance`). The degrees of freedom are the
         seeds' own, G - 1, not a Welch-Satterthwaite mix with the rows' (infinite): with 2-3 seeds the seed
-        variance is often underestimated by chance, and Satterthwaite then trusts it (12-13% false calls at a
-        nominal 5% in docs/verdicts.md). Measured false calls with G - 1: under 1% at 2 and 3 seeds.
+        variance is often underestimated by chance, and Satterthwaite then trusts it (9-13% false calls at a
+        nominal 5%, docs/verdicts.md). Measured false calls with G - 1: under 1% at 2 and 3 seeds.
         """
         probabilities = np.asarray(probabilities, dtype=np.float64)
         b = self.column(label_b)
