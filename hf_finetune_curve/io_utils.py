@@ -1,5 +1,5 @@
-"""Atomic file writes (a reader, or a run interrupted mid-write, never sees a half-written result), and the
-shapes of Hub names that data loading, the cards, publishing and the Space all check.
+"""Atomic file writes (a reader, or a run interrupted mid-write, never sees a half-written result), JSON-safe values,
+and the shapes of Hub names that data loading, the cards, publishing and the Space all check.
 
 Example:
     >>> bool(HUB_REPO_ID.match("sentence-transformers/all-MiniLM-L6-v2")), bool(HUB_REPO_ID.match("listings.jsonl"))
@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+import numpy as np
 
 #: A Hub repo id, ``namespace/name`` (models, datasets and Spaces alike).
 HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -26,6 +29,28 @@ HUB_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 HUB_REPO_NAME_MAX = 96
 #: The Hub's address when ``HF_ENDPOINT`` is not set.
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
+
+
+def json_safe(value: Any) -> Any:
+    """Recursively turn numpy scalars/arrays into plain Python, NaN/inf into None (JSON has neither).
+
+    >>> json_safe({"a": np.float64("nan"), "b": np.arange(2)})
+    {'a': None, 'b': [0, 1]}
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
 
 
 def hub_endpoint() -> str:

@@ -69,11 +69,15 @@ def test_answer_reads_the_answer_metric_and_names_the_next_size():
     assert answer["metric"] == "r2_log" and answer["selection"] == "aic_known_noise"
     assert summary["uncertainty"]["levels"] == ["rows"]  # one probe fit, one finetune seed per point
     next_size = answer["next_size"]
-    assert next_size["available"] and next_size["size"] is not None and 0 < next_size["size"] <= 9000
+    assert next_size["available"] and set(next_size["candidates"]) and max(map(int, next_size["candidates"])) <= 9000
     lines = answer_lines(summary)
     assert "Intervals resample rows (not probe seeds or finetune seeds: one of each, so their noise is not measured)." in lines
     assert any(line.startswith("Fitted R² (log price) curve:") for line in lines)
-    assert any(line.startswith(f"Next size to measure: {next_size['size']:,.0f}") for line in lines)
+    if next_size["size"] is not None:
+        assert any(line.startswith(f"Next size to measure: {next_size['size']:,.0f}") for line in lines)
+    else:  # the interval is already narrow: no what-if narrows it materially, and the line says so
+        assert any(line.startswith("Next size: none suggested (no candidate size is expected to narrow")
+                   for line in lines)
 
 
 def test_answer_falls_back_to_r2_when_log_r2_is_undefined():
@@ -99,6 +103,11 @@ def test_a_curve_below_the_factory_model_is_answered_as_hurts():
     assert answer["hurts"] is True and len(answer["below_base"]) == 4
     assert answer["next_size"]["size"] is None and answer["next_size"]["hurts"]
     lines = answer_lines(summary)
-    assert any(line.startswith("Finetuning hurts: every finetuned size scores significantly worse") for line in lines)
+    verdict = next(line for line in lines if line.startswith("Verdict on"))
+    assert "hurts: worse than f0 at every measured size (500, 1,000, 2,000, 4,000)" in verdict
+    assert "from 500 to 4,000 it" in verdict and "Noise behind it: rows." in verdict  # the trend between sizes
+    assert answer["verdict"]["call"] == "hurts" and answer["verdict"]["provisional"] is True
+    assert any(line.startswith("The verdict is provisional") and "--seeds 3" in line for line in lines)
+    assert not any("no amount of this data is enough" in line for line in lines)
     assert not any(line.startswith(("Marginal", "Extrapolated")) for line in lines)
     assert not any("flat line fits best" in line for line in lines)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from hf_finetune_curve.curve import fit as curve_fit
-from hf_finetune_curve.curve.fit import SATURATING, CurveFit, fit_curve, suggest_next_size
+from hf_finetune_curve.curve.fit import SATURATING, CurveFit, fit_curve
+from hf_finetune_curve.curve.next_size import suggest_next_size
 
 SIZES = np.array([0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000], dtype=float)
 # Power law with asymptote, written as in the module: z = a - g * ((n + n0) / n0) ** -c.

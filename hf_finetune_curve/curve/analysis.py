@@ -22,7 +22,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .fit import MIN_SIZES_FOR_ANSWER, fit_curve, json_safe, suggest_next_size
+from ..io_utils import json_safe
+from .fit import MIN_SIZES_FOR_ANSWER, fit_curve
+from .next_size import suggest_next_size
 from .points import METRICS, CurvePoint
 from .uncertainty import aggregate_seeds, hierarchical_bootstrap
 
@@ -100,9 +102,16 @@ def analyze_curve(
         for metric, _, higher_is_better in METRICS:
             values = boot.estimates[metric][columns]
             resamples = boot.replicates[metric][:, columns]
+            label_of = {float(p.finetune_size): p.label for p in scored}
+
+            def paired(smaller: float, larger: float, probabilities: Sequence[float], metric: str = metric):
+                # The seed-level test of the bootstrap (Student-t with several finetune seeds) for every verdict.
+                return boot.quantiles(metric, label_of[smaller], label_of[larger], probabilities)
+
             try:
                 fit = fit_curve(sizes, values, higher_is_better=higher_is_better, point_resamples=resamples,
-                                n_boot=min(_FIT_BOOT, resamples.shape[0]), seed=seed, confidence=confidence)
+                                n_boot=min(_FIT_BOOT, resamples.shape[0]), seed=seed, confidence=confidence,
+                                paired_quantiles=paired)
             except ValueError as exc:
                 warnings.append(f"{metric}: no curve fit ({exc})")
                 continue
@@ -136,6 +145,7 @@ def analyze_curve(
                 "next_size": suggest_next_size(fit_objects[answer_metric], max_size=pool_size),
                 "warnings": chosen["warnings"],
             }
+            answer["verdict"] = curve_call(chosen, scored, boot, answer_metric, confidence)
     result = {
         "uncertainty": {
             "method": "hierarchical percentile bootstrap: held-out rows, probe seeds and finetune seeds "
@@ -154,6 +164,84 @@ def analyze_curve(
     if baseline:
         result["baselines"] = baseline
     return result
+
+
+#: What makes a verdict firm: three finetuning runs per size (two leave a Student-t with one degree of freedom).
+FIRM_SEEDS = 3
+
+
+def curve_call(fit_summary: Mapping[str, Any], points: Sequence[CurvePoint], boot: Any, metric: str,
+               confidence: float) -> dict[str, Any]:
+    """The curve's verdict on ``metric`` and the evidence behind it.
+
+    ``call``: ``hurts`` (every finetuned size significantly worse than f0), ``gain`` (some size significantly
+    better), ``mixed`` (some worse, none better) or ``flat`` (no size distinguishable from f0). Each size is
+    tested against f0 with the fit's paired test (the seed-level test with several finetune seeds), one-sided
+    and Bonferroni-corrected over the sizes, so with no true change a non-flat call is made in at most
+    ``1 - confidence`` of runs. ``levels`` names the noise the test holds; with one finetune seed the verdict is
+    ``provisional`` (a single finetuning run per size: run-to-run noise is in no interval) and ``command`` says
+    how to make it firm. ``trend``: the paired change from the smallest to the largest finetuned size.
+    """
+    below = fit_summary.get("below_base") or []
+    if fit_summary.get("hurts"):
+        call = "hurts"
+    elif any(entry.get("better") for entry in below):
+        call = "gain"
+    elif any(entry.get("worse") for entry in below):
+        call = "mixed"
+    else:
+        call = "flat"
+    levels = boot.levels()
+    finetune_seeds = int(boot.finetune_seeds.max())
+    provisional = finetune_seeds < 2
+    result: dict[str, Any] = {
+        "call": call, "metric": metric, "levels": levels, "finetune_seeds": finetune_seeds,
+        "provisional": provisional,
+        "command": f"--seeds {FIRM_SEEDS}" if finetune_seeds < FIRM_SEEDS else None,
+        "better": [entry["size"] for entry in below if entry.get("better")],
+        "worse": [entry["size"] for entry in below if entry.get("worse") or entry.get("significant")],
+        "trend": None,
+    }
+    tuned = sorted((p for p in points if p.finetune_size > 0), key=lambda p: p.finetune_size)
+    if len(tuned) >= 2:
+        delta = boot.delta(metric, tuned[0].label, tuned[-1].label, confidence).to_dict()
+        result["trend"] = {"smaller": tuned[0].finetune_size, "larger": tuned[-1].finetune_size,
+                           "from": delta["estimate_a"], "to": delta["estimate_b"], "change": delta["delta"],
+                           "low": delta["low"], "high": delta["high"], "better": delta["better"]}
+    return json_safe(result)
+
+
+def verdict_lines(verdict: Mapping[str, Any], name: str) -> list[str]:
+    """:func:`curve_call` as sentences: the call, the levels of noise behind it, and whether it is firm."""
+    if not verdict:
+        return []
+    sizes = lambda values: ", ".join(f"{value:,.0f}" for value in values)  # noqa: E731
+    call = verdict["call"]
+    if call == "hurts":
+        text = f"hurts: worse than f0 at every measured size ({sizes(verdict['worse'])})"
+    elif call == "gain":
+        text = f"gain: better than f0 at {sizes(verdict['better'])}"
+    elif call == "mixed":
+        text = f"mixed: worse than f0 at {sizes(verdict['worse'])}, better at none"
+    else:
+        text = "flat: no finetuned size is distinguishable from f0"
+    trend = verdict.get("trend") or {}
+    if trend.get("change") is not None:
+        direction = {True: "rises", False: "falls", None: "changes"}[trend.get("better")]
+        settled = "" if trend.get("better") is not None else ", not distinguishable from no change"
+        text += (f"; from {trend['smaller']:,.0f} to {trend['larger']:,.0f} it {direction} from {trend['from']:.4f} "
+                 f"to {trend['to']:.4f} ({trend['change']:+.4f}, interval {_fmt(trend.get('low'))} to "
+                 f"{_fmt(trend.get('high'))}{settled})")
+    lines = [f"Verdict on {name}: {text}. Noise behind it: {', '.join(verdict.get('levels') or ['rows'])}."]
+    if verdict.get("provisional"):
+        lines.append(f"The verdict is provisional: one finetuning run per size, so run-to-run finetuning noise is in "
+                     f"no interval. Make it firm: hf-curve run ... {verdict.get('command')} (same run directory: the "
+                     "finished sizes are kept).")
+    elif verdict.get("command"):
+        lines.append(f"{verdict['finetune_seeds']} finetuning runs per size: a Student-t with "
+                     f"{verdict['finetune_seeds'] - 1} degree(s) of freedom, so only large changes are called; "
+                     f"{verdict['command']} narrows it.")
+    return lines
 
 
 def _grid(sizes: Sequence[int]) -> np.ndarray:
@@ -188,10 +276,11 @@ def answer_lines(summary: Mapping[str, Any]) -> list[str]:
     if answer.get("monotone") is False:
         lines.append("The curve is not monotone: a larger size scored significantly worse than a smaller one "
                      "(see the fit warnings).")
+    lines.extend(verdict_lines(answer.get("verdict") or {}, name))
     if answer.get("hurts"):
         changes = ", ".join(f"{entry['size']:,.0f}: {entry['change']:+.4f}" for entry in answer.get("below_base", []))
-        lines.append(f"Finetuning hurts: every finetuned size scores significantly worse on {name} than the factory "
-                     f"model ({changes}). With this recipe, no amount of this data is enough: keep the factory model "
+        lines.append(f"Finetuning with this recipe scores worse on {name} than the factory model at every measured "
+                     f"size ({changes}); the measured sizes do not show it catching up, so keep the factory model "
                      "or measure another recipe.")
     for key in ("n_for_90", "n_for_95"):
         entry = answer.get(key)
@@ -228,8 +317,10 @@ def answer_lines(summary: Mapping[str, Any]) -> list[str]:
     if next_size.get("available"):
         if next_size.get("size") is not None:
             lines.append(f"Next size to measure: {next_size['size']:,.0f} ({next_size['reason']}).")
-        else:
+        elif next_size.get("saturated") or next_size.get("hurts"):
             lines.append(f"Next size: none needed ({next_size['reason']}).")
+        else:
+            lines.append(f"Next size: none suggested ({next_size['reason']}).")
     for warning in answer.get("warnings", []):
         lines.append(f"fit warning: {warning}")
     return lines

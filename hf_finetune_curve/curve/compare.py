@@ -1,4 +1,4 @@
-"""Objectives side by side: paired deltas at each size, and which reaches the best metric with least data.
+"""Objectives side by side: paired deltas at each size, and which is not distinguishable from the best with least data.
 
 All objectives of a run score the same held-out rows with the same probe seeds, so two checkpoints
 are compared *paired*: one :func:`~hf_finetune_curve.curve.uncertainty.hierarchical_bootstrap` over every
@@ -7,10 +7,14 @@ identically for all of them, and "TSDAE beats MLM at f2k" is a test rather than 
 bars. Values are seed means (each point's predictions averaged over its probe seeds, the metric
 averaged over its finetune seeds).
 
-"Reaches the best": the best point of the run (highest R², or lowest error) is found over every
-objective and size; an objective reaches it at the smallest size whose paired delta against that
-best point has an interval containing 0 (not distinguishable from the best). The objective that
-does so at the smallest size is the one that "reaches the best metric with the least data".
+"Not distinguishable from the best": the best point of the run (highest R², or lowest error) is found
+over every objective and size; an objective is not distinguishable from it at the smallest size whose
+paired delta against that best point has an interval containing 0. That is an absence of evidence, not
+evidence of equality (a wide interval contains 0 too), so the lines say "not distinguishable from", never
+"reaches". The objective that gets there at the smallest size is the "least data" one. With several
+finetune seeds the deltas are the seed-level Student-t test of
+:meth:`~hf_finetune_curve.curve.uncertainty.HierarchicalBootstrap.delta`; with one, the verdict is
+provisional (the levels of noise behind it are listed).
 
 Example:
     >>> import numpy as np
@@ -59,7 +63,8 @@ def compare_objectives(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Paired deltas between every two objectives at every size both have, and the "least data" answer.
+    """Paired deltas between every two objectives at every size both have, and the "least data" answer
+    (the smallest size not distinguishable from the run's best point).
 
     Args:
         curves: objective -> its points (main seed), f0 included.
@@ -68,8 +73,9 @@ def compare_objectives(
         y_test: the held-out targets every prediction scores.
 
     Returns a JSON-friendly dict: ``pairs`` (one entry per objective pair and size: ``a``, ``b``,
-    ``label``, ``size``, ``deltas`` of ``b - a`` per metric) and ``best`` (per metric: the best point
-    and the smallest size at which each objective reaches it).
+    ``label``, ``size``, ``deltas`` of ``b - a`` per metric), ``best`` (per metric: the best point and, under
+    ``reaches``, the smallest size at which each objective is not distinguishable from it), ``levels`` (the
+    noise the tests hold) and ``provisional`` (True with one finetune seed per point).
     """
     y_test = np.asarray(y_test, dtype=np.float64)
     objectives = list(curves)
@@ -94,7 +100,8 @@ def compare_objectives(
     return {"objectives": objectives, "pairs": pairs, "best": best,
             "method": "hierarchical paired bootstrap (b - a): held-out rows, probe seeds and finetune seeds "
                       "resampled jointly for every point",
-            "levels": boot.levels(), "n_resamples": int(n_resamples), "confidence": float(confidence)}
+            "levels": boot.levels(), "provisional": bool(boot.finetune_seeds.max() < 2),
+            "n_resamples": int(n_resamples), "confidence": float(confidence)}
 
 
 def _best(curves: Mapping[str, Sequence[CurvePoint]], scored: Mapping[str, Any], boot: HierarchicalBootstrap,
@@ -117,7 +124,7 @@ def _best(curves: Mapping[str, Sequence[CurvePoint]], scored: Mapping[str, Any],
                 reaches[objective] = {"label": point.label, "size": int(point.finetune_size)}
                 break
             delta = boot.delta(metric, best_key, key, confidence)
-            # b - a = point - best: "reaches" when the interval does not exclude 0 on the worse side.
+            # b - a = point - best: not distinguishable when the interval does not exclude 0 on the worse side.
             if (delta.high >= 0) if higher else (delta.low <= 0):
                 reaches[objective] = {"label": point.label, "size": int(point.finetune_size),
                                       "delta": delta.to_dict()}
@@ -176,16 +183,20 @@ def comparison_lines(comparison: Mapping[str, Any], metrics: Sequence[str] = ("r
             continue
         reach = []
         for objective, entry in best["reaches"].items():
-            reach.append(f"{_name(objective)} at {entry['label']}" if entry else f"{_name(objective)} never")
+            reach.append(f"{_name(objective)} from {entry['label']}" if entry else f"{_name(objective)} at no size")
         least = best.get("least_data") or []
         if least and all((best["reaches"][o] or {}).get("size") == 0 for o in least):
-            verdict = "the base model f0 is already within the best point's interval"
+            verdict = "the base model f0 is already not distinguishable from it"
         elif least:
             verdict = f"least data: {' and '.join(_name(o) for o in least)}"
         else:
-            verdict = "no objective reaches it"
+            verdict = "no objective is"
         lines.append(f"Best {names[metric]}: {_name(top['objective'])} at {top['label']} ({top['value']:.4f}); "
-                     f"within its interval (paired): {', '.join(reach)}; {verdict}.")
+                     f"not distinguishable from it (paired): {', '.join(reach)}; {verdict}.")
+    if lines and comparison.get("levels"):
+        note = (" The verdicts are provisional: one finetuning run per size, so run-to-run noise is in no interval; "
+                "--seeds 3 makes them firm." if comparison.get("provisional") else "")
+        lines.append(f"Noise behind these comparisons: {', '.join(comparison['levels'])}.{note}")
     return lines
 
 

@@ -11,7 +11,7 @@ when lower is better, so every family rises with more data; ``g >= 0`` is the at
 How n = 0 (the factory model) is used: the power and log-linear families are written on
 ``n + n0``, with the offset ``n0`` *fixed* (default: the smallest positive size measured), not
 fitted. A fitted offset would be a fourth nonlinear parameter, which six to eight sizes cannot
-identify (AICc's small-sample penalty is infinite for 4 parameters with 6 points). Normalising
+identify (AICc's small-sample penalty is infinite for 4 parameters with 5 points). Normalising
 by ``n0`` makes ``z(0) = a - g`` for both saturating families, so ``g`` *is* the attainable gain
 (asymptote minus the factory model's value) and the exponent ``c`` / scale ``s`` carry the shape.
 The fraction-``f`` answer is then closed-form: ``N_f = n0 * ((1 - f) ** (-1 / c) - 1)`` (power)
@@ -24,17 +24,29 @@ bounds; the main fit is then polished with :func:`scipy.optimize.least_squares` 
 restart from each of the best local minima of the profile). Bootstrap refits use the vectorised
 profile alone (hundreds of refits in milliseconds).
 
-Selection: AICc, ``m*log(SSE/m) + 2k + 2k(k+1)/(m-k-1)`` with ``k`` the curve parameters (the
-convention of lmfit/statsmodels), which with 5-8 points strongly prefers fewer parameters; every
-family's SSE, AICc, Akaike weight and 90% answer is reported, and the share of bootstrap refits
-that pick the same family is reported as ``selection_stability``.
+Selection: with ``point_resamples`` (how the pipeline always fits) the points' noise is measured,
+covariance included, so every family is fitted by generalised least squares on that covariance and
+compared by AIC with known noise, ``chi-square + 2k`` (``selection="aic_known_noise"``). The
+chi-squares are divided by an overdispersion factor (QAIC: the richest family's chi-square per
+degree of freedom, at least 1) only when it rests on at least ``MIN_OVERDISPERSION_DOF`` = 3
+degrees of freedom (6+ sizes); with 5 sizes it has 2 and is reported in a warning, not used.
+Without resamples: AICc, ``m*log(SSE/m) + 2k + 2k(k+1)/(m-k-1)`` (``selection="aicc"``), which
+with 5-8 points strongly prefers fewer parameters. Every family's SSE, criterion, Akaike weight and
+90% answer is reported, and the share of bootstrap refits that pick the same family is reported as
+``selection_stability``. The bootstrap covariance is shrunk 1% toward its diagonal before it is
+inverted (:mod:`~hf_finetune_curve.curve.solver`), which keeps a difference of two perfectly
+correlated points at >= ~0.14 of a point's sd.
+
+Verdicts (below the factory model, not monotone) are paired tests of two sizes
+(:mod:`~hf_finetune_curve.curve.diagnostics`); the back-test is paired too (refit ``r`` against
+resample ``r`` of the held-out size). The next-size what-if is :mod:`~hf_finetune_curve.curve.next_size`.
 
 Band: with ``point_resamples`` (per-size bootstrap replicates of the metric from
 :func:`hf_finetune_curve.curve.uncertainty.bootstrap_replicates`, shape ``(n_boot, n_sizes)``) every
 row is refitted; without it, a residual bootstrap of the selected fit (residuals centred and
 inflated by ``sqrt(m / (m - k))`` times the Student-t / normal quantile ratio for ``m - k``
 degrees of freedom, which restores t-interval coverage with 6-8 points). Every family is refitted
-to every replicate and, by default, each replicate uses the family its own AICc picks (bootstrap
+to every replicate and, by default, each replicate uses the family its own criterion picks (bootstrap
 model averaging), so intervals carry model-selection uncertainty too: if some refits find no
 saturation, the N-needed upper bound is reported as unbounded (``None``). Intervals are
 percentile intervals of the refits' quantities. On simulated power-law curves (7 sizes,
@@ -61,361 +73,13 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-FAMILIES: tuple[str, ...] = ("power", "exponential", "loglinear", "constant")
-DEFAULT_FAMILIES: tuple[str, ...] = FAMILIES
-SATURATING: frozenset[str] = frozenset({"power", "exponential"})
-N_PARAMS: dict[str, int] = {"power": 3, "exponential": 3, "loglinear": 2, "constant": 1}
-# Fewer distinct sizes than this and the N-needed answer is withheld.
-MIN_SIZES_FOR_ANSWER = 5
+from ..io_utils import json_safe
 
-_POWER_EXPONENT_BOUNDS = (0.02, 5.0)
-_COARSE = 161
-_FINE = 41
-
-
-# --------------------------------------------------------------------------------------------
-# Small helpers
-# --------------------------------------------------------------------------------------------
-
-
-def json_safe(value: Any) -> Any:
-    """Recursively turn numpy scalars/arrays into plain Python, NaN/inf into None."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
-
-
-def _fmt(n: float) -> str:
-    if not math.isfinite(n):
-        return "unbounded"
-    if abs(n) >= 1e7:
-        return f"{n:.2e}"
-    return f"{n:,.0f}"
-
-
-def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[Any, Any]:
-    """Percentile interval along axis 0; 'lower'/'higher' quantiles so +-inf samples stay exact."""
-    samples = np.asarray(samples, dtype=np.float64)
-    alpha = (1.0 - confidence) / 2.0
-    with np.errstate(invalid="ignore"):
-        low = np.quantile(samples, alpha, axis=0, method="lower")
-        high = np.quantile(samples, 1.0 - alpha, axis=0, method="higher")
-    return low, high
-
-
-def _basis(family: str, n: np.ndarray, theta: np.ndarray, n0: float) -> np.ndarray:
-    """``x(n)`` with ``z = a - g * x``; broadcasting over ``n`` and ``theta``."""
-    if family == "power":
-        return np.exp(-theta * np.log1p(n / n0))
-    if family == "exponential":
-        return np.exp(-n / theta)
-    if family == "loglinear":
-        return -np.log1p(n / n0) + 0.0 * theta
-    if family == "constant":
-        return np.zeros(np.broadcast_shapes(np.shape(n), np.shape(theta)))
-    raise ValueError(f"Unknown family {family!r}; expected one of {FAMILIES}.")
-
-
-def _linear_fit(X: np.ndarray, Z: np.ndarray, P: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Least squares of ``z = a - g*x`` with ``g >= 0`` along the last axis (broadcasting).
-
-    With a precision matrix ``P`` (the inverse covariance of the points' noise) this is generalised
-    least squares and ``sse`` is the chi-square ``r' P r``. Returns ``(sse, a, g)`` with the
-    broadcast leading shape.
-    """
-    if P is None:
-        xm = X.mean(axis=-1, keepdims=True)
-        zm = Z.mean(axis=-1, keepdims=True)
-        xc = X - xm
-        zc = Z - zm
-        sxx = np.sum(xc * xc, axis=-1)
-        sxz = np.sum(xc * zc, axis=-1)
-        szz = np.sum(zc * zc, axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g = np.where(sxx > 1e-300, -sxz / sxx, 0.0)
-        g = np.maximum(g, 0.0)
-        sse = np.maximum(szz + 2.0 * g * sxz + g * g * sxx, 0.0)
-        a = zm[..., 0] + g * xm[..., 0]
-        return sse, a, g
-    # z = a * u + g * v with u = 1, v = -x; normal equations in the metric P.
-    uP = P.sum(axis=0)
-    puu = float(uP.sum())
-    PX, PZ = X @ P, Z @ P
-    puv = -np.sum(X * uP, axis=-1)
-    pvv = np.sum(X * PX, axis=-1)
-    puz = np.sum(Z * uP, axis=-1)
-    pvz = -np.sum(X * PZ, axis=-1)
-    pzz = np.sum(Z * PZ, axis=-1)
-    det = puu * pvv - puv * puv
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.where(det > 1e-300 * max(puu, 1.0), (puu * pvz - puv * puz) / det, 0.0)
-        a_free = (pvv * puz - puv * pvz) / det
-    constrained = g <= 0.0
-    g = np.where(constrained, 0.0, g)
-    a = np.where(constrained, puz / puu, a_free)
-    sse = pzz - 2 * a * puz - 2 * g * pvz + a * a * puu + 2 * a * g * puv + g * g * pvv
-    return np.maximum(sse, 0.0), a, g
-
-
-# Shrinkage of the points' covariance toward its diagonal. Every point is scored on the same rows,
-# so the bootstrap covariance is close to singular (nearly all its mass on "all points move
-# together") and unshrunk, the fit would chase differences the resamples call exact. 5% keeps a
-# difference's sd at >= ~0.3 of a point's, below the ~0.5-0.75 measured on real runs.
-_COVARIANCE_SHRINKAGE = 0.01
-
-
-def _precision(resamples: np.ndarray) -> np.ndarray:
-    """Inverse of the points' bootstrap covariance, shrunk toward its diagonal."""
-    cov = np.atleast_2d(np.cov(resamples, rowvar=False))
-    diagonal = np.diag(np.maximum(np.diag(cov), 1e-300))
-    shrunk = (1.0 - _COVARIANCE_SHRINKAGE) * cov + _COVARIANCE_SHRINKAGE * diagonal
-    values, vectors = np.linalg.eigh((shrunk + shrunk.T) / 2.0)
-    values = np.maximum(values, float(values.max()) * 1e-9)
-    return (vectors / values) @ vectors.T
-
-
-@dataclass
-class _Fits:
-    """Per-replicate fits of one family: arrays of shape (R,)."""
-
-    a: np.ndarray
-    g: np.ndarray
-    theta: np.ndarray
-    sse: np.ndarray
-
-
-class _Problem:
-    """The data-independent setup of a fit: sizes, offset, parameter bounds."""
-
-    def __init__(self, sizes: np.ndarray, n0: float, precision: np.ndarray | None = None) -> None:
-        self.sizes = sizes
-        self.n0 = float(n0)
-        self.P = precision
-        positive = sizes[sizes > 0]
-        smallest = float(positive.min())
-        largest = float(sizes.max())
-        self.theta_bounds = {
-            "power": _POWER_EXPONENT_BOUNDS,
-            "exponential": (smallest / 20.0, largest * 20.0),
-        }
-
-    def grid(self, family: str) -> np.ndarray:
-        lo, hi = self.theta_bounds[family]
-        return np.linspace(math.log(lo), math.log(hi), _COARSE)
-
-    def fit(self, family: str, Z: np.ndarray) -> _Fits:
-        """Vectorised profile fit of ``family`` to each row of ``Z`` (shape (R, m))."""
-        n = self.sizes
-        R = Z.shape[0]
-        if family in ("loglinear", "constant"):
-            X = _basis(family, n, np.zeros(1), self.n0)[None, :]
-            sse, a, g = _linear_fit(X, Z, self.P)
-            if family == "constant":
-                if self.P is None:
-                    a = Z.mean(axis=1)
-                    sse = np.sum((Z - a[:, None]) ** 2, axis=1)
-                else:
-                    uP = self.P.sum(axis=0)
-                    a = (Z @ uP) / float(uP.sum())
-                    resid = Z - a[:, None]
-                    sse = np.sum(resid * (resid @ self.P), axis=1)
-                g = np.zeros(R)
-            return _Fits(a=a, g=g, theta=np.full(R, np.nan), sse=sse)
-
-        tg = self.grid(family)
-        X = _basis(family, n[None, :], np.exp(tg)[:, None], self.n0)  # (G, m)
-        sse, _, _ = _linear_fit(X[None, :, :], Z[:, None, :], self.P)  # (R, G)
-        j = np.argmin(sse, axis=1)
-        G = tg.size
-        t_lo = tg[np.clip(j - 1, 0, G - 1)]
-        t_hi = tg[np.clip(j + 1, 0, G - 1)]
-        tf = t_lo[:, None] + (t_hi - t_lo)[:, None] * np.linspace(0.0, 1.0, _FINE)[None, :]  # (R, F)
-        Xf = _basis(family, n[None, None, :], np.exp(tf)[:, :, None], self.n0)  # (R, F, m)
-        sse_f, a_f, g_f = _linear_fit(Xf, Z[:, None, :], self.P)
-        rows = np.arange(R)
-        k = np.argmin(sse_f, axis=1)
-        best_t, best_sse = tf[rows, k], sse_f[rows, k]
-        best_a, best_g = a_f[rows, k], g_f[rows, k]
-        # One parabolic step on the fine grid.
-        kk = np.clip(k, 1, _FINE - 2)
-        s0, s1, s2 = sse_f[rows, kk - 1], sse_f[rows, kk], sse_f[rows, kk + 1]
-        h = tf[:, 1] - tf[:, 0]
-        denom = s0 - 2.0 * s1 + s2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(denom > 0, 0.5 * h * (s0 - s2) / denom, 0.0)
-        step = np.clip(np.nan_to_num(step), -h, h)
-        lo, hi = tg[0], tg[-1]
-        tp = np.clip(tf[rows, kk] + step, lo, hi)
-        Xp = _basis(family, n[None, :], np.exp(tp)[:, None], self.n0)
-        sse_p, a_p, g_p = _linear_fit(Xp, Z, self.P)
-        better = sse_p < best_sse
-        best_t = np.where(better, tp, best_t)
-        best_sse = np.where(better, sse_p, best_sse)
-        best_a = np.where(better, a_p, best_a)
-        best_g = np.where(better, g_p, best_g)
-        return _Fits(a=best_a, g=best_g, theta=np.exp(best_t), sse=best_sse)
-
-    def polish(self, family: str, z: np.ndarray, start: _Fits) -> _Fits:
-        """Refine a single fit with scipy's bounded least squares, restarting from profile minima."""
-        if family not in SATURATING:
-            return start
-        from scipy.optimize import least_squares
-
-        n = self.sizes
-        lo, hi = (math.log(b) for b in self.theta_bounds[family])
-        tg = self.grid(family)
-        X = _basis(family, n[None, :], np.exp(tg)[:, None], self.n0)
-        prof, prof_a, prof_g = _linear_fit(X, z[None, :], self.P)
-        # Restarts: the profile's best local minima (at most 3) plus the refined profile fit.
-        interior = np.r_[True, prof[1:] < prof[:-1]] & np.r_[prof[:-1] < prof[1:], True]
-        candidates = np.flatnonzero(interior)
-        candidates = candidates[np.argsort(prof[candidates])][:3]
-        starts = [(float(start.a[0]), float(start.g[0]), math.log(float(start.theta[0])))]
-        starts += [(float(prof_a[c]), float(prof_g[c]), float(tg[c])) for c in candidates]
-        scale = max(float(np.ptp(z)), float(np.abs(z).max()) * 1e-6, 1e-12)
-
-        # Whitened residuals: their sum of squares is the chi-square r' P r (P = C C').
-        whiten = np.linalg.cholesky(self.P).T if self.P is not None else None
-
-        def residuals(p: np.ndarray) -> np.ndarray:
-            r = p[0] - p[1] * _basis(family, n, math.exp(p[2]), self.n0) - z
-            return r if whiten is None else whiten @ r
-
-        best = (float(start.sse[0]), starts[0])
-        for a0, g0, t0 in starts:
-            x0 = np.array([a0, max(g0, scale * 1e-9), min(max(t0, lo + 1e-9), hi - 1e-9)])
-            try:
-                res = least_squares(
-                    residuals,
-                    x0,
-                    bounds=([-np.inf, 0.0, lo], [np.inf, np.inf, hi]),
-                    x_scale=np.array([scale, scale, 1.0]),
-                    method="trf",
-                )
-            except (ValueError, FloatingPointError):  # pragma: no cover - defensive
-                continue
-            sse = float(np.sum(res.fun**2))
-            if np.isfinite(sse) and sse < best[0] * (1 - 1e-12):
-                best = (sse, tuple(res.x))
-        sse, (a, g, t) = best
-        return _Fits(
-            a=np.array([a]), g=np.array([max(g, 0.0)]), theta=np.array([math.exp(t)]), sse=np.array([sse])
-        )
-
-
-def _residual_inflation(m: int, k: int, confidence: float) -> float:
-    """Scale for centred residuals in the residual bootstrap.
-
-    ``sqrt(m / (m - k))`` undoes the shrinkage of fitted residuals; the ratio of Student-t to
-    normal quantiles (``m - k`` degrees of freedom) accounts for estimating the noise from a
-    handful of residuals, so the percentile band has about the coverage of a t-interval rather
-    than the ~88% a plain residual bootstrap reaches with 7 points and 3 parameters.
-    """
-    if m <= k:
-        return 1.0
-    from scipy import stats
-
-    q = 0.5 + confidence / 2.0
-    return math.sqrt(m / (m - k)) * float(stats.t.ppf(q, m - k) / stats.norm.ppf(q))
-
-
-def _trend(sizes: np.ndarray, z: np.ndarray, n0: float) -> tuple[float, float]:
-    """Unconstrained OLS slope of z on log(1 + n/n0) and its t statistic (0, 0 when undefined)."""
-    x = np.log1p(sizes / n0)
-    xc = x - x.mean()
-    sxx = float(np.sum(xc * xc))
-    m = z.size
-    if sxx <= 0 or m < 3:
-        return 0.0, 0.0
-    slope = float(np.sum(xc * (z - z.mean())) / sxx)
-    resid = z - z.mean() - slope * xc
-    s2 = float(np.sum(resid**2)) / (m - 2)
-    if s2 <= 0:
-        return slope, math.copysign(math.inf, slope) if slope else 0.0
-    return slope, slope / math.sqrt(s2 / sxx)
-
-
-def _aicc(sse: np.ndarray, m: int, k: int, scale: float) -> np.ndarray:
-    if m - k - 1 <= 0:
-        return np.full(np.shape(sse), np.inf)
-    floor = m * (1e-9 * scale) ** 2
-    return m * np.log(np.maximum(sse, floor) / m) + 2 * k + 2 * k * (k + 1) / (m - k - 1)
-
-
-def _predict_z(family: str, fits: _Fits, n: np.ndarray, n0: float) -> np.ndarray:
-    """Predictions of shape (R, len(n)) in gain orientation."""
-    n = np.asarray(n, dtype=np.float64).reshape(-1)
-    theta = np.where(np.isnan(fits.theta), 1.0, fits.theta)
-    x = _basis(family, n[None, :], theta[:, None], n0)
-    return fits.a[:, None] - fits.g[:, None] * x
-
-
-def _n_needed(family: str, fits: _Fits, fraction: float, n0: float) -> np.ndarray | None:
-    """N reaching ``fraction`` of the attainable gain (inf where the gain is 0); None if undefined."""
-    if family == "power":
-        out = n0 * np.expm1(-math.log1p(-fraction) / fits.theta)
-    elif family == "exponential":
-        out = fits.theta * -math.log1p(-fraction)
-    else:
-        return None
-    return np.where(fits.g > 0, out, np.inf)
-
-
-def _gain(family: str, fits: _Fits) -> np.ndarray:
-    if family in SATURATING:
-        return fits.g
-    if family == "constant":
-        return np.zeros_like(fits.a)
-    return np.full_like(fits.a, np.inf)
-
-
-class _Ensemble:
-    """Bootstrap refits: every family's fit to every replicate, and which family each replicate uses.
-
-    With selection uncertainty on, replicate ``r`` uses the family its own AICc picks (bootstrap
-    model averaging, Buckland et al. 1997), so the intervals include the chance that the data
-    would have picked another family; otherwise every replicate uses the selected family.
-    """
-
-    def __init__(self, fits: dict[str, _Fits], winners: np.ndarray, n0: float) -> None:
-        self.fits = fits
-        self.winners = winners  # (R,) array of family names
-        self.n0 = n0
-
-    def _combine(self, per_family) -> np.ndarray:
-        out = None
-        for fam in np.unique(self.winners):
-            rows = self.winners == fam
-            values = per_family(str(fam), self.fits[str(fam)])
-            if out is None:
-                out = np.full((self.winners.size,) + values.shape[1:], np.nan)
-            out[rows] = values[rows]
-        return out
-
-    def predict_z(self, n: Any) -> np.ndarray:
-        return self._combine(lambda fam, fits: _predict_z(fam, fits, n, self.n0))
-
-    def n_needed(self, fraction: float) -> np.ndarray:
-        def per_family(fam: str, fits: _Fits) -> np.ndarray:
-            out = _n_needed(fam, fits, fraction, self.n0)
-            return np.full(fits.a.shape, np.inf) if out is None else out
-
-        return self._combine(per_family)
-
-    def gain(self) -> np.ndarray:
-        return self._combine(_gain)
-
+# Degrees of freedom (sizes minus 3) below which the overdispersion estimate is reported but not used.
+MIN_OVERDISPERSION_DOF = 3
+from .diagnostics import HURTS_REASON, PairedQuantiles, _fmt, fit_diagnostics
+from .solver import (DEFAULT_FAMILIES, FAMILIES, MIN_SIZES_FOR_ANSWER, N_PARAMS, SATURATING, _aicc, _Ensemble, _Fits,
+                     _gain, _n_needed, _percentile_interval, _precision, _predict_z, _Problem, _residual_inflation)
 
 # --------------------------------------------------------------------------------------------
 # Result
@@ -427,7 +91,8 @@ class CurveFit:
     """A fitted metric-vs-finetune-size curve, its bootstrap band and the answers it supports.
 
     Attributes:
-        family: the AICc-selected family (see the module docstring for the formulas).
+        family: the selected family (AIC with known noise, or AICc without resamples; see the module
+            docstring for the formulas).
         params: the family's parameters in the metric's own units: ``asymptote`` and
             ``value_at_0`` are metric values, ``gain`` (attainable improvement, >= 0) and
             ``gain_per_e_fold`` are improvements (positive = better whatever the direction),
@@ -435,7 +100,7 @@ class CurveFit:
         higher_is_better: the metric's direction.
         sizes, values: the data fitted (values in metric units).
         offset: ``n0`` of the power and log-linear families.
-        aic_table: one row per family: ``family``, ``n_params``, ``sse``, ``aicc``, ``delta_aicc``,
+        aic_table: one row per family: ``family``, ``n_params``, ``sse``, ``criterion``, ``delta``,
             ``weight`` (Akaike weight), ``params``, ``n_needed_90`` (that family's answer), ``selected``.
         selection_stability: share of bootstrap refits whose criterion picks ``family`` as well.
         selection: ``"aic_known_noise"`` (generalised least squares on the points' bootstrap
@@ -634,9 +299,15 @@ class CurveFit:
     def backtest(self) -> dict[str, Any]:
         """Refit without the largest size, predict it, and check the miss against the interval.
 
+        With point resamples the check is paired (``method="paired"``): refit ``r`` is fitted to resample
+        ``r`` of the other sizes and compared with resample ``r`` of the held-out size, so ``low``/``high``
+        is the predicted value plus the centred spread of those paired misses: the observation falls outside
+        it when the miss is larger than the noise the two do not share. Without resamples the refit's
+        observation band is used (``method="residual"``).
+
         Returns ``available``, ``held_out_size``, ``observed``, ``predicted``, ``miss``
-        (observed - predicted, metric units), ``low``/``high`` (observation interval of the
-        refit), ``within_interval``, ``family`` (of the refit) and the refit's ``n_needed_90``.
+        (observed - predicted, metric units), ``low``/``high``, ``within_interval``, ``method``,
+        ``family`` (of the refit) and the refit's ``n_needed_90``.
         """
         if self._backtest is not None:
             return self._backtest
@@ -657,8 +328,19 @@ class CurveFit:
                 kwargs["offset"] = self.offset  # keep the curve's own n0 so the refit is comparable
             sub = fit_curve(sizes[keep], values[keep], point_resamples=resamples, **kwargs)
             predicted = float(sub.predict(largest))
-            low, high = sub.predict_interval(largest, kind="observation")
             observed = float(values[sizes == largest].mean())
+            if resamples is not None:
+                # Paired: refit r (on resample r of the other sizes) predicts the held-out size, and resample r
+                # of that size is what it observes. Both see the same held-out rows and seeds, so the noise they
+                # share cancels in the miss instead of widening the interval twice over.
+                predicted_r = self._sign * sub._boot_z(np.array([largest]))[:, 0]
+                observed_r = self._point_resamples[: predicted_r.size][:, sizes == largest].mean(axis=1)
+                misses = observed_r - predicted_r
+                low, high = _percentile_interval(predicted + (misses - misses.mean()), self.confidence)
+                method = "paired"
+            else:
+                low, high = sub.predict_interval(largest, kind="observation")
+                method = "residual"
             result = json_safe(
                 {
                     "available": True,
@@ -669,6 +351,7 @@ class CurveFit:
                     "low": float(low),
                     "high": float(high),
                     "within_interval": bool(low <= observed <= high),
+                    "method": method,
                     "family": sub.family,
                     "n_needed_90": sub.answer((0.9,))[0]["n_needed"],
                 }
@@ -758,50 +441,6 @@ def _validate(
     return sizes_a, values_a, resamples, fams
 
 
-HURTS_REASON = ("finetuning hurts: every finetuned size scores significantly worse than the factory model (n = 0), "
-                "so there is no gain to reach; with this recipe the answer is the factory model")
-
-
-def _paired_changes(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float,
-                    pairs: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
-    """For each ``(smaller, larger)`` pair of sizes, the paired change ``larger - smaller`` over the
-    gain-oriented resamples ``Z`` (a size's columns averaged): ``change`` and its interval ``low``,
-    ``high`` in metric units, and ``significant`` when it is below 0 at the one-sided level
-    ``(1 - confidence) / len(pairs)`` (Bonferroni over the pairs)."""
-    alpha = (1.0 - confidence) / max(1, len(pairs))
-    means = {size: Z[:, np.flatnonzero(sizes == size)].mean(axis=1) for pair in pairs for size in pair}
-    out = []
-    for smaller, larger in pairs:
-        diff = means[larger] - means[smaller]
-        low, upper = float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
-        bounds = sorted((sign * low, sign * upper))
-        out.append({"smaller": float(smaller), "larger": float(larger), "change": sign * float(np.mean(diff)),
-                    "low": bounds[0], "high": bounds[1], "significant": upper < 0.0})
-    return out
-
-
-def _significant_decreases(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
-    """Pairs (smaller size, larger size) whose gain-oriented difference is significantly below 0.
-
-    Each pair's one-sided bound is at level ``(1 - confidence) / pairs`` (Bonferroni), so a
-    monotone curve is flagged in at most ``1 - confidence`` of runs whatever its number of sizes.
-    """
-    order = np.unique(sizes)
-    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
-    return [json_safe({key: entry[key] for key in ("smaller", "larger", "change", "low", "high")})
-            for entry in _paired_changes(sizes, Z, sign, confidence, pairs) if entry["significant"]]
-
-
-def _below_base(sizes: np.ndarray, Z: np.ndarray, sign: float, confidence: float) -> list[dict[str, Any]]:
-    """Each finetuned size against n = 0 on the gain-oriented resamples ``Z``: the paired change and
-    whether it is significantly below 0 (one-sided, Bonferroni over the finetuned sizes)."""
-    if not (sizes == 0).any():
-        return []
-    pairs = [(0.0, size) for size in np.unique(sizes) if size > 0]
-    return [json_safe({"size": entry["larger"], "change": entry["change"], "low": entry["low"], "high": entry["high"],
-                       "significant": entry["significant"]})
-            for entry in _paired_changes(sizes, Z, sign, confidence, pairs)]
-
 
 def fit_curve(
     sizes: Sequence[float],
@@ -815,8 +454,9 @@ def fit_curve(
     confidence: float = 0.95,
     offset: float | None = None,
     selection_uncertainty: bool = True,
+    paired_quantiles: PairedQuantiles | None = None,
 ) -> CurveFit:
-    """Fit every family to metric-vs-size, select by AICc, and bootstrap the chosen fit.
+    """Fit every family to metric-vs-size, select by AIC (known noise) or AICc, and bootstrap the chosen fit.
 
     Args:
         sizes: finetune sizes (examples); 0 is the factory model. Repeated sizes (several seeds)
@@ -833,9 +473,12 @@ def fit_curve(
         confidence: nominal coverage of every interval.
         offset: ``n0`` of the power and log-linear families; default the smallest positive size.
         selection_uncertainty: when True (default) each bootstrap replicate uses the family its
-            own AICc selects, so intervals include model-selection uncertainty (a replicate that
+            own criterion selects, so intervals include model-selection uncertainty (a replicate that
             picks a non-saturating family makes the N-needed upper bound unbounded); when False
             every replicate keeps the selected family (intervals conditional on the family).
+        paired_quantiles: optional paired test of two sizes (see
+            :data:`~hf_finetune_curve.curve.diagnostics.PairedQuantiles`) for the verdicts (below the factory
+            model, not monotone); default the percentiles of ``point_resamples``.
 
     Returns:
         A :class:`CurveFit`. With fewer than ``MIN_SIZES_FOR_ANSWER`` distinct sizes it carries
@@ -872,14 +515,18 @@ def fit_curve(
     for fam in fams:
         fit = problem.fit(fam, z[None, :])
         fits[fam] = problem.polish(fam, z, fit)
-    overdispersion = 1.0
+    overdispersion, raw_overdispersion, dof = 1.0, 1.0, 0
     if known_noise:
         # Points that scatter around the most flexible fit more than their bootstrap noise allows
-        # (run-to-run noise the replicates do not hold): scale the chi-squares down (QAIC).
+        # (run-to-run noise the replicates do not hold): scale the chi-squares down (QAIC). The estimate
+        # is a chi-square over m - 3 degrees of freedom: with 2 (5 sizes) its 95% range under no
+        # overdispersion at all is 0.03-3.7, so below MIN_OVERDISPERSION_DOF it is reported, not used.
         richest = max(fams, key=lambda f: N_PARAMS[f])
         dof = m - N_PARAMS[richest]
         if dof > 0:
-            overdispersion = max(1.0, float(fits[richest].sse[0]) / dof)
+            raw_overdispersion = max(1.0, float(fits[richest].sse[0]) / dof)
+            if dof >= MIN_OVERDISPERSION_DOF:
+                overdispersion = raw_overdispersion
 
     def criterion(sse: np.ndarray, k: int) -> np.ndarray:
         if known_noise:
@@ -912,10 +559,12 @@ def fit_curve(
         band_method = "point_resamples"
         sigma_boot = float(np.sqrt(np.mean(np.var(resamples, axis=0, ddof=1))))
         sigma_obs = max(sigma_fit, sigma_boot)
-        if identifiable and overdispersion > 4.0:
+        if identifiable and raw_overdispersion > 4.0:
+            few = (f" (an estimate on {dof} degrees of freedom, too few to rescale the fit with: it is reported, "
+                   "not used)" if dof < MIN_OVERDISPERSION_DOF else "")
             warnings.append(
-                f"the points scatter around the fit {math.sqrt(overdispersion):.1f}x more than their bootstrap "
-                "noise: run-to-run finetuning noise the replicates do not hold is likely, so the band is too "
+                f"the points scatter around the fit {math.sqrt(raw_overdispersion):.1f}x more than their bootstrap "
+                f"noise{few}: run-to-run finetuning noise the replicates do not hold is likely, so the band is too "
                 "narrow; repeat with --seeds to measure it"
             )
     else:
@@ -960,85 +609,12 @@ def fit_curve(
         )
 
     # ---- warnings ------------------------------------------------------------------------
-    largest = float(sizes_a.max())
-    below_base = _below_base(sizes_a, sign * resamples, sign, confidence) if resamples is not None else []
-    hurts = bool(below_base) and all(entry["significant"] for entry in below_base)
-    if not (sizes_a == 0).any():
-        warnings.append(
-            "no n=0 (factory model) point: the attainable gain is measured from the curve's extrapolated value at 0"
-        )
-    if identifiable:
-        if chosen == "loglinear":
-            warnings.append(
-                f"the log-linear (non-saturating) family fits best: the gain has not saturated by the largest "
-                f"size ({_fmt(largest)}); N for 90% of the gain is beyond the data (not reported)"
-            )
-        elif chosen == "constant" and not hurts:
-            warnings.append("no detectable gain from finetuning: a flat line fits best (within noise)")
-        slope, t_stat = _trend(sizes_a, z, n0)
-        if resamples is not None:
-            # The same noise as everything else: the slope refitted on every resample, not a t from
-            # the residuals of a handful of points that all share their test rows.
-            x = np.log1p(sizes_a / n0)
-            xc = x - x.mean()
-            slopes = (sign * resamples - (sign * resamples).mean(axis=1, keepdims=True)) @ xc / float(xc @ xc)
-            upper = float(np.quantile(slopes, 0.5 + confidence / 2.0))
-            if upper < 0.0:
-                warnings.append(
-                    f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
-                    f"of data, bootstrap interval excludes 0): finetuning appears to hurt this probe"
-                )
-        elif t_stat < -2.0:
-            warnings.append(
-                f"the metric gets worse as the finetune size grows (log-linear slope {sign * slope:.3g} per e-fold "
-                f"of data, t = {t_stat:.1f}): finetuning appears to hurt this probe"
-            )
-        if chosen in SATURATING:
-            lo, hi = problem.theta_bounds[chosen]
-            theta = float(fits[chosen].theta[0])
-            name = "exponent" if chosen == "power" else "scale"
-            if theta <= lo * 1.02 or theta >= hi / 1.02:
-                warnings.append(
-                    f"the {chosen} fit's {name} ({theta:.3g}) sits at its bound [{lo:.3g}, {hi:.3g}]: "
-                    "the data do not pin the curve's shape"
-                )
-            n90 = float(_n_needed(chosen, fits[chosen], 0.9, n0)[0])  # type: ignore[index]
-            if math.isfinite(n90) and n90 > largest:
-                warnings.append(
-                    f"N for 90% of the gain ({_fmt(n90)}) is beyond the largest measured size ({_fmt(largest)}): "
-                    "it is an extrapolation"
-                )
-        if stability is not None and stability < 0.7:
-            others = [
-                f"{row['family']}: {_fmt(row['n_needed_90'])}"
-                for row in aic_table
-                if row["n_needed_90"] is not None and row["family"] in SATURATING
-            ]
-            warnings.append(
-                f"the family choice is unstable (the {chosen} family wins only {stability:.0%} of bootstrap refits); "
-                "N-needed depends on it" + (f" (N for 90% by family: {', '.join(others)})" if others else "")
-            )
-
-    if hurts:
-        worst = max(below_base, key=lambda entry: abs(entry["change"]))
-        # First: it is the answer, and it contradicts what a fitted line's level would suggest.
-        warnings.insert(0, (
-            f"finetuning hurts: every finetuned size scores significantly worse than the factory model (n = 0), "
-            f"by up to {worst['change']:+.4g} at {_fmt(worst['size'])} (interval {worst['low']:+.4g} to "
-            f"{worst['high']:+.4g}); the fitted line's level and extrapolation do not describe these points"))
-
-    monotone, decreases = None, []
-    if resamples is not None:
-        decreases = _significant_decreases(sizes_a, sign * resamples, sign, confidence)
-        monotone = not decreases
-        if decreases:
-            worst = max(decreases, key=lambda d: abs(d["change"]))
-            warnings.append(
-                f"the curve is not monotone: {_fmt(worst['larger'])} is significantly worse than {_fmt(worst['smaller'])} "
-                f"(change {worst['change']:+.4g}, interval {worst['low']:+.4g} to {worst['high']:+.4g}); a saturating "
-                "fit smooths this over, so read N-needed with care (LCDB 1.1 finds 14-15% of real learning curves "
-                "non-monotone)"
-            )
+    theta = float(fits[chosen].theta[0])
+    n90 = float(_n_needed(chosen, fits[chosen], 0.9, n0)[0]) if chosen in SATURATING else math.nan  # type: ignore[index]
+    below_base, hurts, monotone, decreases = fit_diagnostics(
+        sizes_a, z, sign, resamples, confidence, paired_quantiles, warnings, identifiable=identifiable,
+        chosen=chosen, n0=n0, theta=theta, theta_bounds=problem.theta_bounds.get(chosen), n90=n90,
+        stability=stability, aic_table=aic_table)
 
     return CurveFit(
         family=chosen,
@@ -1076,131 +652,13 @@ def fit_curve(
     )
 
 
-def _log_width(entry: dict[str, Any]) -> float:
-    """Width of an N-needed interval on the log scale (N is a scale: 2x too many is as bad as half)."""
-    low, high = entry.get("low"), entry.get("high")
-    if entry.get("n_needed") is None or low is None or high is None or low <= 0:
-        return math.inf
-    return math.log(high / low)
-
-
-def _candidate_sizes(sizes: Sequence[float], max_size: float | None) -> list[float]:
-    positive = sorted({float(s) for s in sizes if s > 0})
-    candidates = [positive[0] / 2.0] if positive else []
-    candidates += [math.sqrt(a * b) for a, b in zip(positive, positive[1:]) if b / a > 1.3]
-    largest = positive[-1] if positive else 0.0
-    candidates += [largest * 2.0, largest * 4.0]
-    if max_size is not None and max_size > largest * 1.1:
-        candidates.append(float(max_size))
-    rounded = sorted({float(_round_size(c)) for c in candidates})
-    return [c for c in rounded if c > 0 and c not in positive and (max_size is None or c <= max_size)]
-
-
-def _round_size(n: float) -> int:
-    """Two significant digits: sizes people type (1,400 not 1,414)."""
-    if n < 10:
-        return max(1, int(round(n)))
-    digits = int(math.floor(math.log10(n))) - 1
-    return int(round(n / 10**digits) * 10**digits)
-
-
-def suggest_next_size(fit: CurveFit, max_size: float | None = None, fraction: float = 0.9) -> dict[str, Any]:
-    """Which finetune size to measure next to narrow the N-for-``fraction`` interval the most.
-
-    Needs a fit with ``point_resamples``. When the curve has saturated within its noise (the gain
-    still left above the largest size is, at its upper bound, smaller than that point's bootstrap
-    spread) there is nothing to add and ``saturated`` is True. Otherwise every candidate (half the
-    smallest size, the geometric midpoints of measured sizes, 2x and 4x the largest, and
-    ``max_size``, all capped by ``max_size``) is tried as a what-if: a new point on the current fit
-    with the noise of its nearest measured size (that column's replicate deviations, so its
-    correlation with the other points is kept), refitted; the candidate with the narrowest
-    expected interval (log scale) wins. A non-saturating or flat fit has no interval to narrow:
-    the suggestion is then the largest candidate, the only kind of point that can show saturation.
-
-    Returns a JSON-friendly dict: ``available``, ``saturated``, ``size`` (None when nothing is
-    suggested), ``reason``, ``current`` and ``expected`` (interval widths as high/low ratios) and
-    ``candidates`` (size -> expected ratio).
-    """
-    if fit._point_resamples is None:
-        return {"available": False, "reason": "needs the points' bootstrap replicates"}
-    sizes = np.asarray(fit.sizes, dtype=np.float64)
-    values = np.asarray(fit.values, dtype=np.float64)
-    resamples = fit._point_resamples
-    largest = float(sizes.max())
-    current_entry = fit.answer((fraction,))[0]
-    current = _log_width(current_entry)
-    result: dict[str, Any] = {"available": True, "saturated": False, "size": None, "fraction": fraction,
-                              "current": math.exp(current) if math.isfinite(current) else None,
-                              "expected": None, "candidates": {}}
-    if fit.hurts:
-        result.update(hurts=True, reason=(
-            "every measured size scores significantly worse than the factory model: more data of this recipe is "
-            "not what the curve asks for; keep the factory model, or measure another recipe (--objective, --lora, "
-            "a lower --learning-rate)"))
-        return json_safe(result)
-    # Saturated: the gain left past the largest size is within that point's own noise.
-    at_largest = np.flatnonzero(sizes == largest)
-    spread = float(np.std(resamples[:, at_largest].mean(axis=1), ddof=1))
-    if fit.family == "constant" or (fit.family in SATURATING and fit._boot is not None):
-        if fit.family == "constant":
-            remaining_high = 0.0
-        else:
-            far = _percentile_interval(_remaining(fit, largest), fit.confidence)[1]
-            remaining_high = float(far)
-        if math.isfinite(remaining_high) and remaining_high <= spread:
-            result.update(saturated=True, reason=(
-                f"the curve has saturated within its interval: at most {remaining_high:.4g} of the metric is left "
-                f"above {_fmt(largest)} (upper bound), less than that point's own spread ({spread:.4g}); more "
-                "sizes will not change the answer"
-                if fit.family != "constant" else
-                "the curve is flat within its interval: no gain from finetuning to narrow down"))
-            return json_safe(result)
-    candidates = _candidate_sizes(sizes, max_size)
-    if not candidates:
-        result["reason"] = "no size left to add: the pool is exhausted"
-        return json_safe(result)
-    if fit.family not in SATURATING or not math.isfinite(current):
-        size = max(candidates)
-        result.update(size=size, reason=(
-            f"the gain has not saturated by {_fmt(largest)} ({fit.family} fits best), so only a larger size can "
-            f"show where it does: measure {_fmt(size)}" if size > largest else
-            f"no larger size fits in the pool; the {fit.family} fit leaves N-needed open"))
-        return json_safe(result)
-    positive = sizes[sizes > 0]
-    kwargs = dict(fit._fit_kwargs)
-    kwargs["n_boot"] = min(int(kwargs.get("n_boot", 200)), resamples.shape[0])
-    for candidate in candidates:
-        nearest = positive[np.argmin(np.abs(np.log(positive) - math.log(candidate)))]
-        column = resamples[:, np.flatnonzero(sizes == nearest)].mean(axis=1)
-        new_column = float(fit.predict(candidate)) + (column - column.mean())
-        what_if = fit_curve(np.r_[sizes, candidate], np.r_[values, float(fit.predict(candidate))],
-                            point_resamples=np.column_stack([resamples, new_column]), **kwargs)
-        width = _log_width(what_if.answer((fraction,))[0])
-        result["candidates"][str(int(candidate))] = math.exp(width) if math.isfinite(width) else None
-    finite = {int(c): r for c, r in result["candidates"].items() if r is not None}
-    if not finite:
-        result.update(size=max(candidates), reason="no candidate bounds the interval; the largest is the most informative")
-        return json_safe(result)
-    best = min(finite, key=finite.get)
-    result.update(size=best, expected=finite[best], reason=(
-        f"measuring {_fmt(best)} is expected to narrow the N-for-{int(fraction * 100)}% interval from "
-        f"{result['current']:.1f}x to {finite[best]:.1f}x (high/low)"))
-    return json_safe(result)
-
-
-def _remaining(fit: CurveFit, size: float) -> np.ndarray:
-    """Per bootstrap refit: the improvement still to come above ``size`` (asymptote minus value there)."""
-    z_at = fit._boot_z(np.array([size]))[:, 0]
-    with np.errstate(invalid="ignore"):
-        asymptote = fit._boot.predict_z(np.array([1e18]))[:, 0]
-    return asymptote - z_at
 
 
 __all__ = [
     "DEFAULT_FAMILIES",
     "FAMILIES",
     "MIN_SIZES_FOR_ANSWER",
+    "SATURATING",
     "CurveFit",
     "fit_curve",
-    "suggest_next_size",
 ]
