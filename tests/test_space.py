@@ -180,7 +180,12 @@ def test_summary_states_the_answer_metric_and_the_next_size(space_run):
     assert "**Next size to measure:** 4,800 texts (measuring 4,800" in text
     run.curve["answer"]["next_size"] = {"available": True, "size": None, "saturated": True,
                                         "reason": "the curve has saturated within its interval"}
-    assert "**Next size:** none needed (the curve has saturated within its interval)" in summary_markdown(run)
+    assert "**Next size:** none suggested (the curve has saturated within its interval)" in summary_markdown(run)
+    run.curve["answer"]["verdict"] = {"call": "hurts", "worse": [100, 200], "better": [], "levels": ["rows", "probe seeds"],
+                                      "provisional": True, "command": "--seeds 3"}
+    text = summary_markdown(run)
+    assert "Verdict on R² (log price): hurts: worse than f0 at every measured size (100, 200)" in text
+    assert "Noise behind it: rows, probe seeds." in text and "--seeds 3" in text
 
 
 def test_app_entry_point_and_bad_sources(space_run, monkeypatch, tmp_path):

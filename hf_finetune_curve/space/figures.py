@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..curve.analysis import verdict_lines
 from ..io_utils import hub_endpoint
 from ..names import DEFAULT_COLOUR, FLOOR_COLOUR, METRICS, OBJECTIVE_COLOURS, OBJECTIVE_NAMES, Objective, format_money
 from ..run_dir import sorted_points
@@ -288,7 +289,11 @@ def summary_markdown(run: RunData) -> str:
             lines.append(f"**Next size to measure:** {next_size['size']:,.0f} texts "
                          f"({html.escape(str(next_size.get('reason', '')))}).")
         else:
-            lines.append(f"**Next size:** none needed ({html.escape(str(next_size.get('reason', '')))}).")
+            lines.append(f"**Next size:** none suggested ({html.escape(str(next_size.get('reason', '')))}).")
+    verdict = answer.get("verdict") if isinstance(answer, dict) else None
+    if isinstance(verdict, dict) and verdict.get("call"):
+        metric = {key: name for key, name, _ in METRICS}.get(answer.get("metric", "r2"), answer.get("metric"))
+        lines.extend(html.escape(line) for line in verdict_lines(verdict, metric))
     for warning in (curve.get("warnings") or [])[:3]:
         lines.append(f"> ⚠️ {html.escape(str(warning))}")
     return "\n\n".join(lines)
