@@ -251,7 +251,9 @@ def test_space_in_headless_chromium(space_run, tmp_path):
                 points = page.locator("#curve-plot .scatterlayer path.point")
                 page.wait_for_selector("#curve-plot .scatterlayer path.point", timeout=60_000)
                 assert points.count() == 3  # one marker per finetune size
-                assert page.locator("#curve-plot .ytitle").text_content() == "R²"
+                # It opens on the metric the answer uses (log R² by default), not on raw R².
+                assert page.locator("#curve-plot .ytitle").text_content() == "R² (log price)"
+                assert page.locator("#metric").get_by_label("R² (log price)", exact=True).is_checked()
                 before_y = points.evaluate_all("els => els.map(e => e.getAttribute('transform'))")
                 # Hover shows exact values.
                 box = points.nth(1).bounding_box()
