@@ -23,12 +23,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..io_utils import json_safe
+from ..names import HIGHER_IS_BETTER, METRIC_NAMES, Objective
 from .fit import MIN_SIZES_FOR_ANSWER, fit_curve
 from .next_size import suggest_next_size
 from .points import METRICS, CurvePoint
 from .uncertainty import aggregate_seeds, hierarchical_bootstrap
 
-HIGHER = {metric: higher for metric, _, higher in METRICS}
+HIGHER = HIGHER_IS_BETTER
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ def _grid(sizes: Sequence[int]) -> np.ndarray:
     return grid
 
 
-_NAMES = {metric: name for metric, name, _ in METRICS}
+_NAMES = METRIC_NAMES
 _SELECTION = {"aic_known_noise": "AIC on the points' bootstrap noise", "aicc": "AICc"}
 
 
@@ -420,7 +421,6 @@ def probe_agreement(curves: Mapping[str, Mapping[str, Sequence[CurvePoint]]],
 
 def agreement_lines(summary: Mapping[str, Any]) -> list[str]:
     """:func:`probe_agreement` as sentences for ``hf-curve run`` / ``hf-curve report``."""
-    from ..train.objectives import Objective
 
     probes = list(summary.get("probes") or [])
     if len(probes) < 2:

@@ -42,12 +42,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..train.objectives import Objective
+from ..names import METRICS, Objective
 from .points import CurvePoint
 from .uncertainty import HierarchicalBootstrap, hierarchical_bootstrap
 
 # (metric, display name, higher is better) compared between objectives.
-COMPARED = (("r2", "R²", True), ("r2_log", "log R²", True), ("mae", "MAE", False), ("median_ae", "MedAE", False))
+COMPARED = METRICS  # every metric the probe reports, each with its display name and direction
 
 
 def _key(objective: str, label: str) -> str:
@@ -138,10 +138,6 @@ def _best(curves: Mapping[str, Sequence[CurvePoint]], scored: Mapping[str, Any],
             "best": {"objective": best_objective, "label": best_point.label, "size": int(best_point.finetune_size),
                      "value": value},
             "reaches": reaches, "least_data": least}
-
-
-def _order(objective: str, curves: Mapping[str, Any]) -> int:
-    return list(curves).index(objective)
 
 
 def _name(objective: str) -> str:

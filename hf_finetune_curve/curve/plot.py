@@ -10,17 +10,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..io_utils import atomic_path
-from ..score.probe import METRICS  # (key, display name, higher is better)
+from ..names import METRICS, OBJECTIVE_COLOURS, Objective  # METRICS: (key, display name, higher is better)
 from .points import CurvePoint, _estimate, by_objective
-
-# One colour per objective on every plot (the curve.png panels and the Space).
-OBJECTIVE_COLORS = {"mlm": "tab:blue", "tsdae": "tab:green", "simcse": "tab:purple", "mlm-simcse": "tab:pink",
-                    "mlm-distill": "tab:cyan", "supervised": "tab:red"}
 
 
 def _display(objective: str) -> str:
-    from ..train.objectives import Objective
-
     try:
         return Objective(objective).display
     except ValueError:
@@ -52,7 +46,7 @@ def plot_curve(points: Sequence[CurvePoint], path: str | Path, title: str | None
     for axis, (key, name, higher_is_better) in zip(axes, METRICS):
         floor_drawn = False
         for index, (objective, curve) in enumerate(curves.items()):
-            color = OBJECTIVE_COLORS.get(objective, f"C{index}")
+            color = OBJECTIVE_COLOURS.get(objective, f"C{index}")  # the Space uses the same colours
             section = sections.get(objective) or (analysis if index == 0 else {})
             sizes = [p.finetune_size for p in curve]
             values = [v if v is not None else float("nan") for v in (_estimate(p, key) for p in curve)]

@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Sequence
 
-from ..score.probe import METRICS  # (key, display name, higher is better)
+from ..names import METRICS, format_money  # METRICS: (key, display name, higher is better)
 
 
 @dataclass
@@ -125,10 +125,6 @@ def ordered_points(points: Sequence[CurvePoint]) -> list[CurvePoint]:
     return [p for curve in by_objective(points).values() for p in curve]
 
 
-def _money(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
-
-
 def _estimate(point: CurvePoint, metric: str) -> float | None:
     interval = point.extras.get("intervals", {}).get(metric)
     return interval["estimate"] if interval and interval.get("estimate") is not None else getattr(point, metric)
@@ -176,7 +172,7 @@ def format_table(points: Sequence[CurvePoint]) -> str:
             seeds = point.extras.get("seeds", {}).get("r2")
             row.append(f"{seeds['mean']:.4f}±{seeds['std']:.4f} (n={seeds['n']})"
                        if seeds and seeds.get("std") is not None else "-")
-        row += [_money(point.mae), _money(point.median_ae), f"{point.finetune_steps:,}",
+        row += [format_money(point.mae), format_money(point.median_ae), f"{point.finetune_steps:,}",
                 f"{point.finetune_tokens_seen:,}",
                 f"{point.train_seconds:.0f}", f"{point.embed_seconds:.0f}"]
         body.append(row)

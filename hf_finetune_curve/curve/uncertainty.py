@@ -32,11 +32,10 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..score.probe import METRICS as _METRICS
+from ..names import HIGHER_IS_BETTER, METRIC_KEYS
 from ..score.probe import regression_scores
 
-METRICS: tuple[str, ...] = tuple(key for key, _, _ in _METRICS)
-HIGHER_IS_BETTER: dict[str, bool] = {key: higher for key, _, higher in _METRICS}
+METRICS: tuple[str, ...] = METRIC_KEYS
 
 # Resamples are generated in fixed blocks, each from its own child seed, so resample i is the same
 # whatever n_resamples is (a prefix of a longer run equals a shorter run) and the metric code can
