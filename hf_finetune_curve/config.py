@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, ProcessCountError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .options import documented
 from .score.probe import METRICS, PROBE_NAMES, ProbeConfig, ProbeKind, parse_probes
@@ -60,6 +60,33 @@ ALLOWED_TRAINER_ARGUMENTS = frozenset({
     "log_level", "log_level_replica", "log_on_each_node", "logging_first_step", "logging_nan_inf_filter",
     "skip_memory_metrics", "include_num_input_tokens_seen", "average_tokens_across_devices", "full_determinism",
 })
+# Of those, the ones that change only how fast a step runs, never what it computes beyond float rounding: left out
+# of the result key, so turning one on for a rerun reuses every finished point (result_trainer_kwargs).
+SPEED_ONLY_TRAINER_ARGUMENTS = frozenset({
+    "dataloader_pin_memory", "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
+    "torch_compile", "torch_compile_backend", "torch_compile_mode", "torch_empty_cache_steps",
+    "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_backend",
+    "log_level", "log_level_replica", "log_on_each_node", "logging_first_step", "logging_nan_inf_filter",
+    "skip_memory_metrics", "include_num_input_tokens_seen",
+})
+# optim values that are one update (torch's AdamW, per tensor or fused into one kernel): the default picks the fused
+# one where the device has it (train.trainer.default_optimizer), so naming either changes nothing.
+SAME_UPDATE_OPTIMIZERS = frozenset({"adamw_torch", "adamw_torch_fused"})
+
+
+def result_trainer_kwargs(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``--trainer-arg`` fields that can change a point's result (what goes into the result key).
+
+    >>> result_trainer_kwargs({"dataloader_num_workers": 2, "optim": "adamw_torch_fused", "max_grad_norm": 0.5})
+    {'max_grad_norm': 0.5}
+    >>> result_trainer_kwargs({"optim": "sgd"})
+    {'optim': 'sgd'}
+    """
+    return {key: value for key, value in trainer_kwargs.items()
+            if key not in SPEED_ONLY_TRAINER_ARGUMENTS
+            and not (key == "optim" and str(getattr(value, "value", value)) in SAME_UPDATE_OPTIMIZERS)}
+
+
 # Why some tempting fields are refused, and what to use instead.
 _REFUSED_TRAINER_ARGUMENTS = {
     "push_to_hub": "publishing is `hf-curve push` (or --push-to-hub), after every checkpoint is verified",
@@ -108,6 +135,30 @@ _REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",
               "dagshub": ("dagshub",), "trackio": ("trackio",), "swanlab": ("swanlab",)}
 
 
+def per_process_batch(global_batch: int, processes: int, field: str = "finetune.batch_size") -> int:
+    """The batch each of ``processes`` computes so that together they take ``global_batch``.
+
+    The recipe's batch is global: the same steps and draws on one process or on eight (only how a step's
+    batch is split changes). A batch that does not divide is refused rather than rounded.
+
+    >>> per_process_batch(16, 2)
+    8
+    >>> per_process_batch(16, 3)
+    Traceback (most recent call last):
+    ...
+    hf_finetune_curve.errors.ProcessCountError: finetune.batch_size is the global batch, 16, which does not split evenly over 3 processes: use a batch that 3 divides (15 or 18), or 1, 2, 4, 8 or 16 processes.
+    """
+    global_batch, processes = int(global_batch), max(1, int(processes))
+    if global_batch % processes:
+        lower, upper = global_batch // processes * processes, -(-global_batch // processes) * processes
+        fits = [n for n in range(1, global_batch + 1) if global_batch % n == 0]
+        near = f"{lower} or {upper}" if lower else f"{upper}"
+        raise ProcessCountError(f"{field} is the global batch, {global_batch}, which does not split evenly over "
+                                f"{processes} processes: use a batch that {processes} divides ({near}), or "
+                                f"{', '.join(map(str, fits[:-1]))} or {fits[-1]} processes.")
+    return global_batch // processes
+
+
 def check_supported_launch(config: "FinetuneConfig") -> None:
     """What would fail only once training starts, refused before any work: a ``--report-to`` integration that
     is not installed, and an FSDP / DeepSpeed launch (``accelerate launch --use_fsdp``), whose sharded
@@ -124,6 +175,7 @@ def check_supported_launch(config: "FinetuneConfig") -> None:
         if not any(importlib.util.find_spec(module) is not None for module in modules):
             raise ConfigError(f"--report-to {name}: {modules[0]} is not installed; `pip install {modules[0]}` or "
                               "use --report-to none.")
+    per_process_batch(config.batch_size, int(os.environ.get("WORLD_SIZE", "1") or 1))  # torchrun / accelerate set it
     for variable, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
         if os.environ.get(variable, "").strip().lower() in ("1", "true", "yes"):
             raise ConfigError(f"{what} is not supported ({variable} is set): its checkpoints are sharded per rank "
@@ -153,7 +205,8 @@ class FinetuneConfig:
         "help": "peak learning rate of one objective, over --learning-rate and the defaults, e.g. "
                 "--objective-learning-rate simcse=5e-5 (repeatable)",
         "flag": "--objective-learning-rate", "metavar": "OBJECTIVE=RATE"})
-    batch_size: int = field(default=16, metadata={"help": "chunks per device per step"})
+    batch_size: int = field(default=16, metadata={
+        "help": "chunks per optimizer step, over all processes (split evenly across them)"})
     gradient_accumulation_steps: int = field(default=1, metadata={
         "help": "steps accumulated before each optimizer update"})
     warmup_steps: int = field(default=10, metadata={
@@ -566,6 +619,7 @@ class CurveConfig:
             values.pop("data", None)
             values["corpus_fingerprint"] = corpus_fingerprint
         values["finetune"].pop("report_to", None)
+        values["finetune"]["trainer_kwargs"] = result_trainer_kwargs(values["finetune"]["trainer_kwargs"])
         objectives = [o.value for o in self.resolved_objectives()]
         values.pop("objective", None)
         values.pop("objectives", None)

@@ -39,6 +39,7 @@ from transformers.trainer_callback import ExportableState
 
 from ..config import FinetuneConfig
 from ..errors import ConfigError
+from .recipe import per_process_batch
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +336,7 @@ def training_arguments(
         [part.strip() for part in str(config.report_to).split(",") if part.strip()]
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
-        per_device_train_batch_size=int(config.batch_size),
+        per_device_train_batch_size=per_process_batch(config.batch_size, world_size()),  # the batch is global
         gradient_accumulation_steps=int(config.gradient_accumulation_steps),
         learning_rate=float(learning_rate),
         max_steps=int(max_steps),
