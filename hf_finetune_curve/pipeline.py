@@ -29,12 +29,13 @@ from .config import (NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, check_suppo
                      recipe_choices)
 from .curve.analysis import analyze_curve, answer_lines, probe_agreement
 from .curve.points import RIDGE_ALPHA, CurvePoint, format_table
+from .cores import set_torch_threads
 from .data.corpus import Corpus, load_corpus
 from .data.subsets import Splits, make_splits, parse_sizes, size_label
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
 from .score.embed import embed_texts, embedding_cache_key
-from .score.probe import ProbeKind, fit_and_score
+from .score.probe import PROBE_DEVICE, ProbeKind, fit_and_score, mixed_probe_devices
 from .score.samples import build_samples
 from .train.checkpoint import CHECKPOINT_HASHES_FILE, record_checkpoint_hashes, save_checkpoint
 from .train.finetune import FinetuneResult, resolve_device
@@ -268,6 +269,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     device = resolve_device(config.device)
     if distributed is not None and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process, not all on GPU 0
+    if distributed is None:  # several CPU processes share the cores among themselves (torchrun's own setting)
+        set_torch_threads(device)
     base_model, resolved = load_sentence_transformer(config.model, device=device)
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -745,7 +748,13 @@ def _score_and_record(context: _RunContext, replicate: _Replicate, finetune_size
     embedded = _embed_point(context, replicate, finetune_size, model)  # every rank takes part
     if not is_main_process():
         return
-    record(_score_point(context, replicate, finetune_size, embedded, stats, checkpoint), points)
+    point = _score_point(context, replicate, finetune_size, embedded, stats, checkpoint)
+    mixed = mixed_probe_devices(points, point.extras[PROBE_DEVICE])
+    if mixed:
+        logger.warning("%s: its probe ran on %s, but the probes of %s ran elsewhere (points record probe_device): "
+                       "XGBoost's CPU and CUDA fits round differently; --probe-arg device=... pins one",
+                       point.label, point.extras[PROBE_DEVICE], ", ".join(mixed))
+    record(point, points)
     for probe in context.config.resolved_probes()[1:]:
         _record_probe_point(context, replicate,
                             _score_point(context, replicate, finetune_size, embedded, stats, checkpoint, probe=probe))
@@ -863,6 +872,7 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         n_seeds=int(config.probe_seeds), kind=probe,
     )
     extras: dict[str, Any] = {RIDGE_ALPHA: result.alpha} if result.alpha is not None else {}
+    extras[PROBE_DEVICE] = result.device  # a resumed run on another machine must not mix devices unseen
     if replicate.objective.uses_labels and finetune_size > 0:
         check = _in_subset_probe_check(context, replicate, finetune_size, embedded_rows, probe_config, probe)
         if check is not None:
