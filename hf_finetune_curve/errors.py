@@ -65,3 +65,7 @@ class RunDirectoryFormatError(FinetuneCurveError, ValueError):
 class ProcessCountError(ConfigError):
     """The global batch (``--batch-size``, or SimCSE's) does not split evenly over the processes of a
     multi-process run; the message names the batch, the process count and the counts that divide it."""
+
+
+class ParallelRunError(FinetuneCurveError):
+    """A worker process of ``hf-curve run --workers`` failed; the message names its track, exit code and log."""

@@ -30,6 +30,7 @@ from .config import (NON_RESULT_FIELDS, RECIPE_VERSION, CurveConfig, check_suppo
 from .curve.analysis import analyze_curve, answer_lines, probe_agreement
 from .curve.points import RIDGE_ALPHA, CurvePoint, format_table
 from .cores import set_torch_threads
+from .parallel import current_track, run_lock, selected
 from .data.corpus import Corpus, load_corpus
 from .data.subsets import Splits, make_splits, parse_sizes, size_label
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
@@ -221,7 +222,7 @@ def run_curve(
     main_process = is_main_process()
     created = main_process and not run.path.exists()
     # One run per directory: a second one fails at once instead of corrupting the first.
-    lock = run.lock() if main_process else contextlib.nullcontext()
+    lock = run_lock(run) if main_process else contextlib.nullcontext()  # a --workers worker: its track's lock
     try:
         with lock:
             return _run_curve(config, run, overwrite=overwrite, show_progress=show_progress, on_point=on_point,
@@ -325,6 +326,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     for replicate in replicates:
         shared_f0: CurvePoint | None = None
         for objective in objectives:
+            if not selected(replicate.seed, objective):  # a --workers worker trains its own track only
+                continue
             track = dataclasses.replace(replicate, objective=objective)
 
             def record(point: CurvePoint, points: list[CurvePoint], track: _Replicate = track) -> None:
@@ -332,7 +335,7 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
                     track.run.write_point(point, point.objective)
                 points.append(point)
                 points.sort(key=lambda p: p.finetune_size)
-                if track.seed == config.seed:
+                if track.seed == config.seed and current_track() is None:  # a worker's curve.json would be partial
                     main_curves[track.objective] = points
                     run.write_curve([p for curve in main_curves.values() for p in curve],
                                     _summary(config, corpus, resolved.to_dict()))
@@ -344,6 +347,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
             shared_f0 = next((p for p in curve if p.finetune_size == 0), shared_f0)
             all_points[objective].append(curve)
     progress.close()
+    if current_track() is not None:  # a --workers worker: its points are written; the coordinator analyses them all
+        return CurveResult(run_dir=run_dir, config=config, points=[], corpus=corpus, splits=splits)
     points = [p for objective in objectives for p in all_points[objective][0]]
     # probe_curves[probe][objective][r]: as all_points, for each secondary probe (--probes), on the same checkpoints.
     secondary = config.resolved_probes()[1:]
