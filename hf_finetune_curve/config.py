@@ -61,10 +61,11 @@ ALLOWED_TRAINER_ARGUMENTS = frozenset({
     "skip_memory_metrics", "include_num_input_tokens_seen", "average_tokens_across_devices", "full_determinism",
 })
 # Of those, the ones that change only how fast a step runs, never what it computes beyond float rounding: left out
-# of the result key, so turning one on for a rerun reuses every finished point (result_trainer_kwargs).
+# of the result key, so turning one on for a rerun reuses every finished point (result_trainer_kwargs). Not
+# torch_compile: compiled dropout draws from another random stream (measured: another final loss on the same masks).
 SPEED_ONLY_TRAINER_ARGUMENTS = frozenset({
     "dataloader_pin_memory", "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
-    "torch_compile", "torch_compile_backend", "torch_compile_mode", "torch_empty_cache_steps",
+    "torch_empty_cache_steps",
     "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_backend",
     "log_level", "log_level_replica", "log_on_each_node", "logging_first_step", "logging_nan_inf_filter",
     "skip_memory_metrics", "include_num_input_tokens_seen",
