@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hf_finetune_curve"
 
 MODULES = [
     "hf_finetune_curve", "hf_finetune_curve.config", "hf_finetune_curve.io_utils", "hf_finetune_curve.options",
+    "hf_finetune_curve.cores", "hf_finetune_curve.parallel",
     "hf_finetune_curve.pipeline", "hf_finetune_curve.run_dir", "hf_finetune_curve.metrics",
     "hf_finetune_curve.data.corpus", "hf_finetune_curve.data.sample_data", "hf_finetune_curve.data.subsets",
     "hf_finetune_curve.train.branching", "hf_finetune_curve.train.checkpoint", "hf_finetune_curve.train.finetune",
