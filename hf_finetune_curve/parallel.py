@@ -92,7 +92,8 @@ def current_track() -> Track | None:
 def selected(seed: int, objective: Any) -> bool:
     """Whether this process trains ``objective`` for ``seed``: always in a whole run; a worker only its track's."""
     track = current_track()
-    return track is None or (int(seed) == track.seed and str(getattr(objective, "value", objective)) in track.objectives)
+    name = str(getattr(objective, "value", objective))
+    return track is None or (int(seed) == track.seed and name in track.objectives)
 
 
 def run_lock(run) -> contextlib.AbstractContextManager[None]:
@@ -110,7 +111,8 @@ def _worker_environments(workers: int, device: str) -> list[dict[str, str]]:
 
     if str(device) in ("auto", "cuda") and torch.cuda.is_available():
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        gpus = [g.strip() for g in visible.split(",")] if visible else [str(i) for i in range(torch.cuda.device_count())]
+        gpus = [g.strip() for g in visible.split(",")] if visible else \
+            [str(i) for i in range(torch.cuda.device_count())]
         if workers > len(gpus):
             raise ConfigError(f"--workers {workers}: one process per GPU, and {len(gpus)} GPU(s) are visible; use "
                               f"--workers {len(gpus)} or fewer.")
