@@ -9,7 +9,9 @@ ask for instead:
 * an explicit request wins (``--probe-arg n_jobs=N`` for XGBoost);
 * else ``OMP_NUM_THREADS`` when the user set it (the usual way to say it for every OpenMP library);
 * else the cores this process may use (``os.sched_getaffinity``, capped by a cgroup CPU quota), less the
-  threads other processes keep runnable right now (``/proc/loadavg``), at least one.
+  threads other processes keep runnable right now (``/proc/loadavg``), at least one: for XGBoost, whose fits do
+  not depend on the thread count. torch's training pool gets the usable cores without the load part
+  (:func:`set_torch_threads`), so a run's weights never depend on what else ran beside it.
 
 Example:
     >>> from hf_finetune_curve.cores import thread_budget
@@ -55,25 +57,32 @@ def busy_elsewhere(samples: int = 5, interval: float = 0.01) -> int:
     return int(statistics.median(readings))
 
 
-def thread_budget(requested: int | None = None) -> int:
-    """Threads a CPU stage should use now (see the module docstring for the order of the rules)."""
+def thread_budget(requested: int | None = None, *, load_aware: bool = True) -> int:
+    """Threads a CPU stage should use now (see the module docstring for the order of the rules).
+
+    ``load_aware=False`` leaves out what other processes keep busy: for torch's training pool, whose thread count
+    changes the float rounding of its reductions (the same run under another load would train weights ~1e-8 apart,
+    and a probe can turn that into a visible difference). XGBoost's hist fits give the same model on any thread
+    count, so the probes follow the load.
+    """
     if requested is not None:
         return max(1, int(requested))
     configured = os.environ.get("OMP_NUM_THREADS", "").strip()
     if configured.isdigit() and int(configured) >= 1:
         return int(configured)
     cores = usable_cores()
-    return max(1, cores - min(cores - 1, busy_elsewhere()))
+    return max(1, cores - min(cores - 1, busy_elsewhere())) if load_aware else cores
 
 
 def set_torch_threads(device: str) -> int | None:
-    """On the CPU, size torch's intra-op pool by :func:`thread_budget` (torch's default is every core the machine
-    reports); returns the count, or None on an accelerator (whose host threads only launch kernels)."""
+    """On the CPU, size torch's intra-op pool to the usable cores (or ``OMP_NUM_THREADS``), not to every core the
+    machine reports, and not by the load (:func:`thread_budget` with ``load_aware=False``: the weights must not
+    depend on what else ran); returns the count, or None on an accelerator (whose host threads only launch kernels)."""
     if not str(device).startswith("cpu"):
         return None
     import torch
 
-    threads = thread_budget()
+    threads = thread_budget(load_aware=False)
     torch.set_num_threads(threads)
     return threads
 

@@ -45,3 +45,18 @@ def test_xgboost_probe_uses_the_thread_budget_and_records_its_device(monkeypatch
     assert threads_of(PriceProbe(ProbeConfig(n_estimators=5, n_jobs=2)).fit(X, y)) == 2
     result = fit_and_score(X[:80], y[:80], X[80:], y[80:], ProbeConfig(n_estimators=5, device="cpu"), n_seeds=2)
     assert result.device == "cpu"
+
+
+def test_torch_threads_ignore_the_load_so_weights_do_not_depend_on_it(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cores, "busy_elsewhere", lambda: 5)
+    try:
+        assert cores.thread_budget() == 1                      # XGBoost steps aside
+        assert cores.set_torch_threads("cpu") == 2 == torch.get_num_threads()
+        assert cores.set_torch_threads("cuda:0") is None
+    finally:
+        torch.set_num_threads(before)
