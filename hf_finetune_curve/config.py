@@ -154,9 +154,9 @@ def per_process_batch(global_batch: int, processes: int, field: str = "finetune.
         lower, upper = global_batch // processes * processes, -(-global_batch // processes) * processes
         fits = [n for n in range(1, global_batch + 1) if global_batch % n == 0]
         near = f"{lower} or {upper}" if lower else f"{upper}"
+        counts = f"{', '.join(map(str, fits[:-1]))} or {fits[-1]} processes" if len(fits) > 1 else "1 process"
         raise ProcessCountError(f"{field} is the global batch, {global_batch}, which does not split evenly over "
-                                f"{processes} processes: use a batch that {processes} divides ({near}), or "
-                                f"{', '.join(map(str, fits[:-1]))} or {fits[-1]} processes.")
+                                f"{processes} processes: use a batch that {processes} divides ({near}), or {counts}.")
     return global_batch // processes
 
 
