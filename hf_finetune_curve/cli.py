@@ -36,6 +36,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--config", type=Path,
                      help="start from a saved config.json or run directory (the flags given here override it)")
     run.add_argument("--overwrite", action="store_true", help="discard an existing run with another config")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="train and score the run's seeds and objectives in up to N processes (one per GPU, or a "
+                          "share of the CPU cores each); the same results as one process")
     run.add_argument("--no-progress", action="store_true", help="no progress lines (each point's scores are logged instead)")
 
 
@@ -52,7 +55,12 @@ def _cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = config_from_args(args, parser)
     hub_target = _hub_preflight(args) if args.push_to_hub else None  # fail on a bad token before training
     started = time.perf_counter()
-    result = run_curve(config, overwrite=args.overwrite, show_progress=not args.no_progress)
+    if getattr(args, "workers", 1) > 1:
+        from .pipeline.parallel import run_curve_parallel
+
+        result = run_curve_parallel(config, args.workers, overwrite=args.overwrite, show_progress=not args.no_progress)
+    else:
+        result = run_curve(config, overwrite=args.overwrite, show_progress=not args.no_progress)
     elapsed = time.perf_counter() - started
     from .pipeline import is_main_process
 

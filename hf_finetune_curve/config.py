@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import ConfigError, NotARunDirectoryError
+from .errors import ConfigError, NotARunDirectoryError, ProcessCountError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .options import Bounds, check_fields, documented
 from .names import (METRIC_KEYS, OBJECTIVE_NAMES, PROBE_NAMES, TEXT_UNITS, Objective, ProbeKind, parse_objective,
@@ -58,6 +58,34 @@ ALLOWED_TRAINER_ARGUMENTS = frozenset({
     "log_level", "log_level_replica", "log_on_each_node", "logging_first_step", "logging_nan_inf_filter",
     "skip_memory_metrics", "include_num_input_tokens_seen", "average_tokens_across_devices", "full_determinism",
 })
+# Of those, the ones that change only how fast a step runs, never what it computes beyond float rounding: left out
+# of the result key, so turning one on for a rerun reuses every finished point (result_trainer_kwargs). Not
+# torch_compile: compiled dropout draws from another random stream (measured: another final loss on the same masks).
+SPEED_ONLY_TRAINER_ARGUMENTS = frozenset({
+    "dataloader_pin_memory", "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
+    "torch_empty_cache_steps",
+    "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_backend",
+    "log_level", "log_level_replica", "log_on_each_node", "logging_first_step", "logging_nan_inf_filter",
+    "skip_memory_metrics", "include_num_input_tokens_seen",
+})
+# optim values that are one update (torch's AdamW, per tensor or fused into one kernel): the default picks the fused
+# one where the device has it (train.trainer.default_optimizer), so naming either changes nothing.
+SAME_UPDATE_OPTIMIZERS = frozenset({"adamw_torch", "adamw_torch_fused"})
+
+
+def result_trainer_kwargs(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``--trainer-arg`` fields that can change a point's result (what goes into the result key).
+
+    >>> result_trainer_kwargs({"dataloader_num_workers": 2, "optim": "adamw_torch_fused", "max_grad_norm": 0.5})
+    {'max_grad_norm': 0.5}
+    >>> result_trainer_kwargs({"optim": "sgd"})
+    {'optim': 'sgd'}
+    """
+    return {key: value for key, value in trainer_kwargs.items()
+            if key not in SPEED_ONLY_TRAINER_ARGUMENTS
+            and not (key == "optim" and str(getattr(value, "value", value)) in SAME_UPDATE_OPTIMIZERS)}
+
+
 # Why some tempting fields are refused, and what to use instead.
 _REFUSED_TRAINER_ARGUMENTS = {
     "push_to_hub": "publishing is `hf-curve push` (or --push-to-hub), after every checkpoint is verified",
@@ -106,6 +134,30 @@ _REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",
               "dagshub": ("dagshub",), "trackio": ("trackio",), "swanlab": ("swanlab",)}
 
 
+def per_process_batch(global_batch: int, processes: int, field: str = "finetune.batch_size") -> int:
+    """The batch each of ``processes`` computes so that together they take ``global_batch``.
+
+    The recipe's batch is global: the same steps and draws on one process or on eight (only how a step's
+    batch is split changes). A batch that does not divide is refused rather than rounded.
+
+    >>> per_process_batch(16, 2)
+    8
+    >>> per_process_batch(16, 3)
+    Traceback (most recent call last):
+    ...
+    hf_finetune_curve.errors.ProcessCountError: finetune.batch_size is the global batch, 16, which does not split evenly over 3 processes: use a batch that 3 divides (15 or 18), or 1, 2, 4, 8 or 16 processes.
+    """
+    global_batch, processes = int(global_batch), max(1, int(processes))
+    if global_batch % processes:
+        lower, upper = global_batch // processes * processes, -(-global_batch // processes) * processes
+        fits = [n for n in range(1, global_batch + 1) if global_batch % n == 0]
+        near = f"{lower} or {upper}" if lower else f"{upper}"
+        counts = f"{', '.join(map(str, fits[:-1]))} or {fits[-1]} processes" if len(fits) > 1 else "1 process"
+        raise ProcessCountError(f"{field} is the global batch, {global_batch}, which does not split evenly over "
+                                f"{processes} processes: use a batch that {processes} divides ({near}), or {counts}.")
+    return global_batch // processes
+
+
 def check_supported_launch(config: "FinetuneConfig") -> None:
     """What would fail only once training starts, refused before any work: a ``--report-to`` integration that
     is not installed, and an FSDP / DeepSpeed launch (``accelerate launch --use_fsdp``), whose sharded
@@ -122,6 +174,7 @@ def check_supported_launch(config: "FinetuneConfig") -> None:
         if not any(importlib.util.find_spec(module) is not None for module in modules):
             raise ConfigError(f"--report-to {name}: {modules[0]} is not installed; `pip install {modules[0]}` or "
                               "use --report-to none.")
+    per_process_batch(config.batch_size, int(os.environ.get("WORLD_SIZE", "1") or 1))  # torchrun / accelerate set it
     for variable, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
         if os.environ.get(variable, "").strip().lower() in ("1", "true", "yes"):
             raise ConfigError(f"{what} is not supported ({variable} is set): its checkpoints are sharded per rank "
@@ -177,7 +230,9 @@ class ProbeConfig:
     seed: int = field(default=0, metadata={"bounds": Bounds(low=0, whole=True), 
         "help": "XGBoost's random state; with the same data and seed a fit is repeatable", "flag": None})
     n_jobs: int | None = field(default=None, metadata={"bounds": Bounds(low=1, whole=True), 
-        "help": "threads for XGBoost", "default_help": "all cores", "flag": None})
+        "help": "threads for XGBoost",
+        "default_help": "OMP_NUM_THREADS if set, else the usable cores less those other processes keep busy "
+                        "(hf_finetune_curve.cores.thread_budget, read at each fit)", "flag": None})
     device: str = field(default="auto", metadata={
         "help": "auto (cuda when torch sees a GPU, else cpu), cpu or cuda", "flag": None})
     xgb_params: dict[str, Any] = field(default_factory=dict, metadata={
@@ -225,8 +280,8 @@ class FinetuneConfig:
         "flag": "--objective-learning-rate", "metavar": "OBJECTIVE=RATE"})
     batch_size: int = field(default=16, metadata={
         "bounds": Bounds(low=1, whole=True),
-        "help": "chunks per device per step"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"bounds": Bounds(low=1, whole=True), 
+        "help": "chunks per optimizer step, over all processes (split evenly across them)"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"bounds": Bounds(low=1, whole=True),
         "help": "steps accumulated before each optimizer update"})
     warmup_steps: int = field(default=10, metadata={"bounds": Bounds(low=0, whole=True), 
         "help": "linear warmup, in optimizer steps (the same absolute count for every point)"})
@@ -612,6 +667,7 @@ class CurveConfig:
             values.pop("data", None)
             values["corpus_fingerprint"] = corpus_fingerprint
         values["finetune"].pop("report_to", None)
+        values["finetune"]["trainer_kwargs"] = result_trainer_kwargs(values["finetune"]["trainer_kwargs"])
         objectives = [o.value for o in self.resolved_objectives()]
         values.pop("objective", None)
         values.pop("objectives", None)

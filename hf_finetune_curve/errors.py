@@ -60,3 +60,12 @@ class NotARunDirectoryError(FinetuneCurveError, FileNotFoundError):
 class RunDirectoryFormatError(FinetuneCurveError, ValueError):
     """A file of a run directory is in a layout this version cannot read (written by a newer version);
     the message names the file, its version and the newest this version reads."""
+
+
+class ProcessCountError(ConfigError):
+    """The global batch (``--batch-size``, or SimCSE's) does not split evenly over the processes of a
+    multi-process run; the message names the batch, the process count and the counts that divide it."""
+
+
+class ParallelRunError(FinetuneCurveError):
+    """A worker process of ``hf-curve run --workers`` failed; the message names its track, exit code and log."""

@@ -285,8 +285,8 @@ _TORCHRUN_SCRIPT = textwrap.dedent("""
 
     texts = [row["text"] for row in generate_listings(100, seed=5)]
     model = SentenceTransformer(sys.argv[1], device="cpu")
-    per_process = int(sys.argv[3])
-    config = FinetuneConfig(batch_size=per_process, max_seq_length=32, learning_rate=5e-3, warmup_steps=2,
+    batch = int(sys.argv[3])  # global: split over the processes
+    config = FinetuneConfig(batch_size=batch, max_seq_length=32, learning_rate=5e-3, warmup_steps=2,
                             min_cooldown_steps=2, min_steps=0, head_warmup_steps=2)
     out = {}
     finetune_independent(model, texts, [24], config, seed=0, device="cpu", work_dir=sys.argv[2] + ".ind",
@@ -305,7 +305,8 @@ def test_both_schedules_under_torchrun_match_one_process(tiny_model_dir, tmp_pat
     if not Path(torchrun).exists() or not torch.distributed.is_gloo_available():
         pytest.skip("torchrun with the gloo backend is not available")
     # No dropout, so two processes with 4 chunks each must equal one process with 8 (same masks:
-    # they depend on the chunk and its draw position, not on the process).
+    # they depend on the chunk and its draw position, not on the process). The batch is global: both runs are
+    # given 8, and each of the two processes computes 4.
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     config_path = model_dir / "config.json"
@@ -318,7 +319,7 @@ def test_both_schedules_under_torchrun_match_one_process(tiny_model_dir, tmp_pat
     subprocess.run([sys.executable, str(script), str(model_dir), str(tmp_path / "single"), "8"], check=True,
                    env=env, timeout=600)
     subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script), str(model_dir),
-                    str(tmp_path / "multi"), "4"], check=True, env=env, timeout=600)
+                    str(tmp_path / "multi"), "8"], check=True, env=env, timeout=600)
     single = json.loads((tmp_path / "single.rank0").read_text())
     ranks = [json.loads((tmp_path / f"multi.rank{r}").read_text()) for r in (0, 1)]
     assert sorted(single) == sorted(ranks[0]) == ["branching:12", "branching:24", "independent:24"]

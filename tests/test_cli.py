@@ -98,6 +98,38 @@ def test_rerun_skips_everything_and_report_prints_table(finished_run, corpus_fil
     assert (finished_run / "curve.png").exists()
 
 
+def test_speed_only_trainer_args_reuse_every_finished_point(finished_run, corpus_file, tiny_model_dir, tmp_path,
+                                                            capsys):
+    run_dir = tmp_path / "tiny"
+    shutil.copytree(finished_run, run_dir)
+    before = {p.name: p.stat().st_mtime_ns for p in (run_dir / "points").iterdir()}
+    args = ["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
+            "--output-dir", str(run_dir), *FAST]
+    assert main([*args, "--trainer-arg", "dataloader_num_workers=2", "--trainer-arg", "optim=adamw_torch_fused",
+                 "--trainer-arg", "logging_nan_inf_filter=true"]) == 0
+    assert capsys.readouterr().err.count("already finished, skipping") == 3
+    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "points").iterdir()} == before
+    # An argument that changes the update is still a different run.
+    assert main([*args, "--trainer-arg", "max_grad_norm=0.5"]) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_points_record_their_probe_device_and_a_resumed_run_names_a_mix(finished_run, corpus_file, tiny_model_dir,
+                                                                      tmp_path, capsys):
+    assert json.loads((finished_run / "points" / "f50.json").read_text())["extras"]["probe_device"] == "cpu"
+    run_dir = tmp_path / "tiny"
+    shutil.copytree(finished_run, run_dir)
+    f0 = run_dir / "points" / "f0.json"
+    point = json.loads(f0.read_text())
+    point["extras"]["probe_device"] = "cuda"  # as if f0 had been scored on a GPU machine
+    f0.write_text(json.dumps(point))
+    assert main(["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,20",
+                 "--output-dir", str(run_dir), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "f20: its probe ran on cpu, but the probes of f0 ran elsewhere" in err
+    assert json.loads((run_dir / "points" / "f20.json").read_text())["extras"]["probe_device"] == "cpu"
+
+
 def test_different_config_is_refused_unless_overwrite(finished_run, corpus_file, tiny_model_dir, capsys):
     args = ["run", "--data", str(corpus_file), "--model", str(tiny_model_dir), "--sizes", "0,50,all",
             "--mlm-probability", "0.3", "--output-dir", str(finished_run), *FAST]

@@ -22,7 +22,7 @@ from ..names import Objective
 from ..progress import RunProgress
 from ..run_dir import CHECKPOINT_STATS_FILE, RunDirectory
 from ..score.embed import embed_texts, embedding_cache_key
-from ..score.probe import fit_and_score
+from ..score.probe import PROBE_DEVICE, fit_and_score, mixed_probe_devices
 from ..train.checkpoint import CHECKPOINT_HASHES_FILE, record_checkpoint_hashes, save_checkpoint
 from ..train.finetune import FinetuneResult
 from .setup import is_main_process
@@ -301,7 +301,13 @@ def _score_and_record(context: _RunContext, replicate: _Replicate, finetune_size
     embedded = _embed_point(context, replicate, finetune_size, model)  # every rank takes part
     if not is_main_process():
         return
-    record(_score_point(context, replicate, finetune_size, embedded, stats, checkpoint), points)
+    point = _score_point(context, replicate, finetune_size, embedded, stats, checkpoint)
+    mixed = mixed_probe_devices(points, point.extras[PROBE_DEVICE])
+    if mixed:
+        logger.warning("%s: its probe ran on %s, but the probes of %s ran elsewhere (points record probe_device): "
+                       "XGBoost's CPU and CUDA fits round differently; --probe-arg device=... pins one",
+                       point.label, point.extras[PROBE_DEVICE], ", ".join(mixed))
+    record(point, points)
     for probe in context.config.resolved_probes()[1:]:
         _record_probe_point(context, replicate,
                             _score_point(context, replicate, finetune_size, embedded, stats, checkpoint, probe=probe))
@@ -419,6 +425,7 @@ def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int
         n_seeds=int(config.probe_seeds), kind=probe,
     )
     extras: dict[str, Any] = {RIDGE_ALPHA: result.alpha} if result.alpha is not None else {}
+    extras[PROBE_DEVICE] = result.device  # a resumed run on another machine must not mix devices unseen
     if replicate.objective.uses_labels and finetune_size > 0:
         check = _in_subset_probe_check(context, replicate, finetune_size, embedded_rows, probe_config, probe)
         if check is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..config import RECIPE_VERSION, CurveConfig, check_supported_launch, library_versions, recipe_choices
+from ..cores import set_torch_threads
 from ..curve.analysis import answer_lines, probe_agreement
 from ..curve.plot import plot_curve
 from ..curve.points import CurvePoint, format_table
@@ -25,6 +26,7 @@ from ..run_dir import RunDirectory, RunInfo
 from ..space.samples import build_samples
 from ..train.finetune import resolve_device
 from ..train.models import load_sentence_transformer
+from .parallel import current_track, run_lock, selected
 from .analysis import _analyze_objectives, _objective_answers, _summary
 from .points import _Replicate, _RunContext, _run_replicate
 from .setup import (_VERIFY_SAMPLE, _check_scoreable, _check_supervised_sizes, _init_distributed, _log_probe_sample,
@@ -89,7 +91,7 @@ def run_curve(
     main_process = is_main_process()
     created = main_process and not run.path.exists()
     # One run per directory: a second one fails at once instead of corrupting the first.
-    lock = run.lock() if main_process else contextlib.nullcontext()
+    lock = run_lock(run) if main_process else contextlib.nullcontext()  # a --workers worker: its track's lock
     try:
         with lock, contextlib.ExitStack() as log_file:
             return _run_curve(config, run, overwrite=overwrite, show_progress=show_progress, on_point=on_point,
@@ -139,6 +141,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     device = resolve_device(config.device)
     if distributed is not None and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process, not all on GPU 0
+    if distributed is None:  # several CPU processes share the cores among themselves (torchrun's own setting)
+        set_torch_threads(device)
     base_model, resolved = load_sentence_transformer(config.model, device=device)
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -194,6 +198,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     for replicate in replicates:
         shared_f0: CurvePoint | None = None
         for objective in objectives:
+            if not selected(replicate.seed, objective):  # a --workers worker trains its own track only
+                continue
             track = dataclasses.replace(replicate, objective=objective)
 
             def record(point: CurvePoint, points: list[CurvePoint], track: _Replicate = track) -> None:
@@ -201,7 +207,7 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
                     track.run.write_point(point, point.objective)
                 points.append(point)
                 points.sort(key=lambda p: p.finetune_size)
-                if track.seed == config.seed:
+                if track.seed == config.seed and current_track() is None:  # a worker's curve.json would be partial
                     main_curves[track.objective] = points
                     so_far = [p for curve in main_curves.values() for p in curve]
                     summary = _summary(config, corpus, resolved.to_dict())
@@ -214,6 +220,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
                                    record, shared_f0=shared_f0)
             shared_f0 = next((p for p in curve if p.finetune_size == 0), shared_f0)
             all_points[objective].append(curve)
+    if current_track() is not None:  # a --workers worker: its points are written; the coordinator analyses them all
+        return CurveResult(run_dir=run_dir, config=config, points=[], corpus=corpus, splits=splits)
     points = [p for objective in objectives for p in all_points[objective][0]]
     # probe_curves[probe][objective][r]: as all_points, for each secondary probe (--probes), on the same checkpoints.
     secondary = config.resolved_probes()[1:]

@@ -37,6 +37,7 @@ import numpy as np
 
 # ProbeConfig lives beside the other configs, the probe names and metrics in the bottom module; both re-exported.
 from ..config import TARGET_TRANSFORMS, ProbeConfig
+from ..cores import thread_budget
 from ..errors import ConfigError
 from ..names import METRICS, PROBE_NAMES, ProbeKind, parse_probe_kind, parse_probes
 
@@ -175,6 +176,7 @@ class PriceProbe:
         self.config = config or ProbeConfig()
         self.booster_ = None
         self.n_features_in_: int | None = None
+        self.device_ = "cpu"  # where the last fit ran (resolved from config.device)
 
     def _regressor(self):
         xgboost = _import_xgboost()
@@ -191,9 +193,11 @@ class PriceProbe:
             tree_method="hist",
             device=resolve_xgb_device(cfg.device),
         )
-        if cfg.n_jobs is not None:
-            params["n_jobs"] = int(cfg.n_jobs)
+        # Never XGBoost's own default (every core the machine reports): beside a busy core its OpenMP threads wait
+        # for one another at every barrier (cores.thread_budget).
+        params["n_jobs"] = thread_budget(cfg.n_jobs)
         params.update(cfg.xgb_params)
+        self.device_ = str(params["device"])
         return xgboost.XGBRegressor(**params)
 
     def fit(self, embeddings: Any, targets: Any) -> "PriceProbe":
@@ -417,6 +421,22 @@ class ProbeResult:
     seed_predictions: np.ndarray | None = None
     kind: ProbeKind = ProbeKind.XGBOOST
     alpha: float | None = None
+    device: str = "cpu"  # where the fits ran: XGBoost's CPU and CUDA histograms round differently
+
+
+PROBE_DEVICE = "probe_device"  # a point's extras key: where its probe was fitted
+
+
+def mixed_probe_devices(points: Sequence[Any], device: str) -> list[str]:
+    """Labels of earlier points (``CurvePoint``-like, with ``extras``) whose probe ran on another device than
+    ``device``; points from before the field was recorded are not counted.
+
+    >>> class P:
+    ...     def __init__(self, label, device): self.label, self.extras = label, {PROBE_DEVICE: device}
+    >>> mixed_probe_devices([P("f0", "cuda"), P("f50", "cpu")], "cpu")
+    ['f0']
+    """
+    return [p.label for p in points if p.extras.get(PROBE_DEVICE) not in (None, device)]
 
 
 def fit_and_score(
@@ -459,4 +479,4 @@ def fit_and_score(
     if not all(math.isfinite(scores[key]) for key in ("r2", "mae", "median_ae")):
         raise ValueError(f"Probe scores are not finite: {scores}.")
     return ProbeResult(probe=probe, predictions=predictions, scores=scores, seed_predictions=stacked, kind=kind,
-                       alpha=getattr(probe, "alpha_", None))
+                       alpha=getattr(probe, "alpha_", None), device=getattr(probe, "device_", "cpu"))

@@ -45,7 +45,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..config import FinetuneConfig
+from ..config import FinetuneConfig, result_trainer_kwargs
 from .finetune import (
     FinetuneResult,
     check_no_leak,
@@ -92,6 +92,7 @@ def _fingerprint(model, plan: CurvePlan, config: FinetuneConfig, seed: int) -> s
     digest = hashlib.sha256()
     values = asdict(config)
     values.pop("report_to", None)
+    values["trainer_kwargs"] = result_trainer_kwargs(values["trainer_kwargs"])  # a speed-only change keeps the state
     digest.update(json.dumps({"config": values, "seed": seed, "sizes": plan.sizes, "per_step": plan.chunks_per_step,
                               "chunk_length": plan.chunk_length, "format": STATE_FORMAT},
                              sort_keys=True, default=str).encode())

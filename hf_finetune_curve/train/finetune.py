@@ -254,9 +254,12 @@ class SparseMaskedLM(nn.Module):
         self.mlm.tie_weights()
 
     def forward(self, input_ids, attention_mask=None, labels=None, token_type_ids=None,
-                num_items_in_batch=None, **_: Any):
-        if labels is None:
+                num_items_in_batch=None, masked_positions=None, masked_labels=None, **_: Any):
+        if labels is None and masked_labels is None:
             return self.mlm(input_ids=input_ids, attention_mask=attention_mask)
+        if masked_positions is not None and masked_labels is not None and self.head_name is not None:
+            return {"loss": self._gathered_loss(input_ids, attention_mask, masked_positions, masked_labels,
+                                                num_items_in_batch)}
         selected = labels != -100
         if not bool(selected.any()):
             # Nothing to predict in this batch (texts of special / unknown tokens only: emoji, symbols): the step
@@ -289,6 +292,27 @@ class SparseMaskedLM(nn.Module):
         if self._teacher:
             loss = loss + self.distill_weight * self.distillation(hidden, input_ids, attention_mask)
         return {"loss": loss}
+
+
+    def _gathered_loss(self, input_ids, attention_mask, masked_positions, masked_labels, num_items_in_batch):
+        """The loss on the collator's fixed-shape masked positions (:class:`PositionalMaskingCollator`).
+
+        The head runs on a gathered ``(capacity, hidden)`` block whose padding rows (label -100) add an exact 0 to
+        the summed cross-entropy: no data-dependent shape and no branch on the device's values, so a step never
+        waits for the device. A batch without targets gives a loss of 0 still connected to the head (zero
+        gradients, and every DDP rank reduces the same parameters); the trainer counts such batches from the
+        collator's host-side ``masked_count``.
+        """
+        hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        head = getattr(self.mlm, self.head_name)
+        gathered = hidden.reshape(-1, hidden.shape[-1]).index_select(0, masked_positions)
+        summed = nn.functional.cross_entropy(head(gathered).float(), masked_labels, ignore_index=-100,
+                                             reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else (masked_labels != -100).sum()
+        loss = summed / _as_count(count, summed)
+        if self._teacher:
+            loss = loss + self.distill_weight * self.distillation(hidden, input_ids, attention_mask)
+        return loss
 
 
 def _as_count(value, like: torch.Tensor) -> torch.Tensor:
@@ -466,6 +490,7 @@ def run_stream(
         own_callbacks.append(StopAndSave(save_at))
     collator = PositionalMaskingCollator(setup.tokenizer, config.mlm_probability, seed)
     if audit is not None:
+        args.dataloader_num_workers = 0  # the audit list lives in this process, not in a worker's copy
         inner = collator
 
         def collator(examples, _inner=inner):  # type: ignore[no-redef]

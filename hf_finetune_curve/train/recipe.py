@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..config import FinetuneConfig
+from ..config import FinetuneConfig, per_process_batch
 
 
 def lr_factor(step: int, *, warmup_steps: int, steps: int | None = None, cooldown_steps: int = 0) -> float:
@@ -82,8 +82,10 @@ class PointRecipe:
 
 
 def chunks_per_step(config: FinetuneConfig, world_size: int = 1) -> int:
-    """Chunks drawn by one optimizer step over all processes (the Trainer's global batch)."""
-    return int(config.batch_size) * int(config.gradient_accumulation_steps) * max(1, int(world_size))
+    """Chunks drawn by one optimizer step over all processes (the Trainer's global batch): ``batch_size x
+    gradient_accumulation_steps`` whatever the process count (refused when the batch does not split)."""
+    per_process_batch(config.batch_size, world_size)
+    return int(config.batch_size) * int(config.gradient_accumulation_steps)
 
 
 @dataclass
@@ -362,5 +364,5 @@ def plan_units(unit_text: np.ndarray, plan: CurvePlan, per_step: int | None = No
                     recipes=dict(plan.recipes))
 
 
-__all__ = ["CurvePlan", "PackedChunks", "PointRecipe", "TokenizedTexts", "chunks_per_step", "lr_factor", "pack_segments", "plan_curve",
+__all__ = ["CurvePlan", "PackedChunks", "PointRecipe", "TokenizedTexts", "chunks_per_step", "lr_factor", "per_process_batch", "pack_segments", "plan_curve",
            "UnitPlan", "plan_units"]

@@ -188,7 +188,7 @@ def input_length(model, objective: Objective, config: FinetuneConfig) -> int:
 
 
 def units_per_step(objective: Objective, config: FinetuneConfig) -> int:
-    """Units one optimizer step draws on one process: SimCSE's batch, or the MLM batch's count of chunks."""
+    """Units one optimizer step draws over all processes: SimCSE's batch, or the MLM batch's count of chunks."""
     per_device = int(config.simcse_batch_size) if objective in _SIMCSE_STEPS else int(config.batch_size)
     return per_device * int(config.gradient_accumulation_steps)
 
@@ -209,7 +209,7 @@ def plan_objective(model, pool_texts: Sequence[str], sizes: Sequence[int], confi
     offsets = tokenize_texts(units, tokenizer).offsets
     # What the Trainer's inputs hold after truncation.
     lengths = np.minimum(np.diff(offsets), input_length(model, objective, config))
-    plan = plan_units(unit_text, mlm_plan, per_step=units_per_step(objective, config) * world_size())
+    plan = plan_units(unit_text, mlm_plan, per_step=units_per_step(objective, config))  # global: any process count
     return plan, units, np.asarray(lengths, dtype=np.int64)
 
 
@@ -326,8 +326,8 @@ def _train_point(model, plan: UnitPlan, units: list[str], unit_tokens: np.ndarra
     if not config.train_word_embeddings:  # as for MLM: rows of tokens a subset never uses would drift
         transformer_module(trained).auto_model.get_input_embeddings().weight.requires_grad_(False)
     rate = config.effective_learning_rate(objective)
-    step_config = dataclasses.replace(config, batch_size=plan.chunks_per_step // world_size()
-                                      // int(config.gradient_accumulation_steps))
+    # The global batch of a step; training_arguments splits it over the processes (refused if it does not divide).
+    step_config = dataclasses.replace(config, batch_size=plan.chunks_per_step // int(config.gradient_accumulation_steps))
     args = training_arguments(step_config, output_dir=output_dir, seed=seed, max_steps=recipe.steps, device=device,
                               learning_rate=rate, show_progress=show_progress,
                               logging_steps=max(1, recipe.steps // 20),

@@ -40,6 +40,7 @@ from transformers.trainer_callback import ExportableState
 
 from ..config import FinetuneConfig
 from ..errors import ConfigError
+from .recipe import per_process_batch
 
 logger = logging.getLogger(__name__)
 # The Trainer's log dicts: below the package's logger, so the run's log file (logs/run.log) receives them.
@@ -97,7 +98,28 @@ class ChunkStream(torch.utils.data.Dataset):
 
 class PositionalMaskingCollator:
     """BERT-style masking (``mlm_probability`` of the non-special tokens; 80% [MASK], 10% random,
-    10% kept) with a generator seeded by ``(seed, chunk, draw)`` per example, plus dynamic padding."""
+    10% kept) with a generator seeded by ``(seed, chunk, draw)`` per example, plus dynamic padding.
+
+    The random numbers of a row come from that row's own generator (three draws of the row's length, in
+    a fixed order); everything else is batched tensor work. So a batch's masks depend only on the seed,
+    the chunks and their draw positions: not on the batch's other rows, on the process, or on which
+    dataloader worker built it (the collator holds no state and runs in ``dataloader_num_workers``).
+
+    Besides ``input_ids``, ``attention_mask`` and full-shape ``labels`` (-100 where nothing is predicted),
+    a batch carries the masked positions in a fixed-shape form for :class:`SparseMaskedLM`, whose head then
+    gathers rows instead of boolean-indexing (a data-dependent shape: a host synchronisation per step, and a
+    break in a ``torch.compile`` graph):
+
+    * ``masked_positions``: flat indices into ``batch x length`` of the masked tokens, in row-major order,
+      padded with 0 up to :meth:`target_capacity` (a length that depends only on the batch's shape);
+    * ``masked_labels``: the token each position must predict, -100 on the padding;
+    * ``masked_count``: the number of real targets, a Python int (kept on the host: the trainer counts
+      batches without targets from it, without reading anything back from the device).
+    """
+
+    # Capacity margin in standard deviations of the masked count (binomial): exceeded about once in 10^9
+    # batches, and then the capacity grows to the next multiple of 64 (a new shape, never a lost target).
+    CAPACITY_SIGMAS = 6.0
 
     def __init__(self, tokenizer, mlm_probability: float, seed: int) -> None:
         self.tokenizer = tokenizer
@@ -105,32 +127,53 @@ class PositionalMaskingCollator:
         self.seed = int(seed)
         self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
         self.vocab_size = len(tokenizer)
+        self.mask_id = int(tokenizer.mask_token_id)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def _generator(self, chunk: int, draw: int) -> torch.Generator:
         mixed = np.random.SeedSequence([self.seed, chunk, draw]).generate_state(1, dtype=np.uint64)[0]
         return torch.Generator().manual_seed(int(mixed) & 0x7FFF_FFFF_FFFF_FFFF)
 
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        longest = max(len(e["input_ids"]) for e in examples)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(examples), longest), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(examples), longest), dtype=torch.long)
-        labels = torch.full((len(examples), longest), -100, dtype=torch.long)
+    def target_capacity(self, positions: int, masked: int) -> int:
+        """Length of ``masked_positions`` for a batch of ``positions`` tokens (padding included): the binomial
+        mean plus :attr:`CAPACITY_SIGMAS` deviations, rounded up to 8; larger only if ``masked`` exceeds it."""
+        p = self.mlm_probability
+        mean = positions * p
+        capacity = int(math.ceil(mean + self.CAPACITY_SIGMAS * math.sqrt(max(mean * (1.0 - p), 1.0))))
+        capacity = max(8, -(-capacity // 8) * 8)
+        return capacity if masked <= capacity else -(-masked // 64) * 64
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = len(examples)
+        lengths = [len(e["input_ids"]) for e in examples]
+        longest = max(lengths)
+        ids = torch.full((rows, longest), self.pad_id, dtype=torch.long)
+        chosen_draw = torch.ones((rows, longest))     # >= any probability: padding is never chosen
+        kind_draw = torch.zeros((rows, longest))
+        random_tokens = torch.zeros((rows, longest), dtype=torch.long)
         for row, example in enumerate(examples):
-            ids = torch.tensor(example["input_ids"], dtype=torch.long)
+            n = lengths[row]
+            ids[row, :n] = torch.as_tensor(example["input_ids"], dtype=torch.long)
             generator = self._generator(int(example.get("chunk", 0)), int(example.get("draw", row)))
-            maskable = ~torch.isin(ids, self.special_ids)
-            chosen = (torch.rand(len(ids), generator=generator) < self.mlm_probability) & maskable
-            draw = torch.rand(len(ids), generator=generator)
-            random_tokens = torch.randint(self.vocab_size, (len(ids),), generator=generator)
-            corrupted = ids.clone()
-            corrupted[chosen & (draw < 0.8)] = self.tokenizer.mask_token_id
-            swap = chosen & (draw >= 0.8) & (draw < 0.9)
-            corrupted[swap] = random_tokens[swap]
-            input_ids[row, : len(ids)] = corrupted
-            attention[row, : len(ids)] = 1
-            labels[row, : len(ids)] = torch.where(chosen, ids, torch.full_like(ids, -100))
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+            # The same three draws, in the same order, as one row of the per-example collator before it.
+            torch.rand(n, generator=generator, out=chosen_draw[row, :n])
+            torch.rand(n, generator=generator, out=kind_draw[row, :n])
+            torch.randint(self.vocab_size, (n,), generator=generator, out=random_tokens[row, :n])
+        positions = torch.arange(longest).unsqueeze(0)
+        attention = (positions < torch.tensor(lengths).unsqueeze(1)).long()
+        chosen = (chosen_draw < self.mlm_probability) & ~torch.isin(ids, self.special_ids) & attention.bool()
+        corrupted = torch.where(chosen & (kind_draw < 0.8), torch.full_like(ids, self.mask_id), ids)
+        corrupted = torch.where(chosen & (kind_draw >= 0.8) & (kind_draw < 0.9), random_tokens, corrupted)
+        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        flat = chosen.reshape(-1).nonzero().squeeze(1)
+        count = int(flat.numel())
+        capacity = self.target_capacity(rows * longest, count)
+        masked_positions = torch.zeros(capacity, dtype=torch.long)
+        masked_positions[:count] = flat
+        masked_labels = torch.full((capacity,), -100, dtype=torch.long)
+        masked_labels[:count] = ids.reshape(-1)[flat]
+        return {"input_ids": corrupted, "attention_mask": attention, "labels": labels,
+                "masked_positions": masked_positions, "masked_labels": masked_labels, "masked_count": count}
 
 
 class RecipeSchedule(torch.optim.lr_scheduler.LambdaLR):
@@ -241,6 +284,19 @@ class CurveTrainer(Trainer):
         # installed transformers has it; this override covers the versions that do not.)
         return torch.utils.data.SequentialSampler(self.train_dataset)
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        # The collator counted the batch's targets on the host: a batch without any is counted here, so neither
+        # the model nor the Trainer reads a value back from the device to learn it.
+        count = inputs.pop("masked_count", None)
+        if count is not None and int(count) == 0:
+            counted = self.accelerator.unwrap_model(self.model)
+            counted.batches_without_targets = int(getattr(counted, "batches_without_targets", 0)) + 1
+            if counted.batches_without_targets == 1:
+                logger.warning("A training batch has no maskable token (its texts are only special or unknown "
+                               "tokens, e.g. emoji); such batches contribute no gradient and are counted in "
+                               "finetune_stats.json (batches_without_targets)")
+        return super().training_step(model, inputs, num_items_in_batch)
+
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None:
             self.lr_scheduler = RecipeSchedule(optimizer or self.optimizer, self.lr_factor)
@@ -303,7 +359,7 @@ def training_arguments(
         [part.strip() for part in str(config.report_to).split(",") if part.strip()]
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
-        per_device_train_batch_size=int(config.batch_size),
+        per_device_train_batch_size=per_process_batch(config.batch_size, world_size()),  # the batch is global
         gradient_accumulation_steps=int(config.gradient_accumulation_steps),
         learning_rate=float(learning_rate),
         max_steps=int(max_steps),
@@ -318,14 +374,48 @@ def training_arguments(
         use_cpu=device == "cpu",
         bf16=use_bf16(device),
         disable_tqdm=not show_progress,
-        dataloader_num_workers=0,
+        dataloader_num_workers=default_dataloader_workers(device),
         remove_unused_columns=False,
         ddp_timeout=DDP_TIMEOUT_SECONDS,
+        # The Trainer's NaN/inf filter reads every step's loss back from the device (a host synchronisation per
+        # step); the curve's own loss statistics (PointProgress) skip non-finite logged values instead.
+        logging_nan_inf_filter=False,
+        optim=default_optimizer(device),
     )
     if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
         kwargs["train_sampling_strategy"] = "sequential"  # the plan fixed the order
     kwargs.update(config.trainer_kwargs)
     return args_class(**kwargs)
+
+
+def fused_adamw_available(device: str) -> bool:
+    """Whether ``torch.optim.AdamW(fused=True)`` steps a parameter on ``device``: tried on a one-element
+    parameter through the public constructor and ``step`` (fused kernels exist for CUDA, and for the CPU in
+    recent torch releases; other devices and older releases refuse it)."""
+    try:
+        param = torch.nn.Parameter(torch.zeros(1, device=torch.device(device)))
+        param.grad = torch.zeros_like(param)
+        torch.optim.AdamW([param], lr=1e-3, fused=True).step()
+        return True
+    except (RuntimeError, TypeError, ValueError):
+        return False
+
+
+def default_optimizer(device: str) -> str:
+    """AdamW with fused kernels where the device has them (one kernel per step instead of several per
+    tensor; the same update up to float rounding), the per-tensor ``adamw_torch`` otherwise.
+    ``--trainer-arg optim=...`` still overrides it."""
+    return "adamw_torch_fused" if fused_adamw_available(device) else "adamw_torch"
+
+
+def default_dataloader_workers(device: str) -> int:
+    """Masking workers: 2 beside a CUDA device (the collator then runs while the GPU computes), none on the CPU,
+    where a worker would take a core from the training threads. Masks do not depend on it
+    (:class:`PositionalMaskingCollator`); ``--trainer-arg dataloader_num_workers=N`` overrides it."""
+    if not str(device).startswith("cuda"):
+        return 0
+    free = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(2, free - 1))
 
 
 def use_bf16(device: str) -> bool:
@@ -341,4 +431,5 @@ def world_size() -> int:
 
 
 __all__ = ["ChunkStream", "CurveTrainer", "PointProgress", "PositionalMaskingCollator", "RecipeSchedule",
-           "StopAndSave", "TrainerLogRecorder", "route_trainer_logs", "training_arguments", "use_bf16", "validate_trainer_kwargs", "world_size"]
+            "StopAndSave", "TrainerLogRecorder", "default_dataloader_workers", "default_optimizer", "fused_adamw_available",
+            "route_trainer_logs", "training_arguments", "use_bf16", "validate_trainer_kwargs", "world_size"]
