@@ -380,6 +380,10 @@ class CurveConfig:
         "help": "branching: one warmup-stable main run with a cooldown branch per size; independent: train every "
                 "size from the base model (both give every point the same recipe)", "choices": SCHEDULES})
     embed_batch_size: int = field(default=64, metadata={"help": "batch size when embedding"})
+    embed_max_length: int | None = field(default=None, metadata={
+        "help": "tokens of each text the embedding model reads, the same for f0 and every checkpoint (at most the "
+                "encoder's positions, e.g. 512); longer texts are cut there, and the log and data_report.json say "
+                "how many are. none: the base model's max_seq_length (all-MiniLM-L6-v2: 256)", "group": "probe"})
     max_rows: int | None = field(default=None, metadata={
         "help": "use only the first N clean rows of the corpus (quick looks)", "group": "data"})
     probe_rows: int | None = field(default=DEFAULT_PROBE_ROWS, metadata={
@@ -448,6 +452,8 @@ class CurveConfig:
         self._check_objective_options()
         _check(int(self.bootstrap_resamples) >= 100, "bootstrap_resamples", self.bootstrap_resamples, ">= 100")
         _check(int(self.embed_batch_size) >= 1, "embed_batch_size", self.embed_batch_size, ">= 1")
+        _check(self.embed_max_length is None or (isinstance(self.embed_max_length, int) and self.embed_max_length >= 8),
+               "embed_max_length", self.embed_max_length, "a whole number >= 8 or None")
         _check(self.max_rows is None or int(self.max_rows) >= 10, "max_rows", self.max_rows, ">= 10 or None")
         _check(self.probe_rows is None or int(self.probe_rows) >= 20, "probe_rows", self.probe_rows, ">= 20 or None")
         if self.name is not None and not (HUB_REPO_NAME.match(self.name) and len(self.name) <= HUB_REPO_NAME_MAX):
@@ -579,6 +585,8 @@ class CurveConfig:
             for option in ("text_unit", "tsdae_deletion_ratio", "simcse_batch_size", "simcse_max_seq_length",
                            "distill_weight"):
                 values["finetune"].pop(option, None)
+        if values.get("embed_max_length") is None:  # the model's own length: keys of runs from before the field stay
+            values.pop("embed_max_length", None)
         if not values["finetune"].get("objective_learning_rates"):  # keys of runs from before the field stay
             values["finetune"].pop("objective_learning_rates", None)
         primary = self.resolved_probes()[0]

@@ -33,7 +33,7 @@ from .data.corpus import Corpus, load_corpus
 from .data.subsets import Splits, make_splits, parse_sizes, size_label
 from .errors import ConfigError, CorpusError, RunDirectoryConflictError
 from .run_dir import CHECKPOINT_STATS_FILE, RunDirectory
-from .score.embed import embed_texts, embedding_cache_key
+from .score.embed import TokenCache, check_max_length, embed_texts, embedding_cache_key, log_truncation
 from .score.probe import ProbeKind, fit_and_score
 from .score.samples import build_samples
 from .train.checkpoint import CHECKPOINT_HASHES_FILE, record_checkpoint_hashes, save_checkpoint
@@ -269,6 +269,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     if distributed is not None and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process, not all on GPU 0
     base_model, resolved = load_sentence_transformer(config.model, device=device)
+    # How many texts the embedding model cuts short, and by how much: in the log and data_report.json.
+    log_truncation(base_model, corpus, config.embed_max_length, run if main_process else None)
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     run_record = {
@@ -405,6 +407,7 @@ class _RunContext:
     show_progress: bool
     sample_texts: list[str]
     callbacks: list[Any] = dataclasses.field(default_factory=list)
+    tokens: TokenCache = dataclasses.field(default_factory=TokenCache)  # probe rows' token ids, once per run
     # The secondary probes' points by (probe, objective, replicate seed), each list by size (the primary
     # probe's go through ``record``, as with one probe).
     probe_points: dict[tuple[ProbeKind, Objective, int], list[CurvePoint]] = dataclasses.field(default_factory=dict)
@@ -824,12 +827,13 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     # The base model embeds identically in every replicate: one cache entry serves them all.
     checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
         f"{context.result_key}:{replicate.seed}:{replicate.file_label(label)}{sampled}"
-    cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
+    cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, check_max_length(model, config.embed_max_length))
     # The main run's cache serves every replicate (the key names the replicate's seed).
     cache_path = context.run.embedding_cache_path(label, cache_key, replicate.objective)
     texts = [corpus.texts[i] for i in rows]
     return embed_texts(model, texts, batch_size=config.embed_batch_size, cache_path=cache_path,
-                       show_progress=context.show_progress, distributed=True)
+                       show_progress=context.show_progress, distributed=True, max_length=config.embed_max_length,
+                       tokens=context.tokens)
 
 
 def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, embedded, stats: dict[str, Any],
