@@ -827,12 +827,16 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     # The base model embeds identically in every replicate: one cache entry serves them all.
     checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
         f"{context.result_key}:{replicate.seed}:{replicate.file_label(label)}{sampled}"
-    cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, check_max_length(model, config.embed_max_length))
+    # The base model's length unless --embed-max-length: a checkpoint loaded back from disk may report another
+    # (sentence-transformers 6 saves no max_seq_length, so it reloads at the tokenizer's 512), and every point
+    # must read the same tokens.
+    length = check_max_length(context.base_model, config.embed_max_length)
+    cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, length)
     # The main run's cache serves every replicate (the key names the replicate's seed).
     cache_path = context.run.embedding_cache_path(label, cache_key, replicate.objective)
     texts = [corpus.texts[i] for i in rows]
     return embed_texts(model, texts, batch_size=config.embed_batch_size, cache_path=cache_path,
-                       show_progress=context.show_progress, distributed=True, max_length=config.embed_max_length,
+                       show_progress=context.show_progress, distributed=True, max_length=length,
                        tokens=context.tokens)
 
 
