@@ -5,6 +5,11 @@ both give the same vectors.
 
     python benchmarks/embed_throughput.py --texts 256 --rounds 2 --threads 1
     python benchmarks/embed_throughput.py --device cuda --texts 20000 --rounds 3 --batch-size 256
+    python benchmarks/embed_throughput.py --texts 512 --rounds 2 --threads 2 --batch-sizes 64,128,256,512
+
+``--batch-sizes`` measures the batch sizes instead: per size, ``encode`` and ``embed_texts`` with the run's
+token cache (the probe rows' ids computed once per run; the cached call is what every checkpoint after
+the first pays), fp32 throughout.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated batch sizes to compare, e.g. 64,128,256,512")
     args = parser.parse_args()
     quiet()
     device = setup(args)
@@ -53,6 +59,9 @@ def main() -> None:
         sync(device)
         return vectors, time.perf_counter() - started
 
+    if args.batch_sizes:
+        compare_batch_sizes(model, texts, tokens, [int(b) for b in args.batch_sizes.split(",")], args.rounds, device)
+        return
     run_plain()  # warm-up (kernels, allocator), not timed
     seconds: dict[str, list[float]] = {"embed_texts": [], "encode": []}
     vectors = {}
@@ -71,6 +80,34 @@ def main() -> None:
     print(table(["function", "texts", "seconds", "texts/s", "tokens/s"], rows))
     ratio = statistics.median(seconds["encode"]) / statistics.median(seconds["embed_texts"])
     print(f"\nembed_texts / encode speed: {ratio:.2f}x; max abs difference of the vectors {difference:.2g}")
+
+
+def compare_batch_sizes(model, texts, tokens: int, sizes: list[int], rounds: int, device: str) -> None:
+    """Texts/s of ``encode`` and of ``embed_texts`` with cached token ids, per batch size (median of rounds)."""
+    from hf_finetune_curve.score.embed import TokenCache, embed_texts
+
+    model.encode(texts[:64], batch_size=64, show_progress_bar=False)  # warm-up, not timed
+    rows = []
+    for size in sizes:
+        cache = TokenCache()
+        embed_texts(model, texts, batch_size=size, show_progress=False, tokens=cache)  # fills the cache
+        timings: dict[str, list[float]] = {"encode": [], "cached ids": []}
+        for _ in range(rounds):
+            for name in timings:
+                sync(device)
+                started = time.perf_counter()
+                if name == "encode":
+                    model.encode(texts, batch_size=size, convert_to_numpy=True, show_progress_bar=False)
+                else:
+                    embed_texts(model, texts, batch_size=size, show_progress=False, tokens=cache)
+                sync(device)
+                timings[name].append(time.perf_counter() - started)
+        encode, cached = statistics.median(timings["encode"]), statistics.median(timings["cached ids"])
+        rows.append([size, len(texts) / encode, len(texts) / cached, tokens / cached])
+        print(f"#   batch {size}: encode {len(texts) / encode:,.1f} texts/s, cached ids {len(texts) / cached:,.1f}",
+              flush=True)
+    print(f"\nEmbed throughput by batch size (median of {rounds} alternating rounds, fp32)")
+    print(table(["batch size", "encode texts/s", "cached ids texts/s", "cached ids tokens/s"], rows))
 
 
 if __name__ == "__main__":

@@ -485,7 +485,11 @@ class CurveConfig:
     embed_batch_size: int = field(default=64, metadata={
         "bounds": Bounds(low=1, whole=True),
         "help": "batch size when embedding"})
-    max_rows: int | None = field(default=None, metadata={"bounds": Bounds(low=10, whole=True), 
+    embed_max_length: int | None = field(default=None, metadata={"bounds": Bounds(low=8, whole=True),
+        "help": "tokens of each text the embedding model reads, the same for f0 and every checkpoint (at most the "
+                "encoder's positions, 512 for all-MiniLM-L6-v2), e.g. 384; longer texts are cut there, and the log and data_report.json say "
+                "how many are. none: the base model's max_seq_length (all-MiniLM-L6-v2: 256)", "group": "probe"})
+    max_rows: int | None = field(default=None, metadata={"bounds": Bounds(low=10, whole=True),
         "help": "use only the first N clean rows of the corpus (quick looks)", "group": "data"})
     probe_rows: int | None = field(default=DEFAULT_PROBE_ROWS, metadata={"bounds": Bounds(low=20, whole=True), 
         "help": "the probe fits and scores on a fixed seeded sample of at most N rows (the test share kept), so "
@@ -681,6 +685,8 @@ class CurveConfig:
             for option in ("text_unit", "tsdae_deletion_ratio", "simcse_batch_size", "simcse_max_seq_length",
                            "distill_weight"):
                 values["finetune"].pop(option, None)
+        if values.get("embed_max_length") is None:  # the model's own length: keys of runs from before the field stay
+            values.pop("embed_max_length", None)
         if not values["finetune"].get("objective_learning_rates"):  # keys of runs from before the field stay
             values["finetune"].pop("objective_learning_rates", None)
         primary = self.resolved_probes()[0]

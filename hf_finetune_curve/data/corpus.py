@@ -68,6 +68,9 @@ class DataReport:
     fingerprint: str = ""
     target_summary: dict[str, float] = field(default_factory=dict)
     stopped_at_max_rows: bool = False  # the file was read only up to max_rows clean rows
+    # Texts longer than the embedding model reads (score.embed.TruncationReport), filled in once the model is
+    # loaded: the data stage does not know the model.
+    truncation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +89,11 @@ class DataReport:
                          "thousands separators (e.g. '$12,500')")
         if self.stopped_at_max_rows:
             lines.append("  stopped reading at max_rows clean rows")
+        if self.truncation and self.truncation.get("truncated"):
+            t = self.truncation
+            lines.append(f"  {t['truncated']} of {t['texts']} texts exceed the {t['max_length']} tokens the embedding "
+                         f"model reads (by {t['over_median']:.0f} tokens at the median, {t['over_p90']:.0f} at p90); "
+                         "see --embed-max-length")
         return lines
 
 

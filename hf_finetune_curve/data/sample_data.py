@@ -66,7 +66,9 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import bisect
+import enum
 import gzip
 import json
 import math
@@ -83,8 +85,10 @@ __all__ = [
     "ModelSpec",
     "Segment",
     "SEGMENTS",
+    "TextStyle",
     "expected_log_price",
     "generate_listings",
+    "parse_text_style",
     "write_jsonl",
 ]
 
@@ -1126,6 +1130,105 @@ def _compose(f: dict[str, Any], rng: random.Random) -> str:
     return " ".join([opening, *sentences, _closing(f, spec, noun, rng)])
 
 
+# --- long write-ups ------------------------------------------------------------------------
+# Real auction write-ups run to several hundred words: a paragraph each on the exterior, the
+# interior, the mechanicals and the history, most of it price-neutral colour, with the facts that
+# set the price (mileage, condition, modifications, ownership, title) scattered through it and the
+# title usually last. The long style keeps every fact and price of the short row and wraps them in
+# that structure, so a model that reads only the first 256 tokens misses the facts placed later.
+
+_LONG_EXTERIOR = (
+    "The {color} finish is complemented by chrome bumpers, door handles, and mirror housings.",
+    "Exterior details include a {color} body with matching door jambs and a painted engine-bay surround.",
+    "The body lines are shown from every angle in the gallery, along with close-ups of the panel gaps.",
+    "Lighting consists of round headlights, amber front turn signals, and red tail lamps.",
+    "The windshield and side glass are said to be free of chips, and the weatherstripping is pliable.",
+    "Close-up photos of the wheel arches, rocker panels, and lower valances are provided.",
+    "Badging on the fenders and rear panel identifies the model.",
+    "The {noun} rides on {wheel} wheels wrapped in {tire} tires.",
+    "A spare wheel is stowed beneath the {cargo} floor.",
+    "The paint was machine polished ahead of the photo shoot.",
+    "Trim pieces around the windows and drip rails are shown in the photo gallery.",
+    "Exterior mirrors are mounted on both doors.",
+)
+_LONG_INTERIOR = (
+    "The cabin features {interior} upholstery on the seats and door panels.",
+    "Carpeting in a complementary shade covers the floors, and matching mats are included.",
+    "The dashboard houses a speedometer, a tachometer, and auxiliary gauges for oil pressure, coolant temperature, and fuel level.",
+    "{radio} sits in the center of the dash.",
+    "The steering wheel is a {wheelstyle} design with a center horn button.",
+    "The headliner and sun visors are shown in the gallery.",
+    "Seat belts are fitted at both outboard positions.",
+    "The glovebox houses the owner's literature and a flashlight.",
+    "The door panels carry armrests and window cranks.",
+    "Photos of the seat bolsters, the dash top, and the carpets are provided in the gallery.",
+    "The {cargo} is lined with carpet and houses the jack.",
+    "The instrument cluster illuminates at night, per the seller.",
+)
+_LONG_MECHANICAL = (
+    "Power is sent to the wheels through a conventional driveline with an open rear differential.",
+    "The suspension uses coil springs and telescopic dampers, with an anti-roll bar at the front.",
+    "Braking is handled by discs at the front and drums at the rear.",
+    "The engine bay is shown in the gallery, along with the underside of the {noun}.",
+    "A cold-start video and a driving video are provided below.",
+    "The exhaust system exits through a single pipe at the rear.",
+    "The cooling system uses a belt-driven fan and an expansion tank.",
+    "Fuel is stored in a steel tank mounted ahead of the rear axle.",
+    "The battery is located in the engine compartment.",
+    "Underside photos show the floors, the frame rails, and the exhaust routing.",
+    "The seller reports that the {noun} starts readily and idles smoothly when warm.",
+    "Fluids were checked ahead of the sale.",
+)
+_LONG_HISTORY = (
+    "The {noun} was sold new in {state} according to the accompanying paperwork.",
+    "The seller has used the {noun} for weekend drives and local club events.",
+    "A vehicle history report is included in the listing.",
+    "The {noun} has been stored indoors under a cover when not in use.",
+    "The history of the {noun} prior to the current ownership is partly documented.",
+    "Photos of the paperwork and manuals are provided in the gallery.",
+    "The seller notes that the {noun} has been driven regularly in fair weather.",
+    "This example was photographed at the seller's home in {city}.",
+)
+_LONG_WHEELS = ("steel", "alloy", "painted steel", "polished alloy", "wire-spoke", "five-spoke alloy", "chrome")
+_LONG_TIRES = ("whitewall", "blackwall", "raised-letter", "performance", "all-season", "bias-ply-style radial")
+_LONG_RADIOS = ("period AM radio", "Becker AM/FM radio", "Blaupunkt cassette stereo", "aftermarket stereo",
+                "factory AM/FM cassette unit", "Bluetooth-enabled head unit")
+_LONG_STEERING = ("three-spoke", "four-spoke", "two-spoke", "wood-rimmed", "leather-wrapped")
+
+
+def _long_colour(f: dict[str, Any], noun: str, rng: random.Random) -> dict[str, str]:
+    return {"color": f["exterior_color"], "interior": f["interior"], "noun": noun,
+            "cargo": "trunk" if noun == "car" else "cargo area", "wheel": rng.choice(_LONG_WHEELS),
+            "tire": rng.choice(_LONG_TIRES), "radio": _cap(_article(rng.choice(_LONG_RADIOS))),
+            "wheelstyle": rng.choice(_LONG_STEERING), "state": f["location_state"], "city": f["location_city"]}
+
+
+def _compose_long(f: dict[str, Any], rng: random.Random) -> str:
+    """A write-up of several hundred words: opening, four topic paragraphs of mostly price-neutral
+    sentences with the price facts dealt among them at random positions, and the title last."""
+    spec = _SPEC_BY_NAME[f"{f['make']} {f['model']}"]
+    noun = spec.noun or SEGMENTS[spec.segment].noun
+    fill = _long_colour(f, noun, rng)
+    opening, has_pt = _opening(f, spec, noun, rng)
+    facts: list[str | None] = [_miles_phrases(f, noun, rng), _ownership(f, noun, rng), _condition(f, noun, rng),
+                               _mods(f, noun, rng), _notable(f, noun, rng), _title_story(f, noun, rng),
+                               _matching(f, noun, rng), _equipment(f, noun, rng), _service(f, noun, rng)]
+    if not has_pt:
+        facts.append(_powertrain(f, noun, rng))
+    facts = [s for s in facts if s]
+    rng.shuffle(facts)
+    paragraphs = []
+    for pool in (_LONG_EXTERIOR, _LONG_INTERIOR, _LONG_MECHANICAL, _LONG_HISTORY):
+        chosen = list(pool)
+        rng.shuffle(chosen)
+        paragraphs.append([s.format(**fill) for s in chosen[: rng.randint(2, len(pool) - 1)]])
+    for fact in facts:  # each fact lands in a random paragraph at a random place
+        paragraph = paragraphs[rng.randrange(len(paragraphs))]
+        paragraph.insert(rng.randint(0, len(paragraph)), fact)
+    body = [" ".join(p) for p in paragraphs]
+    return "\n\n".join([opening, *body, _closing(f, spec, noun, rng)])
+
+
 def _make_row(rng: random.Random) -> dict[str, Any]:
     fields = _draw_fields(rng)
     text = _compose(fields, rng)
@@ -1138,7 +1241,24 @@ def _row_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"{CORPUS_NAME}:{seed}:{index}")
 
 
-def generate_listings(num_rows: int = DEFAULT_NUM_ROWS, seed: int = DEFAULT_SEED) -> list[dict]:
+class TextStyle(str, enum.Enum):
+    """How long a listing's text is: ``short`` (the default corpus, median ~70 words) or ``long`` (auction
+    write-ups of several hundred words, ~400-900 tokens, with the price facts spread through them)."""
+
+    SHORT = "short"
+    LONG = "long"
+
+
+def parse_text_style(value: "str | TextStyle") -> TextStyle:
+    """``"long"`` -> :attr:`TextStyle.LONG`; anything else is refused, naming the choices."""
+    try:
+        return TextStyle(getattr(value, "value", value))
+    except ValueError:
+        raise ValueError(f"text style must be one of {[s.value for s in TextStyle]}; got {value!r}") from None
+
+
+def generate_listings(num_rows: int = DEFAULT_NUM_ROWS, seed: int = DEFAULT_SEED,
+                      style: "str | TextStyle" = TextStyle.SHORT) -> list[dict]:
     """Generate ``num_rows`` synthetic car-auction listings.
 
     Each row is a dict with ``"text"`` (the listing description), ``"price"`` (int, USD, > 0)
@@ -1151,9 +1271,14 @@ def generate_listings(num_rows: int = DEFAULT_NUM_ROWS, seed: int = DEFAULT_SEED
 
     Deterministic: the same ``(num_rows, seed)`` gives identical rows everywhere, and the output is
     prefix-stable (``generate_listings(n, s)[:k] == generate_listings(k, s)``). Texts are unique.
+
+    ``style="long"`` gives the same rows (every field and price equal to the short style's) with the text
+    written as a long auction write-up (:func:`_compose_long`), from a generator of its own per row, so
+    the short corpus is unchanged and the two differ only in how much text carries the same facts.
     """
     if num_rows < 0:
         raise ValueError(f"num_rows must be >= 0, got {num_rows}")
+    style = parse_text_style(style)
     rows: list[dict] = []
     seen: set[str] = set()  # membership only; never iterated
     for i in range(num_rows):
@@ -1166,6 +1291,16 @@ def generate_listings(num_rows: int = DEFAULT_NUM_ROWS, seed: int = DEFAULT_SEED
             row["text"] += f" The chassis number ends in {i:06d}."
         seen.add(row["text"])
         rows.append(row)
+    if style is TextStyle.LONG:
+        long_seen: set[str] = set()
+        for i, row in enumerate(rows):
+            rng = random.Random(f"{CORPUS_NAME}:long:{seed}:{i}")
+            for _ in range(_MAX_ATTEMPTS):
+                text = _compose_long(row, rng)
+                if text not in long_seen:
+                    break
+            long_seen.add(text)
+            row["text"] = text
     return rows
 
 
@@ -1182,3 +1317,29 @@ def write_jsonl(rows: list[dict], path: str | os.PathLike) -> None:
                 gz.write(data)
         else:
             handle.write(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hf_finetune_curve.data.sample_data OUT.jsonl.gz --rows 2000 --style long``: write a
+    synthetic corpus (the file ``hf-curve run --data`` reads)."""
+    parser = argparse.ArgumentParser(prog="python -m hf_finetune_curve.data.sample_data",
+                                     description="Write a synthetic car-auction corpus as JSON Lines.")
+    parser.add_argument("output", help="the file to write (.jsonl, or .jsonl.gz to compress)")
+    parser.add_argument("--rows", type=int, default=DEFAULT_NUM_ROWS, help=f"rows (default {DEFAULT_NUM_ROWS})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})")
+    parser.add_argument("--style", default=TextStyle.SHORT.value, choices=[s.value for s in TextStyle],
+                        help="short: the default corpus's ~70-word texts; long: write-ups of several hundred "
+                             "words with the price facts spread through them (default short)")
+    args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error(f"--rows must be >= 1; got {args.rows}")
+    rows = generate_listings(args.rows, args.seed, args.style)
+    write_jsonl([{"text": row["text"], "price": row["price"]} for row in rows], args.output)
+    words = sorted(len(row["text"].split()) for row in rows)
+    print(f"Wrote {len(rows)} {args.style} synthetic listings to {args.output} "
+          f"(median {words[len(words) // 2]} words, max {words[-1]}).")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the module's command line in the tests
+    raise SystemExit(main())

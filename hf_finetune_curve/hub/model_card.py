@@ -257,6 +257,8 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
             else "")),
         ("weight decay", f"{tune.get('weight_decay', 0):g}"),
         ("chunk length (tokens)", str(chunk)),
+        ("tokens read per text when embedded for the probe (f0 and every checkpoint alike)",
+         str(config.get("embed_max_length") or "the base model's max_seq_length")),
         ("MLM masking probability", f"{tune.get('mlm_probability', defaults.mlm_probability):g}"),
         ("LoRA", (f"yes: r={tune.get('lora_r')}, alpha={tune.get('lora_alpha')}, dropout={tune.get('lora_dropout')}, "
                   f"target modules {tune.get('lora_target_modules') or 'peft default'}; merged before saving")

@@ -21,7 +21,7 @@ from ..names import ProbeKind
 from ..names import Objective
 from ..progress import RunProgress
 from ..run_dir import CHECKPOINT_STATS_FILE, RunDirectory
-from ..score.embed import embed_texts, embedding_cache_key
+from ..score.embed import TokenCache, check_max_length, embed_texts, embedding_cache_key
 from ..score.probe import PROBE_DEVICE, fit_and_score, mixed_probe_devices
 from ..train.checkpoint import CHECKPOINT_HASHES_FILE, record_checkpoint_hashes, save_checkpoint
 from ..train.finetune import FinetuneResult
@@ -61,6 +61,7 @@ class _RunContext:
     show_progress: bool
     sample_texts: list[str]
     callbacks: list[Any] = dataclasses.field(default_factory=list)
+    tokens: TokenCache = dataclasses.field(default_factory=TokenCache)  # probe rows' token ids, once per run
     # The secondary probes' points by (probe, objective, replicate seed), each list by size (the primary
     # probe's go through ``record``, as with one probe).
     probe_points: dict[tuple[ProbeKind, Objective, int], list[CurvePoint]] = dataclasses.field(default_factory=dict)
@@ -386,12 +387,17 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     # The base model embeds identically in every replicate: one cache entry serves them all.
     checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
         f"{context.result_key}:{replicate.seed}:{replicate.file_label(label)}{sampled}"
-    cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, model.max_seq_length)
+    # The base model's length unless --embed-max-length: a checkpoint loaded back from disk may report another
+    # (sentence-transformers 6 saves no max_seq_length, so it reloads at the tokenizer's 512), and every point
+    # must read the same tokens.
+    length = check_max_length(context.base_model, config.embed_max_length)
+    cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, length)
     # The main run's cache serves every replicate (the key names the replicate's seed).
     cache_path = context.run.embedding_cache_path(label, cache_key, replicate.objective)
     texts = [corpus.texts[i] for i in rows]
     return embed_texts(model, texts, batch_size=config.embed_batch_size, cache_path=cache_path,
-                       show_progress=False, distributed=True)  # no bars: RunProgress prints a line per point
+                       show_progress=False, distributed=True,  # no bars: RunProgress prints a line per point
+                       max_length=length, tokens=context.tokens)
 
 
 def _score_point(context: _RunContext, replicate: _Replicate, finetune_size: int, embedded, stats: dict[str, Any],

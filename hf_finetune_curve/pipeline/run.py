@@ -22,6 +22,7 @@ from ..data.corpus import Corpus, load_corpus
 from ..data.subsets import Splits, make_splits, parse_sizes, size_label
 from ..names import Objective
 from ..progress import RunProgress, log_to_file
+from ..score.embed import log_truncation
 from ..run_dir import RunDirectory, RunInfo
 from ..space.samples import build_samples
 from ..train.finetune import resolve_device
@@ -144,6 +145,8 @@ def _run_curve(config: CurveConfig, run: RunDirectory, *, overwrite: bool, show_
     if distributed is None:  # several CPU processes share the cores among themselves (torchrun's own setting)
         set_torch_threads(device)
     base_model, resolved = load_sentence_transformer(config.model, device=device)
+    # How many texts the embedding model cuts short, and by how much: in the log and data_report.json.
+    log_truncation(base_model, corpus, config.embed_max_length, run if main_process else None)
 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     run_record = RunInfo(
