@@ -75,6 +75,7 @@ def test_checkpoints_load_as_sentence_transformers(finished_run, tiny_model_dir)
     for label in ("f50", "f160"):
         model = SentenceTransformer(str(finished_run / "checkpoints" / label), device="cpu")
         assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Normalize"]
+        assert model.max_seq_length == base.max_seq_length  # a loaded checkpoint reads what the scored one read
         vectors = model.encode(["a 1990 Porsche 911 with a clean title"])
         assert vectors.shape == (1, 32)
         assert np.abs(vectors - base.encode(["a 1990 Porsche 911 with a clean title"])).max() > 1e-4

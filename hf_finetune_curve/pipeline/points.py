@@ -387,9 +387,8 @@ def _embed_point(context: _RunContext, replicate: _Replicate, finetune_size: int
     # The base model embeds identically in every replicate: one cache entry serves them all.
     checkpoint_id = f"{context.base_model_id}:base{sampled}" if finetune_size == 0 else \
         f"{context.result_key}:{replicate.seed}:{replicate.file_label(label)}{sampled}"
-    # The base model's length unless --embed-max-length: a checkpoint loaded back from disk may report another
-    # (sentence-transformers 6 saves no max_seq_length, so it reloads at the tokenizer's 512), and every point
-    # must read the same tokens.
+    # The base model's length unless --embed-max-length, for every point alike: a checkpoint's own length comes
+    # from its saved tokenizer config, and a checkpoint from another library version must not read other tokens.
     length = check_max_length(context.base_model, config.embed_max_length)
     cache_key = embedding_cache_key(checkpoint_id, corpus.fingerprint, length)
     # The main run's cache serves every replicate (the key names the replicate's seed).
