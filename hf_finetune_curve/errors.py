@@ -60,3 +60,8 @@ class NotARunDirectoryError(FinetuneCurveError, FileNotFoundError):
 class RunDirectoryFormatError(FinetuneCurveError, ValueError):
     """A file of a run directory is in a layout this version cannot read (written by a newer version);
     the message names the file, its version and the newest this version reads."""
+
+
+class ObjectiveSpecError(ConfigError):
+    """An objective module of ``hf_finetune_curve.objectives`` declares an incomplete or inconsistent ``SPEC``;
+    the message names the module and the field."""
