@@ -283,7 +283,7 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
         stats["stages"] = {
             replicate.objective.starts_from.value: {key: first.get(key) for key in (
                 "finetune_steps", "finetune_tokens_seen", "train_seconds", "learning_rate", "schedule")},
-            "simcse": {"finetune_steps": result.optimizer_steps, "finetune_tokens_seen": result.tokens_seen,
+            replicate.objective.spec.loss: {"finetune_steps": result.optimizer_steps,  # its own stage: its loss "finetune_tokens_seen": result.tokens_seen,
                        "train_seconds": result.train_seconds,
                        "learning_rate": context.config.finetune.effective_learning_rate(replicate.objective),
                        "schedule": result.schedule},
