@@ -2,8 +2,9 @@
 and the formatters of prices and point labels.
 
 The bottom of the import contract (``tests/test_layers.py``): this module imports nothing of the package
-but :mod:`hf_finetune_curve.errors`, so the config and every stage (data -> train -> score -> curve -> hub ->
-space) read one definition of each name.
+but :mod:`hf_finetune_curve.errors` and the objectives' specs (:mod:`hf_finetune_curve.objectives`, one module
+per objective, from which :class:`Objective`'s members and :data:`OBJECTIVE_COLOURS` are built), so the config
+and every stage (data -> train -> score -> curve -> hub -> space) read one definition of each name.
 
 Example:
     >>> from hf_finetune_curve.names import Objective, ProbeKind, HIGHER_IS_BETTER, format_money, file_label

@@ -20,6 +20,8 @@ One uses the labels, as a ceiling that shows the instrument sees a gain where on
   (probe-training) rows from its pooled embedding, through a linear head first fitted in closed form
   on the factory embeddings (linear probing, then finetuning). Held-out rows never reach it.
 
+Each objective is declared in its own module of :mod:`hf_finetune_curve.objectives` (its ``ObjectiveSpec``);
+this module resolves a spec's engine and loss (:func:`training_spec`, :data:`ENGINE_LOSSES`).
 The sentence objectives (and mlm-simcse's second stage) train with
 :mod:`hf_finetune_curve.train.sentence_objectives`. MLM keeps the mission's names
 (``checkpoints/f50k``, ``ORG/NAME-f50k``); the others live under their objective's name
