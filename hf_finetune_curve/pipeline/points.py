@@ -280,10 +280,11 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
     if replicate.objective.starts_from is not None:
         # Two stages, each the size's full recipe: the budget is the sum, recorded stage by stage.
         first = replicate.run.read_checkpoint_stats(label, replicate.objective.starts_from) or {}
+        loss_key = replicate.objective.spec.loss  # the second stage is named by its loss (mlm-simcse: simcse)
         stats["stages"] = {
             replicate.objective.starts_from.value: {key: first.get(key) for key in (
                 "finetune_steps", "finetune_tokens_seen", "train_seconds", "learning_rate", "schedule")},
-            replicate.objective.spec.loss: {"finetune_steps": result.optimizer_steps,  # its own stage: its loss "finetune_tokens_seen": result.tokens_seen,
+            loss_key: {"finetune_steps": result.optimizer_steps, "finetune_tokens_seen": result.tokens_seen,
                        "train_seconds": result.train_seconds,
                        "learning_rate": context.config.finetune.effective_learning_rate(replicate.objective),
                        "schedule": result.schedule},

@@ -15,7 +15,6 @@ from ..data.corpus import Corpus
 from ..data.subsets import Splits
 from ..errors import ConfigError, CorpusError, RunDirectoryConflictError
 from ..names import ProbeKind
-from ..names import Objective
 from ..run_dir import RunDirectory
 from ..train.finetune import resolve_device
 
