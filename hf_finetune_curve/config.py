@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from .errors import ConfigError, NotARunDirectoryError, ProcessCountError
 from .io_utils import HUB_REPO_NAME, HUB_REPO_NAME_MAX
 from .options import Bounds, check_fields, documented
+from .objectives import SPECS, options_used_by, spec_for
 from .names import (METRIC_KEYS, OBJECTIVE_NAMES, PROBE_NAMES, TEXT_UNITS, Objective, ProbeKind, parse_objective,
                     parse_objectives, parse_probes)
 
@@ -372,7 +373,7 @@ class FinetuneConfig:
         only for mlm-distill (an ``mlm`` point in the same run trains without it)."""
         objective = Objective(getattr(objective, "value", objective))
         distill = (DEFAULT_DISTILL_WEIGHT if self.distill_weight is None else float(self.distill_weight)) \
-            if objective is Objective.MLM_DISTILL else 0.0
+            if "distill_weight" in spec_for(objective).options else 0.0
         return replace(self, learning_rate=self.effective_learning_rate(objective), distill_weight=distill)
 
 
@@ -380,29 +381,11 @@ class FinetuneConfig:
 # probe-training rows, never on the held-out test rows: benchmarks/choose_recipe.py (docs in the README).
 # The sweep: the first 2,000 Airbnb listings, the run's 400 test rows set aside, its 1,600 probe-training rows
 # re-split into 1,280 pool / 320 validation rows, f400, rates 2e-5 and 1e-4, one seed.
-DEFAULT_LEARNING_RATES = {
-    Objective.MLM: 2e-5,
-    Objective.MLM_DISTILL: 2e-5,
-    Objective.TSDAE: 2e-5,
-    Objective.SIMCSE: 2e-5,
-    Objective.MLM_SIMCSE: 2e-5,
-    Objective.SUPERVISED: 1e-4,
-}
+# Each objective declares its rate and why in its module (hf_finetune_curve/objectives/).
+DEFAULT_LEARNING_RATES = {Objective(name): spec.learning_rate for name, spec in SPECS.items()}
 LORA_LEARNING_RATE = 1e-3
 #: How each default above was chosen: written into every run's config.json beside the rates it used.
-RECIPE_CHOICES = {
-    Objective.MLM: "2e-5 kept: on the validation split 1e-4 scored log R² +0.020 [-0.039, +0.075] above it, within "
-                   "noise, so the default that moves the factory model less stays (benchmarks/choose_recipe.py)",
-    Objective.MLM_DISTILL: "MLM's 2e-5; distillation weight 10 over 1 (validation log R² 0.304 vs 0.281, "
-                           "+0.023 [-0.028, +0.077]) (benchmarks/choose_recipe.py)",
-    Objective.TSDAE: "2e-5, not swept (close to the TSDAE paper's 3e-5)",
-    Objective.SIMCSE: "2e-5 over 1e-4 (validation log R² 0.307 vs 0.264, +0.042 [-0.034, +0.110]); batch 64 and "
-                      "inputs of 32 tokens as in the SimCSE paper (benchmarks/choose_recipe.py)",
-    Objective.MLM_SIMCSE: "its SimCSE stage takes SimCSE's 2e-5 (not swept separately); its MLM stage is the mlm "
-                          "point of the same size",
-    Objective.SUPERVISED: "1e-4 over 2e-5 (validation log R² 0.336 vs 0.295, +0.041 [-0.014, +0.096]); the top of "
-                          "the two rates tried (benchmarks/choose_recipe.py)",
-}
+RECIPE_CHOICES = {Objective(name): spec.learning_rate_why for name, spec in SPECS.items()}
 
 
 def recipe_choices(config: "CurveConfig") -> dict[str, dict[str, Any]]:
@@ -421,7 +404,7 @@ def recipe_choices(config: "CurveConfig") -> dict[str, dict[str, Any]]:
         else:
             how = RECIPE_CHOICES[objective]
         entry: dict[str, Any] = {"learning_rate": resolved.learning_rate, "how": how}
-        if objective is Objective.MLM_DISTILL:
+        if "distill_weight" in objective.spec.options:
             entry["distill_weight"] = resolved.distill_weight
             entry["distill_weight_how"] = "--distill-weight" if tune.distill_weight is not None else \
                 RECIPE_CHOICES[objective]
@@ -579,14 +562,8 @@ class CurveConfig:
         """Refuse, before any work, what no objective of the run can use or what would leak labels."""
         objectives = set(self.resolved_objectives())
         defaults = FinetuneConfig()
-        used_by = {  # an option: the objectives that read it
-            "tsdae_deletion_ratio": {Objective.TSDAE},
-            "text_unit": {Objective.TSDAE, Objective.SIMCSE, Objective.MLM_SIMCSE},
-            "simcse_batch_size": {Objective.SIMCSE, Objective.MLM_SIMCSE},
-            "simcse_max_seq_length": {Objective.SIMCSE, Objective.MLM_SIMCSE},
-            "distill_weight": {Objective.MLM_DISTILL},
-        }
-        for option, users in used_by.items():
+        used_by = {option: {Objective(name) for name in names} for option, names in options_used_by().items()}
+        for option, users in used_by.items():  # an option: the objectives that read it (their specs' options)
             if getattr(self.finetune, option) != getattr(defaults, option) and not objectives & users:
                 raise ConfigError(
                     f"--{option.replace('_', '-')} is an option of {', '.join(sorted(u.value for u in users))}, "
@@ -597,9 +574,10 @@ class CurveConfig:
         if unused:
             raise ConfigError(f"--objective-learning-rate names {', '.join(unused)}, which this run does not measure "
                               f"(--objectives {', '.join(o.value for o in self.resolved_objectives())}).")
-        if Objective.SUPERVISED in objectives and self.include_test_in_finetune:
+        labelled = sorted(o.value for o in objectives if o.uses_labels)
+        if labelled and self.include_test_in_finetune:
             raise ConfigError(
-                "--objectives supervised trains on the prices of its finetune subset, and "
+                f"--objectives {', '.join(labelled)} trains on the prices of its finetune subset, and "
                 "--include-test-in-finetune puts the held-out rows in that pool: their prices would reach the "
                 "encoder that is then scored on them. Drop one of the two."
             )

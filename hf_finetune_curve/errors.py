@@ -69,3 +69,8 @@ class ProcessCountError(ConfigError):
 
 class ParallelRunError(FinetuneCurveError):
     """A worker process of ``hf-curve run --workers`` failed; the message names its track, exit code and log."""
+
+
+class ObjectiveSpecError(ConfigError):
+    """An objective module of ``hf_finetune_curve.objectives`` declares an incomplete or inconsistent ``SPEC``;
+    the message names the module and the field."""

@@ -2,8 +2,9 @@
 and the formatters of prices and point labels.
 
 The bottom of the import contract (``tests/test_layers.py``): this module imports nothing of the package
-but :mod:`hf_finetune_curve.errors`, so the config and every stage (data -> train -> score -> curve -> hub ->
-space) read one definition of each name.
+but :mod:`hf_finetune_curve.errors` and the objectives' specs (:mod:`hf_finetune_curve.objectives`, one module
+per objective, from which :class:`Objective`'s members and :data:`OBJECTIVE_COLOURS` are built), so the config
+and every stage (data -> train -> score -> curve -> hub -> space) read one definition of each name.
 
 Example:
     >>> from hf_finetune_curve.names import Objective, ProbeKind, HIGHER_IS_BETTER, format_money, file_label
@@ -20,6 +21,7 @@ import math
 from typing import Any, Sequence
 
 from .errors import ConfigError
+from .objectives import SPECS, ObjectiveSpec
 
 MLM = "mlm"
 
@@ -34,9 +36,8 @@ METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRICS)
 METRIC_NAMES: dict[str, str] = {key: name for key, name, _ in METRICS}
 HIGHER_IS_BETTER: dict[str, bool] = {key: higher for key, _, higher in METRICS}
 
-#: One colour per objective on every plot (curve.png's panels and the Space's figures).
-OBJECTIVE_COLOURS = {"mlm": "#636EFA", "tsdae": "#00A15A", "simcse": "#AB63FA", "mlm-simcse": "#FF6692",
-                     "mlm-distill": "#19D3F3", "supervised": "#EF553B"}
+#: One colour per objective on every plot (curve.png's panels and the Space's figures): each objective's spec.
+OBJECTIVE_COLOURS: dict[str, str] = {name: spec.colour for name, spec in SPECS.items()}
 #: The factory-floor model (f0) and a point the answer picks out.
 FLOOR_COLOUR = "#EF553B"
 DEFAULT_COLOUR = OBJECTIVE_COLOURS[MLM]
@@ -79,30 +80,29 @@ def parse_file_label(stem: str) -> tuple[str, str]:
     return label, objective_name(objective or MLM)
 
 
-class Objective(str, enum.Enum):
-    """What a curve finetunes the encoder on."""
+class _ObjectiveBase(str, enum.Enum):
+    """What a curve finetunes the encoder on: one member per module of :mod:`hf_finetune_curve.objectives`,
+    ``Objective.MLM_SIMCSE`` for ``mlm-simcse``; every property reads the objective's spec."""
 
-    MLM = "mlm"
-    TSDAE = "tsdae"
-    SIMCSE = "simcse"
-    MLM_SIMCSE = "mlm-simcse"
-    MLM_DISTILL = "mlm-distill"
-    SUPERVISED = "supervised"
+    @property
+    def spec(self) -> ObjectiveSpec:
+        """Everything the objective declares (:class:`~hf_finetune_curve.objectives.ObjectiveSpec`)."""
+        return SPECS[self.value]
 
     @property
     def trains_mlm(self) -> bool:
         """Trained by the MLM engine (either schedule): ``mlm`` and ``mlm-distill``."""
-        return self in (Objective.MLM, Objective.MLM_DISTILL)
+        return self.spec.trains_mlm
 
     @property
     def uses_labels(self) -> bool:
         """Sees the prices of its finetune subset (``supervised``): refused with the test split in the pool."""
-        return self is Objective.SUPERVISED
+        return self.spec.uses_labels
 
     @property
     def starts_from(self) -> "Objective | None":
         """The objective whose checkpoint of the same size and seed this one continues (mlm-simcse: mlm)."""
-        return Objective.MLM if self is Objective.MLM_SIMCSE else None
+        return None if self.spec.starts_from is None else Objective(self.spec.starts_from)
 
     def file_label(self, label: str) -> str:
         """A point's file stem relative to those folders: ``f200`` (MLM, f0) or ``tsdae/f200``."""
@@ -110,35 +110,27 @@ class Objective(str, enum.Enum):
 
     def repo_suffix(self, label: str) -> str:
         """The Hub repo name suffix after ``NAME-``: ``f50k`` for MLM, ``tsdae-f50k`` otherwise."""
-        return label if self is Objective.MLM else f"{self.value}-{label}"
+        return label if self.value == MLM else f"{self.value}-{label}"
 
     @property
     def colour(self) -> str:
         """The objective's colour on every plot (curve.png and the Space), as a hex code both matplotlib
         and plotly read."""
-        return OBJECTIVE_COLOURS[self.value]
+        return self.spec.colour
 
     @property
     def display(self) -> str:
-        return {"mlm": "MLM", "tsdae": "TSDAE", "simcse": "SimCSE", "mlm-simcse": "MLM→SimCSE",
-                "mlm-distill": "MLM+distill", "supervised": "supervised"}[self.value]
+        return self.spec.display
 
     @property
     def description(self) -> str:
-        return {
-            "mlm": "masked-language-model finetuning of the transformer (20% of tokens masked)",
-            "tsdae": "TSDAE: denoising auto-encoder on the sentence embedding (60% of words deleted, "
-                     "sentence-transformers' DenoisingAutoEncoderLoss)",
-            "simcse": "unsupervised SimCSE: each text paired with itself, dropout as noise, in-batch negatives "
-                      "(MultipleNegativesRankingLoss)",
-            "mlm-simcse": "adapt, then align: the MLM checkpoint of the same size, then unsupervised SimCSE on the "
-                          "same subset (each stage the size's full recipe)",
-            "mlm-distill": "masked-language-model finetuning plus a distillation term that keeps each chunk's pooled, "
-                           "normalised embedding close to the factory model's (a frozen copy as teacher)",
-            "supervised": "supervised: the pooled embedding regressed onto the standardised log price of the subset's "
-                          "probe-training rows (a linear head fitted in closed form first, then trained with the "
-                          "encoder); the label-aware ceiling, not an unsupervised recipe",
-        }[self.value]
+        return self.spec.description
+
+
+# The members come from the specs (in their declared order), so adding an objective module adds a member.
+Objective = _ObjectiveBase("Objective", [(name.upper().replace("-", "_"), name) for name in SPECS],
+                           module=__name__, qualname="Objective")
+Objective.__doc__ = _ObjectiveBase.__doc__
 
 
 class TextUnit(str, enum.Enum):

@@ -13,7 +13,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_finetune_curve"
 
 MODULES = [
-    "hf_finetune_curve", "hf_finetune_curve.names", "hf_finetune_curve.config", "hf_finetune_curve.io_utils",
+    "hf_finetune_curve", "hf_finetune_curve.names", "hf_finetune_curve.objectives", "hf_finetune_curve.objectives._spec",
+    "hf_finetune_curve.config", "hf_finetune_curve.io_utils",
     "hf_finetune_curve.progress", "hf_finetune_curve.cores", "hf_finetune_curve.pipeline.parallel",
     "hf_finetune_curve.options",
     "hf_finetune_curve.pipeline", "hf_finetune_curve.run_dir", "hf_finetune_curve.run_dir.layout",

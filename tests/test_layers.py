@@ -23,7 +23,7 @@ NAME = "hf_finetune_curve"
 
 # Bottom first. A module belongs to the first entry that is its dotted name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "io_utils", "names", "options", "progress", "cores"),  # shared names and helpers, no stage
+    ("errors", "io_utils", "objectives", "names", "options", "progress", "cores"),  # shared names and helpers, no stage
     ("config",),                                 # what a run is: its configs
     ("data",),
     ("train",),

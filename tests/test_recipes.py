@@ -174,6 +174,7 @@ def test_a_run_of_every_new_recipe_shares_f0_records_its_stages_and_pushable_che
     assert set(stats["stages"]) == {"mlm", "simcse"}
     assert stats["stages"]["mlm"]["finetune_steps"] == mlm_stats["finetune_steps"]
     assert stats["finetune_steps"] == stats["stages"]["mlm"]["finetune_steps"] + stats["stages"]["simcse"]["finetune_steps"]
+    assert stats["finetune_tokens_seen"] == sum(stage["finetune_tokens_seen"] for stage in stats["stages"].values())
     distill = json.loads((out / "checkpoints" / "mlm-distill" / "f80" / "finetune_stats.json").read_text())
     assert distill["distill_weight"] == DEFAULT_DISTILL_WEIGHT and "distill_weight" not in mlm_stats
     supervised = json.loads((out / "checkpoints" / "supervised" / "f80" / "finetune_stats.json").read_text())

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import string
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from ..errors import PublishError
 from ..io_utils import DEFAULT_HUB_ENDPOINT
 from ..run_dir import (CONFIG_FILE, CURVE_CSV_FILE, CURVE_JSON_FILE, CURVE_PNG_FILE, DATA_REPORT_FILE, SAMPLES_FILE,
                       RunRecord)
-from ..names import METRICS as _PROBE_METRICS, format_money
+from ..names import MLM, METRICS as _PROBE_METRICS, format_money
+from ..objectives import spec_for
 
 MODEL_CARD_TEMPLATE = "finetune_curve_model_card.md"
 DATASET_CARD_TEMPLATE = "finetune_curve_dataset_card.md"
@@ -270,27 +272,22 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
     ]
     for key, value in sorted((tune.get("trainer_kwargs") or {}).items()):
         rows.append((f"TrainingArguments.{key}", json.dumps(value)))
-    from ..names import Objective
-
-    if objective == Objective.MLM_DISTILL.value:
-        rows.insert(0, ("objective", Objective(objective).description))
-        rows.append(("distillation weight", f"{float(stats.get('distill_weight') or 0):g} x (1 - cos(pooled, "
-                                            "factory model's pooled embedding))"))
-    elif objective != "mlm":  # the MLM-only rows become the sentence objective's own
+    # The objective's own rows come from its spec (hf_finetune_curve/objectives/): what it trained on and saw.
+    spec = spec_for(objective)
+    settings = {**asdict(defaults), **{k: v for k, v in tune.items() if v is not None},
+                **{k: v for k, v in stats.items() if v is not None}}
+    own_rows = [(name, _spec_text(text, settings)) for name, text in spec.card_rows]
+    if spec.trains_mlm:
+        if objective != MLM:
+            rows.insert(0, ("objective", spec.description))
+        rows.extend(own_rows)
+    else:  # the MLM-only rows become the sentence objective's own
         unit = stats.get("text_unit") or tune.get("text_unit", defaults.text_unit)
-        own = {"objective": Objective(objective).description,
-               "examples": f"{unit} of the texts (truncated at {chunk} tokens)"}
-        if objective == "tsdae":
-            own["words deleted (TSDAE noise)"] = f"{tune.get('tsdae_deletion_ratio', defaults.tsdae_deletion_ratio):g}"
-        if objective in (Objective.SIMCSE.value, Objective.MLM_SIMCSE.value):
-            own["texts per SimCSE step (in-batch negatives + 1)"] = str(
-                tune.get("simcse_batch_size", defaults.simcse_batch_size))
+        own = {"objective": spec.description, "examples": f"{unit} of the texts (truncated at {chunk} tokens)",
+               **dict(own_rows)}
         for stage, values in (stats.get("stages") or {}).items():
             own[f"stage {stage}"] = (f"{int(values.get('finetune_steps') or 0):,} steps at peak "
                                      f"{float(values.get('learning_rate') or 0):g} ({values.get('schedule') or '?'})")
-        if objective == Objective.SUPERVISED.value:
-            own["labels"] = ("the prices of its finetune subset (probe-training rows; held-out rows never), as "
-                             "standardised log price")
         skip = {"MLM head", "MLM masking probability", "chunks of packed tokens", "chunk length (tokens)"}
         rows = [row for row in rows if row[0] not in skip]
         rows[:0] = list(own.items())
@@ -301,6 +298,17 @@ def _hyperparameters(run: RunRecord, point: dict[str, Any], stats: dict[str, Any
     device = run.saved.get("device") or config.get("device") or "?"
     rows.append(("training time", f"{train_seconds:.0f} s on {device}" if train_seconds is not None else "–"))
     return rows
+
+
+def _spec_text(text: str, values: dict[str, Any]) -> str:
+    """A card row an objective's spec declares, its ``{field}`` placeholders filled with the point's finetune
+    settings and training stats; a field the record lacks (or cannot format) shows as "?" rather than failing
+    the card."""
+    try:
+        return text.format_map(values)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return "".join(literal + ("?" if name is not None else "")
+                       for literal, name, _, _ in string.Formatter().parse(text))
 
 
 def _probe_settings(run: RunRecord) -> str:
@@ -438,6 +446,8 @@ def build_model_card(run: RunRecord, label: str, names: HubNames, *, base_licens
         objective=objective.value,
         objective_display=objective.display,
         objective_description=objective.description,
+        uses_labels=objective.spec.uses_labels,  # the card says it saw prices (its spec declares it)
+        trains_mlm=objective.spec.trains_mlm,
         this=this,
         texts_seen=f"{int(point.get('finetune_texts_seen') or point['finetune_size']):,}",
         tokens_seen=f"{int(point.get('finetune_tokens_seen') or 0):,}",

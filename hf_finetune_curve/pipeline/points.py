@@ -25,6 +25,7 @@ from ..score.embed import TokenCache, check_max_length, embed_texts, embedding_c
 from ..score.probe import PROBE_DEVICE, fit_and_score, mixed_probe_devices
 from ..train.checkpoint import CHECKPOINT_HASHES_FILE, record_checkpoint_hashes, save_checkpoint
 from ..train.finetune import FinetuneResult
+from ..train.objectives import training_spec
 from .setup import is_main_process
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,8 @@ def _run_replicate(context: _RunContext, replicate: _Replicate, sizes: list[int]
                   show_progress=False, log_dir=run.logs_dir)  # no Trainer bars: RunProgress prints a line per point
     # The objective's own settings: its peak rate, and the distillation term for mlm-distill only.
     finetune = config.finetune.for_objective(objective)
-    if not objective.trains_mlm:
+    # The objective's spec says which engine trains it; the train layer checks it implements the spec's loss.
+    if training_spec(objective).engine == "sentence":
         from ..train.sentence_objectives import finetune_objective_independent
 
         if config.schedule == "branching":
@@ -274,15 +276,16 @@ def _save_trained(context: _RunContext, replicate: _Replicate, label: str, resul
         "num_chunks": result.num_chunks,
         "learning_rate": context.config.finetune.effective_learning_rate(replicate.objective),
     }
-    if replicate.objective is Objective.MLM_DISTILL:
+    if "distill_weight" in replicate.objective.spec.options:
         stats["distill_weight"] = context.config.finetune.for_objective(replicate.objective).distill_weight
     if replicate.objective.starts_from is not None:
         # Two stages, each the size's full recipe: the budget is the sum, recorded stage by stage.
         first = replicate.run.read_checkpoint_stats(label, replicate.objective.starts_from) or {}
+        loss_key = replicate.objective.spec.loss  # the second stage is named by its loss (mlm-simcse: simcse)
         stats["stages"] = {
             replicate.objective.starts_from.value: {key: first.get(key) for key in (
                 "finetune_steps", "finetune_tokens_seen", "train_seconds", "learning_rate", "schedule")},
-            "simcse": {"finetune_steps": result.optimizer_steps, "finetune_tokens_seen": result.tokens_seen,
+            loss_key: {"finetune_steps": result.optimizer_steps, "finetune_tokens_seen": result.tokens_seen,
                        "train_seconds": result.train_seconds,
                        "learning_rate": context.config.finetune.effective_learning_rate(replicate.objective),
                        "schedule": result.schedule},

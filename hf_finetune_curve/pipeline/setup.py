@@ -15,7 +15,6 @@ from ..data.corpus import Corpus
 from ..data.subsets import Splits
 from ..errors import ConfigError, CorpusError, RunDirectoryConflictError
 from ..names import ProbeKind
-from ..names import Objective
 from ..run_dir import RunDirectory
 from ..train.finetune import resolve_device
 
@@ -90,9 +89,10 @@ def _check_supervised_sizes(config: CurveConfig, sizes: Sequence[int]) -> None:
     from ..train.sentence_objectives import MIN_SUPERVISED_ROWS
 
     positive = [size for size in sizes if size > 0]
-    if Objective.SUPERVISED in config.resolved_objectives() and positive and min(positive) < MIN_SUPERVISED_ROWS:
+    labelled = [o.value for o in config.resolved_objectives() if o.spec.loss == "supervised"]
+    if labelled and positive and min(positive) < MIN_SUPERVISED_ROWS:
         raise ConfigError(
-            f"--objectives supervised regresses each subset's prices, and the smallest of --sizes is "
+            f"--objectives {', '.join(labelled)} regresses each subset's prices, and the smallest of --sizes is "
             f"{min(positive)} rows: it needs at least {MIN_SUPERVISED_ROWS}. Use larger --sizes (or more rows)."
         )
 

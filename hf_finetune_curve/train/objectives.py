@@ -20,6 +20,8 @@ One uses the labels, as a ceiling that shows the instrument sees a gain where on
   (probe-training) rows from its pooled embedding, through a linear head first fitted in closed form
   on the factory embeddings (linear probing, then finetuning). Held-out rows never reach it.
 
+Each objective is declared in its own module of :mod:`hf_finetune_curve.objectives` (its ``ObjectiveSpec``);
+this module resolves a spec's engine and loss (:func:`training_spec`, :data:`ENGINE_LOSSES`).
 The sentence objectives (and mlm-simcse's second stage) train with
 :mod:`hf_finetune_curve.train.sentence_objectives`. MLM keeps the mission's names
 (``checkpoints/f50k``, ``ORG/NAME-f50k``); the others live under their objective's name
@@ -48,7 +50,32 @@ from typing import Sequence
 import numpy as np
 
 # The names live in the bottom module (config and every stage read them); re-exported for the training code.
+from ..errors import ConfigError
 from ..names import OBJECTIVE_NAMES, TEXT_UNITS, Objective, TextUnit, parse_objective, parse_objectives
+from ..objectives import ObjectiveSpec, spec_for
+
+#: The losses each engine of the train layer implements, by the name an objective's spec gives (its ``loss``):
+#: the MLM engine (train/finetune.py, train/branching.py) and the sentence-transformers engine
+#: (train/sentence_objectives.py). A new loss is code here; a new objective that reuses one is only a spec.
+ENGINE_LOSSES: dict[str, tuple[str, ...]] = {
+    "masked-lm": ("mlm", "mlm-distill"),
+    "sentence": ("tsdae", "simcse", "supervised"),
+}
+
+
+def training_spec(objective: Objective | str) -> ObjectiveSpec:
+    """The spec of ``objective`` once the train layer has checked it can train it: its engine is one of
+    :data:`ENGINE_LOSSES` and its loss one that engine implements (else a :class:`ConfigError` naming both).
+
+    >>> training_spec("mlm-simcse").engine, training_spec("mlm-simcse").loss
+    ('sentence', 'simcse')
+    """
+    spec = spec_for(objective)
+    losses = ENGINE_LOSSES.get(spec.engine, ())
+    if spec.loss not in losses:
+        raise ConfigError(f"objective {spec.name!r} declares engine {spec.engine!r} with loss {spec.loss!r}; that "
+                          f"engine trains the losses {list(losses)} (hf_finetune_curve/train/objectives.py).")
+    return spec
 
 
 # A sentence ends at . ! or ? followed by whitespace and an upper-case letter, a digit or a quote;
@@ -101,5 +128,5 @@ def delete_words(text: str, ratio: float, seed_parts: Sequence[int]) -> str:
     return " ".join(word for word, kept in zip(words, keep) if kept)
 
 
-__all__ = ["OBJECTIVE_NAMES", "Objective", "TEXT_UNITS", "TextUnit", "delete_words", "parse_objective",
-           "parse_objectives", "split_sentences", "text_units"]
+__all__ = ["ENGINE_LOSSES", "OBJECTIVE_NAMES", "Objective", "TEXT_UNITS", "TextUnit", "delete_words", "parse_objective",
+           "parse_objectives", "split_sentences", "text_units", "training_spec"]

@@ -50,15 +50,21 @@ import torch
 from ..config import FinetuneConfig
 from .finetune import (FinetuneResult, chunk_length_for, keep_logs, resolve_device, result_device, tokenize_texts,
                        transformer_module)
-from .objectives import Objective, TextUnit, delete_words, text_units
+from .objectives import Objective, TextUnit, delete_words, text_units, training_spec
 from .recipe import UnitPlan, plan_curve, plan_units
 from .trainer import PointProgress, RecipeSchedule, route_trainer_logs, training_arguments, world_size
 
 logger = logging.getLogger(__name__)
 
-SENTENCE_OBJECTIVES = (Objective.TSDAE, Objective.SIMCSE, Objective.MLM_SIMCSE, Objective.SUPERVISED)
-# The objectives whose steps are SimCSE steps (mlm-simcse's second stage).
-_SIMCSE_STEPS = (Objective.SIMCSE, Objective.MLM_SIMCSE)
+# The objectives this engine trains: those whose spec says so (hf_finetune_curve/objectives/).
+SENTENCE_OBJECTIVES = tuple(o for o in Objective if o.spec.engine == "sentence")
+
+
+def _loss(objective: Objective | str) -> str:
+    """The sentence loss ``objective`` trains with (its spec's): tsdae, simcse (mlm-simcse's second stage too)
+    or supervised."""
+    return training_spec(objective).loss
+
 # Fewer rows than this in the smallest supervised subset: the closed-form head and the regression are noise.
 MIN_SUPERVISED_ROWS = 32
 
@@ -144,7 +150,7 @@ def build_loss(model, objective: Objective, head: tuple[np.ndarray, float] | Non
     except ImportError:  # pragma: no cover - older releases
         from sentence_transformers.losses import DenoisingAutoEncoderLoss, MultipleNegativesRankingLoss
 
-    if objective is Objective.TSDAE:
+    if _loss(objective) == "tsdae":
         # The decoder loads from the encoder's checkpoint path and tying replaces the encoder's
         # parameters with the decoder's: put the in-memory weights back into the tied parameters so
         # the point starts from exactly the base model.
@@ -155,9 +161,9 @@ def build_loss(model, objective: Objective, head: tuple[np.ndarray, float] | Non
             loss = DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)
         transformer_module(model).auto_model.load_state_dict(state, strict=False)
         return loss
-    if objective in _SIMCSE_STEPS:
+    if _loss(objective) == "simcse":
         return MultipleNegativesRankingLoss(model)
-    if objective is Objective.SUPERVISED:
+    if _loss(objective) == "supervised":
         if head is None:
             raise ValueError("the supervised loss needs its starting head (fit_linear_head).")
         return PriceRegressionLoss(model, *head)
@@ -172,9 +178,9 @@ def examples_for(objective: Objective, units: Sequence[str], stream: np.ndarray,
     supervised: (text, label), ``labels`` being each unit's standardised log price.
     """
     originals = [units[int(u)] for u in stream]
-    if objective is Objective.SUPERVISED:
+    if _loss(objective) == "supervised":
         return {"text": originals, "label": [float(labels[int(u)]) for u in stream]}
-    if objective is Objective.TSDAE:
+    if _loss(objective) == "tsdae":
         damaged = [delete_words(units[int(u)], config.tsdae_deletion_ratio, [seed, 6, int(u), draw])
                    for draw, u in enumerate(stream)]
         return {"damaged": damaged, "original": originals}
@@ -184,12 +190,12 @@ def examples_for(objective: Objective, units: Sequence[str], stream: np.ndarray,
 def input_length(model, objective: Objective, config: FinetuneConfig) -> int:
     """Tokens of a training input: ``simcse_max_seq_length`` for SimCSE steps, else the MLM chunk length."""
     chunk_length = chunk_length_for(model, config.max_seq_length)
-    return min(chunk_length, int(config.simcse_max_seq_length)) if objective in _SIMCSE_STEPS else chunk_length
+    return min(chunk_length, int(config.simcse_max_seq_length)) if _loss(objective) == "simcse" else chunk_length
 
 
 def units_per_step(objective: Objective, config: FinetuneConfig) -> int:
     """Units one optimizer step draws over all processes: SimCSE's batch, or the MLM batch's count of chunks."""
-    per_device = int(config.simcse_batch_size) if objective in _SIMCSE_STEPS else int(config.batch_size)
+    per_device = int(config.simcse_batch_size) if _loss(objective) == "simcse" else int(config.batch_size)
     return per_device * int(config.gradient_accumulation_steps)
 
 
@@ -204,7 +210,7 @@ def plan_objective(model, pool_texts: Sequence[str], sizes: Sequence[int], confi
     texts = list(pool_texts[: max(sizes)])
     mlm_plan = plan_curve(tokenize_texts(texts, tokenizer), sizes, config, seed=seed, chunk_length=chunk_length,
                           world_size=world_size())
-    unit = TextUnit.WHOLE if objective is Objective.SUPERVISED else config.text_unit
+    unit = TextUnit.WHOLE if _loss(objective) == "supervised" else config.text_unit
     units, unit_text = text_units(texts, unit)
     offsets = tokenize_texts(units, tokenizer).offsets
     # What the Trainer's inputs hold after truncation.
@@ -251,7 +257,7 @@ def finetune_objective_independent(
     plan, units, unit_tokens = plan_objective(model, pool_texts, sizes, config, seed, objective)
     pending = [s for s in sizes if s not in completed]
     supervision = _Supervision(model, pool_texts, pool_targets, sizes, config) \
-        if objective is Objective.SUPERVISED and pending else None
+        if _loss(objective) == "supervised" and pending else None
     try:
         for size in pending:
             start = start_model(size) if start_model is not None else model
@@ -265,7 +271,7 @@ def finetune_objective_independent(
     finally:
         keep_logs(work_dir, log_dir)
         shutil.rmtree(work_dir, ignore_errors=True)
-    text_unit = TextUnit.WHOLE.value if objective is Objective.SUPERVISED else config.text_unit
+    text_unit = TextUnit.WHOLE.value if _loss(objective) == "supervised" else config.text_unit
     return {"objective": objective.value, "schedule": "independent", "text_unit": text_unit,
             "learning_rate": config.effective_learning_rate(objective), **plan.summary()}
 
