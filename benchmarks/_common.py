@@ -61,6 +61,15 @@ def load_texts(data: str | None, max_rows: int | None):
     return load_corpus(data, max_rows=max_rows)
 
 
+def sample_texts(args):
+    """The corpus (``--data``) and ``--texts`` of its texts in a seeded random order (``--seed``)."""
+    import numpy as np
+
+    corpus = load_texts(args.data, None)
+    order = np.random.default_rng(args.seed).permutation(len(corpus))[: args.texts]
+    return corpus, [corpus.texts[i] for i in order]
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     def fmt(value: object) -> str:
         if isinstance(value, float):

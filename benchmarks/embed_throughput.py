@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from _common import base_parser, environment_line, load_texts, quiet, setup, sync, table
+from _common import base_parser, environment_line, quiet, sample_texts, setup, sync, table
 
 
 def main() -> None:
@@ -35,9 +35,7 @@ def main() -> None:
     from hf_finetune_curve.score.embed import embed_texts
     from hf_finetune_curve.train.models import load_sentence_transformer
 
-    corpus = load_texts(args.data, None)
-    order = np.random.default_rng(args.seed).permutation(len(corpus))[: args.texts]
-    texts = [corpus.texts[i] for i in order]
+    corpus, texts = sample_texts(args)
     model, _ = load_sentence_transformer(args.model, device=device)
     tokens = sum(min(len(ids), model.max_seq_length)
                  for ids in model.tokenizer(texts, add_special_tokens=True)["input_ids"])

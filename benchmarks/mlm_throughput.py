@@ -20,7 +20,7 @@ import math
 import statistics
 import time
 
-from _common import base_parser, environment_line, load_texts, quiet, setup, sync, table
+from _common import base_parser, environment_line, quiet, sample_texts, setup, sync, table
 
 
 class _RecordingCollator:
@@ -74,9 +74,7 @@ def main() -> None:
     from hf_finetune_curve.train.models import load_sentence_transformer
     from hf_finetune_curve.train.trainer import use_bf16
 
-    corpus = load_texts(args.data, None)
-    order = np.random.default_rng(args.seed).permutation(len(corpus))[: args.texts]
-    texts = [corpus.texts[i] for i in order]
+    corpus, texts = sample_texts(args)
     base, _ = load_sentence_transformer(args.model, device=device)
     tokenizer = base.tokenizer
     # One pass, no head-only phase, no minimum: the same work as the baseline.

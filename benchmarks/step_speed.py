@@ -22,7 +22,7 @@ import resource
 import sys
 import time
 
-from _common import base_parser, environment_line, load_texts, quiet, setup
+from _common import base_parser, environment_line, quiet, sample_texts, setup
 
 
 def _cpu_seconds() -> float:
@@ -49,15 +49,11 @@ def main() -> None:
     quiet()
     device = setup(args)
 
-    import numpy as np
-
     from hf_finetune_curve.config import FinetuneConfig
     from hf_finetune_curve.train.finetune import finetune_sentence_transformer
     from hf_finetune_curve.train.models import load_sentence_transformer
 
-    corpus = load_texts(args.data, None)
-    order = np.random.default_rng(args.seed).permutation(len(corpus))[: args.texts]
-    texts = [corpus.texts[i] for i in order]
+    corpus, texts = sample_texts(args)
     base, _ = load_sentence_transformer(args.model, device=device)
     trainer_kwargs = dict(item.split("=", 1) for item in args.trainer_arg)
     config = FinetuneConfig(epochs=1, batch_size=args.batch_size, max_seq_length=args.max_seq_length, min_steps=0,
