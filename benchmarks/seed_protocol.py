@@ -67,9 +67,14 @@ def plain_transformers_copy(model, folder: Path):
     module = transformer_module(model)
     module.auto_model.save_pretrained(folder)
     tokenizer = module.tokenizer
-    # The write-up's checkpoints carried the tokenizer of an MLM checkpoint (model_max_length 512).
+    # The write-up's checkpoints carried the tokenizer of an MLM checkpoint (model_max_length 512); the
+    # model's own tokenizer is put back, so the tool's wrapper keeps reading its own length afterwards.
+    own_length = tokenizer.model_max_length
     tokenizer.model_max_length = int(module.auto_model.config.max_position_embeddings)
-    tokenizer.save_pretrained(folder)
+    try:
+        tokenizer.save_pretrained(folder)
+    finally:
+        tokenizer.model_max_length = own_length
     return SentenceTransformer(str(folder), device=str(model.device))
 
 
@@ -169,21 +174,32 @@ def main() -> None:
                     if not args.labels or p.label in args.labels.split(",")]
     scored: dict[tuple[str, str], dict[str, Scored]] = {}
     wrapper_lengths = {}
+    # "all" of the transductive run is the whole corpus (its label names more rows than the inductive pool's
+    # "all"): it stands beside the inductive run's largest size, the write-up's "trained on every text".
+    largest = sizes_labels[-1]
+    transductive_labels: dict[str, str] = {}  # an inductive label -> the transductive checkpoint beside it
+    transductive_all = max(tool_points["transductive"].values(), key=lambda p: p.finetune_size, default=None)
     for run_name in ("inductive", "transductive"):
         run = RunDirectory(run_dirs[run_name])
         for label in sizes_labels:
-            if label not in tool_points[run_name]:  # f0, and the sizes the transductive run skips
+            run_label = label
+            if run_name == "transductive" and label == largest and label != "f0" and transductive_all is not None \
+                    and label not in tool_points[run_name] and "all" in str(args.transductive_sizes).split(","):
+                run_label = transductive_all.label
+                transductive_labels[label] = run_label
+            if run_label not in tool_points[run_name]:  # f0, and the sizes the transductive run skips
                 scored[(run_name, label)] = scored[("inductive", label)]
                 continue
-            model = base_model if label == "f0" else SentenceTransformer(str(run.checkpoint_dir(label)), device=device)
-            entry = {"tool": probe_all_rows(cached_or_embedded(run, label, model))}
+            model = base_model if label == "f0" else SentenceTransformer(str(run.checkpoint_dir(run_label)),
+                                                                           device=device)
+            entry = {"tool": probe_all_rows(cached_or_embedded(run, run_label, model))}
             with tempfile.TemporaryDirectory() as folder:
                 plain = plain_transformers_copy(model, Path(folder))
                 wrapper_lengths = {"tool": model.max_seq_length, "plain": plain.max_seq_length,
                                    "tool_modules": [type(m).__name__ for m in model],
                                    "plain_modules": [type(m).__name__ for m in plain]}
                 # Kept in the work folder, so a rerun of the tables does not embed again.
-                cache = work / f"plain-{run_name}-{label}-{corpus.fingerprint[:12]}.npy"
+                cache = work / f"plain-{run_name}-{run_label}-{corpus.fingerprint[:12]}.npy"
                 vectors = embed_texts(plain, texts, batch_size=args.embed_batch_size, show_progress=False,
                                       cache_path=cache).embeddings
             entry["plain"] = probe_all_rows(vectors)
@@ -236,7 +252,11 @@ def main() -> None:
     print(f"# token lengths: {lengths.summary()}")
     print(f"# wrappers: tool {wrapper_lengths.get('tool')} tokens {wrapper_lengths.get('tool_modules')}; "
           f"plain transformers {wrapper_lengths.get('plain')} tokens {wrapper_lengths.get('plain_modules')}")
-    skipped = [label for label in sizes_labels[1:] if label not in tool_points["transductive"]]
+    for label, run_label in transductive_labels.items():
+        print(f"# (b) at {label} (the pool's all) the transductive column is its {run_label} (every row, test rows "
+              "included)")
+    skipped = [label for label in sizes_labels[1:]
+               if label not in tool_points["transductive"] and label not in transductive_labels]
     if skipped:
         print(f"# (b) transductive trained only {', '.join(sorted(tool_points['transductive']))}: at "
               f"{', '.join(skipped)} its column is 0 by construction")
